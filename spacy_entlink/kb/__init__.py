@@ -1,0 +1,6 @@
+"""The shared knowledge base and its builders."""
+
+from .base import Candidate, EntityRecord, KnowledgeBase
+from .sources import FORMATS, read_source
+
+__all__ = ["Candidate", "EntityRecord", "KnowledgeBase", "FORMATS", "read_source"]

@@ -1,0 +1,172 @@
+"""Readers that turn KB source files into `EntityRecord`s, naming file and line on bad rows.
+
+Formats:
+- `medic`: CTD MEDIC `CTD_diseases.tsv[.gz]` (9 tab-separated fields; `#` comment lines).
+- `jsonl`: one object per line with `id`, `name` and optional `aliases` (list or
+  `|`-separated string), `description`, `type`, `prior`, `alt_ids`.
+- `csv`: a header row with at least `id,name`; optional `aliases` (`|`-separated),
+  `description`, `type`, `prior`, `alt_ids` (`|`-separated).
+- `popularity`: `title<TAB>score` lines (AIDA `popularity.tsv`); the id is the title, the
+  name the title with `_` as spaces, and a title with a parenthesised qualifier gets the
+  unqualified name as an alias ("Usta River (Russia)" -> "Usta River").
+"""
+
+import csv
+import gzip
+import io
+import json
+import re
+from pathlib import Path
+from typing import Iterator, List, Optional, Union
+
+from ..errors import DataError
+from .base import EntityRecord
+
+FORMATS = ("medic", "jsonl", "csv", "popularity")
+_MEDIC_ID = re.compile(r"^(MESH|OMIM):\S+$")
+_QUALIFIER = re.compile(r"\s*\([^()]*\)\s*$")
+
+
+def _open_text(path: Path):
+    if not path.exists():
+        raise DataError(path, None, "file not found")
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf8")
+    return open(path, encoding="utf8", newline="")
+
+
+def _split(value) -> List[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split("|") if v.strip()]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise TypeError(f"expected a list of strings or a '|'-separated string, got {value!r}")
+
+
+def guess_format(path: Union[str, Path]) -> str:
+    """Format of a KB source from its name and first data line."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(".jsonl") or name.endswith(".jsonl.gz"):
+        return "jsonl"
+    if name.endswith(".csv") or name.endswith(".csv.gz"):
+        return "csv"
+    with _open_text(path) as f:
+        for line in f:
+            if line.startswith("#") and "DiseaseID" in line:
+                return "medic"
+            if line.startswith("#") or not line.strip():
+                continue
+            return "medic" if line.count("\t") >= 7 else "popularity"
+    raise DataError(path, None, "cannot guess the format of an empty file; pass --format")
+
+
+def read_medic(path: Union[str, Path], type: str = "Disease") -> Iterator[EntityRecord]:
+    path = Path(path)
+    with _open_text(path) as f:
+        for n, line in enumerate(f, start=1):
+            line = line.rstrip("\r\n")
+            if not line or line.startswith("#"):
+                continue
+            fields = line.split("\t")
+            if len(fields) not in (8, 9):
+                raise DataError(path, n, f"expected 9 tab-separated fields (CTD MEDIC), found {len(fields)}")
+            name, eid, alt, definition = fields[0], fields[1], fields[2], fields[3]
+            if not _MEDIC_ID.match(eid):
+                raise DataError(path, n, f"DiseaseID {eid!r} is not of the form MESH:<id> or OMIM:<id>")
+            if not name.strip():
+                raise DataError(path, n, f"DiseaseName is empty for {eid}")
+            yield EntityRecord(
+                id=eid, name=name, aliases=_split(fields[7]), description=definition,
+                type=type, alt_ids=_split(alt), source=str(path), line=n,
+            )
+
+
+def read_jsonl(path: Union[str, Path], type: str = "") -> Iterator[EntityRecord]:
+    path = Path(path)
+    with _open_text(path) as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(path, n, f"invalid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(obj, dict):
+                raise DataError(path, n, "expected a JSON object per line")
+            yield _record(obj, path, n, type)
+
+
+def read_csv(path: Union[str, Path], type: str = "") -> Iterator[EntityRecord]:
+    path = Path(path)
+    with _open_text(path) as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not {"id", "name"} <= set(reader.fieldnames):
+            raise DataError(path, 1, f"the header must name at least the columns id,name (found {reader.fieldnames})")
+        for row in reader:
+            if None in row:
+                raise DataError(path, reader.line_num, f"more fields than the {len(reader.fieldnames)} columns of the header")
+            yield _record(row, path, reader.line_num, type)
+
+
+def _record(obj: dict, path: Path, n: int, default_type: str) -> EntityRecord:
+    eid, name = obj.get("id"), obj.get("name")
+    if not isinstance(eid, str) or not eid.strip():
+        raise DataError(path, n, "missing or empty 'id'")
+    if not isinstance(name, str) or not name.strip():
+        raise DataError(path, n, f"missing or empty 'name' for id {eid!r}")
+    try:
+        aliases = _split(obj.get("aliases"))
+        alt_ids = _split(obj.get("alt_ids"))
+    except TypeError as err:
+        raise DataError(path, n, str(err)) from None
+    prior = obj.get("prior")
+    if prior in (None, ""):
+        prior = 0.0
+    try:
+        prior = float(prior)
+    except (TypeError, ValueError):
+        raise DataError(path, n, f"'prior' {prior!r} is not a number") from None
+    desc = obj.get("description") or ""
+    etype = obj.get("type") or default_type
+    if not isinstance(desc, str) or not isinstance(etype, str):
+        raise DataError(path, n, "'description' and 'type' must be strings")
+    return EntityRecord(id=eid.strip(), name=name, aliases=aliases, description=desc, type=etype,
+                        prior=prior, alt_ids=alt_ids, source=str(path), line=n)
+
+
+def read_popularity(path: Union[str, Path], type: str = "") -> Iterator[EntityRecord]:
+    path = Path(path)
+    with _open_text(path) as f:
+        for n, line in enumerate(f, start=1):
+            line = line.rstrip("\r\n")
+            if not line:
+                continue
+            fields = line.split("\t")
+            if len(fields) != 2:
+                raise DataError(path, n, f"expected 'title<TAB>score', found {len(fields)} fields")
+            title, score = fields
+            if not title.strip():
+                raise DataError(path, n, "empty title")
+            try:
+                prior = float(score)
+            except ValueError:
+                raise DataError(path, n, f"score {score!r} is not a number") from None
+            name = title.replace("_", " ").strip()
+            short = _QUALIFIER.sub("", name)
+            yield EntityRecord(id=title, name=name, aliases=[short] if short and short != name else [],
+                               type=type, prior=prior, source=str(path), line=n)
+
+
+_READERS = {"medic": read_medic, "jsonl": read_jsonl, "csv": read_csv, "popularity": read_popularity}
+
+
+def read_source(path: Union[str, Path], format: Optional[str] = None, type: Optional[str] = None) -> Iterator[EntityRecord]:
+    """Records of one KB source file; `format` is guessed when None."""
+    fmt = format or guess_format(path)
+    if fmt not in _READERS:
+        raise DataError(path, None, f"unknown KB source format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    kwargs = {} if type is None else {"type": type}
+    return _READERS[fmt](path, **kwargs)
