@@ -1,0 +1,123 @@
+"""Helpers shared by the corpus readers: file opening, gold-span placement, doc ids, stats."""
+
+import gzip
+import io
+import json
+import logging
+from pathlib import Path
+from typing import IO, Dict, Iterable, Iterator, List, MutableMapping, Optional, Sequence, Tuple, Union
+
+from spacy.tokens import Doc, Span
+from spacy.util import filter_spans
+from spacy.vocab import Vocab
+
+from ..errors import DataError
+from ..extensions import install_extensions
+
+logger = logging.getLogger("spacy_entlink.corpora")
+
+PathLike = Union[str, Path]
+Stats = MutableMapping[str, int]
+
+GOLD_SPANS_KEY = "entlink_gold"
+"""`doc.spans` key holding every gold mention, overlapping ones included."""
+DOC_ID_KEY = "entlink_doc_id"
+"""`doc.user_data` key holding the document's id in its corpus (PMID, orig_id, AIDA number...)."""
+CANDIDATE_COUNTS_KEY = "entlink_candidate_counts"
+"""`doc.user_data` key: {"start_char:end_char": [in_count, ...]} parallel to `span._.entlink_candidates`."""
+
+install_extensions()
+
+
+def bump(stats: Optional[Stats], key: str, n: int = 1) -> None:
+    """Add `n` to `stats[key]` when a stats mapping was given."""
+    if stats is not None:
+        stats[key] = stats.get(key, 0) + n
+
+
+def check_file(path: PathLike) -> Path:
+    """`path` as a Path, or a DataError if it is not an existing file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, "file not found" if not path.exists() else "not a file")
+    return path
+
+
+def open_text(path: PathLike) -> IO[str]:
+    """Open a UTF-8 text file (gzipped when its name ends in .gz) for reading."""
+    path = check_file(path)
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf8", newline="")
+    return open(path, encoding="utf8", newline="")
+
+
+def numbered_lines(path: PathLike) -> Iterator[Tuple[int, str]]:
+    """(1-based line number, line without its line ending) for each line of a text file."""
+    with open_text(path) as f:
+        for i, line in enumerate(f, start=1):
+            yield i, line.rstrip("\r\n")
+
+
+def iter_jsonl(path: PathLike) -> Iterator[Tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file; DataError on bad JSON."""
+    for i, line in numbered_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(path, i, f"invalid JSON: {e.msg} (column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise DataError(path, i, f"expected a JSON object, got {type(obj).__name__}")
+        yield i, obj
+
+
+def token_doc(vocab: Vocab, words: Sequence[str], sent_starts: Optional[Sequence[bool]] = None) -> Doc:
+    """A Doc of `words`, one space between tokens and none after the last one."""
+    spaces = [True] * len(words)
+    if spaces:
+        spaces[-1] = False
+    if sent_starts is not None:
+        return Doc(vocab, words=list(words), spaces=spaces, sent_starts=list(sent_starts))
+    return Doc(vocab, words=list(words), spaces=spaces)
+
+
+def set_gold(doc: Doc, spans: Iterable[Span], stats: Optional[Stats] = None) -> List[Span]:
+    """Store `spans` as the gold mentions of `doc`.
+
+    All of them go into `doc.spans["entlink_gold"]`; the longest non-overlapping subset
+    (earlier first on ties) becomes `doc.ents`. Returns the spans kept in `doc.ents`.
+    Counts "entities" (in doc.ents), "gold_spans" and "overlapping" (left out of doc.ents).
+    """
+    spans = list(spans)
+    kept = filter_spans(spans)
+    doc.set_ents(kept, default="outside")
+    doc.spans[GOLD_SPANS_KEY] = spans
+    bump(stats, "entities", len(kept))
+    bump(stats, "gold_spans", len(spans))
+    bump(stats, "overlapping", len(spans) - len(kept))
+    return kept
+
+
+def set_doc_id(doc: Doc, doc_id: str) -> None:
+    """Record the document's corpus id in `doc.user_data["entlink_doc_id"]`."""
+    doc.user_data[DOC_ID_KEY] = str(doc_id)
+
+
+def get_doc_id(doc: Doc) -> Optional[str]:
+    """The corpus id recorded by a reader, or None."""
+    value = doc.user_data.get(DOC_ID_KEY)
+    return None if value is None else str(value)
+
+
+def char_key(span: Span) -> str:
+    """The "start_char:end_char" key used in `doc.user_data["entlink_candidate_counts"]`."""
+    return f"{span.start_char}:{span.end_char}"
+
+
+def log_misaligned(path: PathLike, stats: Dict[str, int]) -> None:
+    """Log a one-line summary when some mentions did not align with token boundaries."""
+    n = stats.get("misaligned", 0)
+    if n:
+        logger.warning("%s: %d of %d mentions did not align with token boundaries and were expanded",
+                       path, n, stats.get("gold_spans", 0))

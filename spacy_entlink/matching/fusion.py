@@ -1,0 +1,98 @@
+"""Fusion of dictionary spans with entities already in `doc.ents` (for example from `ner`).
+
+Policies (the `fusion` argument of `entlink_dictionary`):
+- "ner_only": keep `doc.ents` as they are; the dictionary only adds ids and candidates.
+- "keep_ner": keep `doc.ents`; add dictionary spans that overlap none of them.
+- "prefer_dictionary": dictionary spans win; entities overlapping none of them stay.
+- "union_longest": pool both; resolve overlaps by length, then score, then earlier start.
+- "union_score": pool both; resolve overlaps by score, then length, then earlier start.
+- "dictionary_only": replace `doc.ents` by the dictionary spans.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Sequence, Tuple
+
+FUSION_POLICIES = (
+    "ner_only", "keep_ner", "prefer_dictionary", "union_longest", "union_score", "dictionary_only",
+)
+
+
+@dataclass
+class SpanCandidate:
+    """A candidate entity span over tokens [start, end) with its evidence."""
+
+    start: int
+    end: int
+    label: str
+    score: float
+    sources: List[str] = field(default_factory=list)
+    ids: List[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        return "+".join(self.sources)
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+
+def _greedy(spans: Sequence[SpanCandidate], key: Callable[[SpanCandidate], Tuple]) -> List[SpanCandidate]:
+    taken: List[SpanCandidate] = []
+    used = set()
+    for s in sorted(spans, key=key):
+        if any(t in used for t in range(s.start, s.end)):
+            continue
+        taken.append(s)
+        used.update(range(s.start, s.end))
+    return sorted(taken, key=lambda s: s.start)
+
+
+def by_length(s: SpanCandidate) -> Tuple:
+    return (-len(s), -s.score, s.start)
+
+
+def by_score(s: SpanCandidate) -> Tuple:
+    return (-s.score, -len(s), s.start)
+
+
+def _free(spans: Sequence[SpanCandidate], blockers: Sequence[SpanCandidate]) -> List[SpanCandidate]:
+    used = set()
+    for b in blockers:
+        used.update(range(b.start, b.end))
+    return [s for s in spans if not any(t in used for t in range(s.start, s.end))]
+
+
+def fuse(policy: str, ner: Sequence[SpanCandidate], dictionary: Sequence[SpanCandidate]) -> List[SpanCandidate]:
+    """Non-overlapping entities chosen from NER and dictionary spans by `policy`."""
+    if policy == "ner_only":
+        return sorted(ner, key=lambda s: s.start)
+    if policy == "dictionary_only":
+        return _greedy(dictionary, by_length)
+    if policy == "keep_ner":
+        return sorted(list(ner) + _greedy(_free(dictionary, ner), by_length), key=lambda s: s.start)
+    if policy == "prefer_dictionary":
+        chosen = _greedy(dictionary, by_length)
+        return sorted(chosen + _free(ner, chosen), key=lambda s: s.start)
+    if policy == "union_longest":
+        return _greedy(list(ner) + list(dictionary), by_length)
+    if policy == "union_score":
+        return _greedy(list(ner) + list(dictionary), by_score)
+    raise ValueError(f"unknown fusion policy {policy!r}; choose one of {', '.join(FUSION_POLICIES)}")
+
+
+def merge_same_boundaries(spans: Sequence[SpanCandidate]) -> Dict[Tuple[int, int], SpanCandidate]:
+    """One candidate per (start, end): sources and ids united, best score and its label kept."""
+    out: Dict[Tuple[int, int], SpanCandidate] = {}
+    for s in spans:
+        key = (s.start, s.end)
+        have = out.get(key)
+        if have is None:
+            out[key] = SpanCandidate(s.start, s.end, s.label, s.score, list(s.sources), list(s.ids))
+            continue
+        if s.score > have.score:
+            have.ids = list(s.ids) + [i for i in have.ids if i not in s.ids]
+            have.score, have.label = s.score, s.label
+        else:
+            have.ids.extend(i for i in s.ids if i not in have.ids)
+        have.sources.extend(x for x in s.sources if x not in have.sources)
+    return out

@@ -1,0 +1,103 @@
+"""Fuzzy matching of word spans against KB alias keys, with length-dependent edit bounds.
+
+A span of normalised text is compared with the KB's keys through the KB's trigram index
+(exact recall within the edit bound, see `kb/grams.py`), then guarded against the typical
+false positives of fuzzy dictionary matching:
+- no edits at all below `min_length` characters (acronyms and short names are exact only);
+- the allowed number of edits grows with length (`edit_lengths[k]` is the shortest key
+  allowed k+1 edits);
+- numbers, short words (<= 3 characters) and protected acronyms must be identical, so
+  "type 1 diabetes" never matches "type 2 diabetes" and "hepatitis A" never "hepatitis B";
+- a span of n words needs at least n - edits words that occur in the KB vocabulary;
+- a key that only adds or drops a suffix ("relapse"/"relapsed") is not a match.
+"""
+
+from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
+
+from ..kb import KnowledgeBase
+from ..text import NormalizedText
+from .exact import Match
+
+
+def _signature(words: Iterable[str]) -> Tuple[str, ...]:
+    return tuple(w for w in words if len(w) <= 3 or w.isupper() or any(c.isdigit() for c in w))
+
+
+class FuzzyMatcher:
+    """Word spans within an edit bound of an alias key that no exact match covers."""
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        *,
+        edit_lengths: Sequence[int] = (5, 10, 20),
+        max_words: int = 6,
+        stop_words: FrozenSet[str] = frozenset(),
+        cache_size: int = 200_000,
+    ):
+        self.kb = kb
+        self.edit_lengths = sorted(int(x) for x in edit_lengths)
+        self.max_words = max_words
+        self.stop_words = stop_words
+        self._cache: Dict[str, Optional[Tuple[int, float]]] = {}
+        self._cache_size = cache_size
+
+    @property
+    def min_length(self) -> int:
+        return self.edit_lengths[0] if self.edit_lengths else 10**9
+
+    def max_edits(self, length: int) -> int:
+        return sum(1 for t in self.edit_lengths if length >= t)
+
+    def lookup(self, key: str) -> Optional[Tuple[int, float]]:
+        """Best alias row within the edit bound of `key` and its similarity, or None."""
+        if key in self._cache:
+            return self._cache[key]
+        best = None
+        d = self.max_edits(len(key))
+        if d > 0:
+            sig = _signature(key.split(" "))
+            for row, edits, sim in self.kb.fuzzy_search(key, d, limit=20):
+                if edits == 0:
+                    continue  # exact hits are the exact matcher's
+                other = self.kb.alias_key(row)
+                if _signature(other.split(" ")) != sig:
+                    continue
+                if other.startswith(key) or key.startswith(other):
+                    continue  # a bare suffix ("relapse"/"relapsed") is inflection, not a typo
+                best = (row, sim)
+                break
+        if len(self._cache) >= self._cache_size:
+            self._cache.clear()
+        self._cache[key] = best
+        return best
+
+    def __call__(self, norm: NormalizedText, breaks: Sequence[bool], exact: Iterable[Match]) -> List[Match]:
+        words = norm.words
+        n = len(words)
+        covered: Set[Tuple[int, int]] = {(m.start, m.end) for m in exact}
+        in_vocab = [self.kb.has_word(w) for w in words]
+        stop = [w in self.stop_words or not any(c.isalpha() for c in w) for w in words]
+        out: List[Match] = []
+        min_len = self.min_length
+        for i in range(n):
+            if stop[i]:
+                continue
+            length = -1
+            known = 0
+            for j in range(i, min(n, i + self.max_words)):
+                if j > i and breaks[j - 1]:
+                    break
+                length += len(words[j]) + 1
+                known += in_vocab[j]
+                if stop[j] or length < min_len or (i, j + 1) in covered:
+                    continue
+                n_words = j - i + 1
+                d = self.max_edits(length)
+                if known < n_words - d:
+                    continue
+                key = " ".join(words[i : j + 1])
+                hit = self.lookup(key)
+                if hit is not None:
+                    out.append(Match(i, j + 1, hit[0], hit[1], "fuzzy"))
+        return out

@@ -1,0 +1,416 @@
+"""`entlink_dictionary`: exact, fuzzy and abbreviation matching of a KB, fused with `doc.ents`."""
+
+import json
+import shutil
+import tempfile
+import weakref
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+
+import srsly
+from spacy import util
+from spacy.language import Language
+from spacy.lang.en.stop_words import STOP_WORDS
+from spacy.pipeline import Pipe
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+
+from ..errors import ConfigError, EntlinkError, check_choice
+from ..extensions import install_extensions
+from ..kb import KnowledgeBase
+from ..matching.abbreviations import find_abbreviations
+from ..matching.exact import ExactMatcher, Match, word_breaks
+from ..matching.fusion import FUSION_POLICIES, SpanCandidate, fuse, merge_same_boundaries
+from ..matching.fuzzy import FuzzyMatcher
+
+KBSource = Union[KnowledgeBase, str, Path, Callable[[], KnowledgeBase]]
+ASSIGN_KB_ID = ("unambiguous", "top", "never")
+ALIGNMENT_MODES = ("strict", "contract", "expand")
+
+DEFAULT_CONFIG = {
+    "spans_key": "entlink_candidates",
+    "fusion": "keep_ner",
+    "fuzzy": True,
+    "fuzzy_edit_lengths": [6, 12, 24],
+    "abbreviations": True,
+    "max_words": 12,
+    "max_candidates": 10,
+    "alignment_mode": "expand",
+    "assign_kb_id": "unambiguous",
+    "labels": [],
+    "default_label": "ENTITY",
+    "scorer": {"@scorers": "spacy_entlink.dictionary_scorer.v1"},
+}
+
+
+@Language.factory(
+    "entlink_dictionary",
+    assigns=["doc.ents", "doc.spans", "token.ent_iob", "token.ent_type", "span._.entlink_candidates"],
+    default_config=DEFAULT_CONFIG,
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "ents_per_type": None,
+                           "nel_micro_f": None, "nel_micro_p": None, "nel_micro_r": None},
+)
+def make_dictionary(
+    nlp: Language,
+    name: str,
+    spans_key: str,
+    fusion: str,
+    fuzzy: bool,
+    fuzzy_edit_lengths: List[int],
+    abbreviations: bool,
+    max_words: int,
+    max_candidates: int,
+    alignment_mode: str,
+    assign_kb_id: str,
+    labels: List[str],
+    default_label: str,
+    scorer: Optional[Callable],
+) -> "DictionaryMatcher":
+    """Create an `entlink_dictionary` component; give it a KB with `initialize` or `set_kb`."""
+    return DictionaryMatcher(
+        nlp.vocab, name=name, spans_key=spans_key, fusion=fusion, fuzzy=fuzzy,
+        fuzzy_edit_lengths=fuzzy_edit_lengths, abbreviations=abbreviations, max_words=max_words,
+        max_candidates=max_candidates, alignment_mode=alignment_mode, assign_kb_id=assign_kb_id,
+        labels=labels, default_label=default_label, scorer=scorer,
+    )
+
+
+class DictionaryMatcher(Pipe):
+    """Marks KB names, synonyms and their abbreviations in text, fused with existing entities.
+
+    Every candidate span (overlaps kept) goes to `doc.spans[spans_key]`; the spans chosen
+    by the fusion policy go to `doc.ents`, with `kb_id_` set according to `assign_kb_id`.
+    Each span carries `._.entlink_score`, `._.entlink_source` and `._.entlink_candidates`.
+    """
+
+    def __init__(
+        self,
+        vocab,
+        name: str = "entlink_dictionary",
+        *,
+        spans_key: str = "entlink_candidates",
+        fusion: str = "keep_ner",
+        fuzzy: bool = True,
+        fuzzy_edit_lengths: Sequence[int] = (6, 12, 24),
+        abbreviations: bool = True,
+        max_words: int = 12,
+        max_candidates: int = 10,
+        alignment_mode: str = "expand",
+        assign_kb_id: str = "unambiguous",
+        labels: Sequence[str] = (),
+        default_label: str = "ENTITY",
+        scorer: Optional[Callable] = None,
+    ):
+        install_extensions()
+        self.vocab = vocab
+        self.name = name
+        check_choice("fusion", fusion, FUSION_POLICIES)
+        check_choice("assign_kb_id", assign_kb_id, ASSIGN_KB_ID)
+        check_choice("alignment_mode", alignment_mode, ALIGNMENT_MODES)
+        if max_words < 1 or max_candidates < 1:
+            raise ConfigError("max_words and max_candidates must be at least 1")
+        if any(int(x) < 1 for x in fuzzy_edit_lengths):
+            raise ConfigError(f"fuzzy_edit_lengths must be positive lengths, got {list(fuzzy_edit_lengths)}")
+        self.cfg: Dict[str, Any] = {
+            "spans_key": spans_key, "fusion": fusion, "fuzzy": bool(fuzzy),
+            "fuzzy_edit_lengths": [int(x) for x in fuzzy_edit_lengths], "abbreviations": bool(abbreviations),
+            "max_words": int(max_words), "max_candidates": int(max_candidates),
+            "alignment_mode": alignment_mode, "assign_kb_id": assign_kb_id,
+            "labels": list(labels), "default_label": default_label,
+        }
+        self.scorer = scorer
+        self.kb: Optional[KnowledgeBase] = None
+        self.excluded: Set[str] = set()
+        self._exact: Optional[ExactMatcher] = None
+        self._fuzzy: Optional[FuzzyMatcher] = None
+
+    # --- set-up -------------------------------------------------------------------------
+    def set_kb(self, kb: KBSource) -> "DictionaryMatcher":
+        """Use `kb` (a KnowledgeBase, a KB folder, or a callable returning one)."""
+        if callable(kb) and not isinstance(kb, KnowledgeBase):
+            kb = kb()
+        if isinstance(kb, (str, Path)):
+            kb = KnowledgeBase.from_disk(kb)
+        if not isinstance(kb, KnowledgeBase):
+            raise ConfigError(f"{self.name}: kb must be a KnowledgeBase or a KB folder, got {type(kb).__name__}")
+        self.kb = kb
+        self._exact = ExactMatcher(kb, max_words=self.cfg["max_words"])
+        self._fuzzy = None
+        if self.cfg["fuzzy"]:
+            if not kb.has_fuzzy_index:
+                raise ConfigError(
+                    f"{self.name}: fuzzy=true but the KB at {kb.path} has no fuzzy index; "
+                    "rebuild it without --no-fuzzy or set fuzzy=false"
+                )
+            stop = frozenset(kb.normalizer.normalize_key(w) for w in STOP_WORDS) - {""}
+            self._fuzzy = FuzzyMatcher(
+                kb, edit_lengths=self.cfg["fuzzy_edit_lengths"], max_words=min(6, self.cfg["max_words"]),
+                stop_words=stop,
+            )
+        return self
+
+    def initialize(
+        self,
+        get_examples: Optional[Callable[[], Iterable[Example]]] = None,
+        *,
+        nlp: Optional[Language] = None,
+        kb: Optional[KBSource] = None,
+        exclude: Optional[Union[str, Path, List[str]]] = None,
+        tune: bool = False,
+        tune_min_precision: float = 0.3,
+        tune_min_count: int = 3,
+    ) -> None:
+        """Load the KB; optionally exclude alias keys (a list or a file of one per line) and
+        learn more exclusions from the training examples (`tune=true`)."""
+        if kb is not None:
+            self.set_kb(kb)
+        if self.kb is None:
+            raise ConfigError(
+                f"{self.name}: no knowledge base. Pass one in [initialize.components.{self.name}.kb] "
+                "(e.g. @misc = \"spacy_entlink.KBFromDisk.v1\"), or call set_kb()."
+            )
+        if exclude is not None:
+            self.set_exclusions(_read_exclusions(exclude))
+        if tune:
+            if get_examples is None:
+                raise ConfigError(f"{self.name}: tune=true needs training examples")
+            self.tune(get_examples(), min_precision=tune_min_precision, min_count=tune_min_count)
+
+    def set_exclusions(self, keys: Iterable[str]) -> None:
+        """Alias keys (raw names are normalised) that never produce a match."""
+        norm = self._require_kb().normalizer.normalize_key
+        self.excluded = {norm(k) for k in keys if k and norm(k)}
+
+    def tune(self, examples: Iterable[Example], *, min_precision: float = 0.3, min_count: int = 3) -> List[str]:
+        """Exclude alias keys whose matches were mostly not gold entities in `examples`.
+
+        A key matched at least `min_count` times whose matches have the boundaries and
+        label of a gold entity less than `min_precision` of the time is excluded. Returns
+        the keys excluded by this call.
+        """
+        self._require_kb()
+        seen: Counter = Counter()
+        right: Counter = Counter()
+        for eg in examples:
+            doc = eg.predicted
+            gold = {(e.start_char, e.end_char, e.label_) for e in eg.reference.ents}
+            for cand, key in self._dictionary_spans(doc, with_keys=True):
+                span = doc[cand.start : cand.end]
+                seen[key] += 1
+                right[key] += (span.start_char, span.end_char, cand.label) in gold
+        new = sorted(k for k, n in seen.items() if n >= min_count and right[k] / n < min_precision)
+        self.excluded.update(new)
+        return new
+
+    def _require_kb(self) -> KnowledgeBase:
+        if self.kb is None:
+            raise EntlinkError(
+                f"{self.name} has no knowledge base: call nlp.initialize() with "
+                f"[initialize.components.{self.name}.kb] set, or nlp.get_pipe('{self.name}').set_kb(path)."
+            )
+        return self.kb
+
+    # --- matching -----------------------------------------------------------------------
+    def _ids(self, rows) -> Tuple[List[str], str]:
+        kb = self.kb
+        labels = self.cfg["labels"]
+        ids, label = [], ""
+        for r in rows:
+            t = kb.get_type(r)
+            if labels and t not in labels:
+                continue
+            if not label:
+                label = t
+            ids.append(kb.get_id(r))
+            if len(ids) >= self.cfg["max_candidates"]:
+                break
+        return ids, label or self.cfg["default_label"]
+
+    def _dictionary_spans(self, doc: Doc, with_keys: bool = False):
+        kb = self._require_kb()
+        norm = kb.normalizer.normalize(doc.text)
+        if not norm.words:
+            return []
+        breaks = word_breaks(norm)
+        matches: List[Match] = self._exact(norm, breaks)
+        if self._fuzzy is not None:
+            matches = matches + self._fuzzy(norm, breaks, matches)
+        out = []
+        mode = self.cfg["alignment_mode"]
+        for m in matches:
+            key = kb.alias_key(m.alias_row) if (self.excluded or with_keys) else ""
+            if key in self.excluded:
+                continue
+            ids, label = self._ids(kb.alias_entities(m.alias_row))
+            if not ids:
+                continue
+            start, end = norm.words_to_original(m.start, m.end - 1)
+            span = doc.char_span(start, end, alignment_mode=mode)
+            if span is None or len(span) == 0:
+                continue
+            cand = SpanCandidate(span.start, span.end, label, m.score, [m.source], ids)
+            out.append((cand, key) if with_keys else cand)
+        return out
+
+    def _ids_for_text(self, text: str, label: str) -> List[str]:
+        kb = self.kb
+        key = kb.normalizer.normalize_key(text)
+        row = kb.alias_row(key)
+        if row is None and self._fuzzy is not None and key:
+            hit = self._fuzzy.lookup(key)
+            row = hit[0] if hit else None
+        if row is None:
+            return []
+        rows = kb.alias_entities(row)
+        typed = [r for r in rows if kb.get_type(r) == label]
+        ids, _ = self._ids(typed or rows)
+        return ids
+
+    def _abbreviations(
+        self, doc: Doc, pool: Dict[Tuple[int, int], SpanCandidate], ner: List[SpanCandidate]
+    ) -> None:
+        """Give short forms defined in the doc their long form's ids; drop dictionary matches of
+        short forms whose long form is no entity (e.g. "MS" defined as "mass spectrometry")."""
+        providers = list(pool.values()) + ner
+        for ab in find_abbreviations(doc):
+            long = [
+                c for c in providers
+                if c.end == ab.long.end and c.start < ab.long.end and c.start >= ab.long.start - 1
+                and c.ids and not (c.start >= ab.short.start)
+            ]
+            best = max(long, key=lambda c: (len(c), c.score), default=None)
+            occurrences = _occurrences(doc, ab.short.text)
+            for start, end in occurrences:
+                have = pool.get((start, end))
+                if best is None:
+                    if have is not None and "ner" not in have.sources:
+                        del pool[(start, end)]
+                    continue
+                pool[(start, end)] = SpanCandidate(
+                    start, end, best.label, best.score,
+                    ["abbreviation"] + ([s for s in have.sources if s != "abbreviation"] if have else []),
+                    list(best.ids),
+                )
+
+    def __call__(self, doc: Doc) -> Doc:
+        kb = self._require_kb()
+        key = self.cfg["spans_key"]
+        ner = [
+            SpanCandidate(e.start, e.end, e.label_, 1.0, ["ner"], [e.kb_id_] if e.kb_id_ else [])
+            for e in doc.ents
+        ]
+        if len(doc) == 0:
+            doc.spans[key] = []
+            return doc
+        pool = merge_same_boundaries(self._dictionary_spans(doc))
+        if self.cfg["abbreviations"]:
+            self._abbreviations(doc, pool, ner)
+        for e in ner:
+            if not e.ids:
+                same = pool.get((e.start, e.end))
+                e.ids = list(same.ids) if same is not None else self._ids_for_text(doc[e.start : e.end].text, e.label)
+        chosen = fuse(self.cfg["fusion"], ner, list(pool.values()))
+        everything = merge_same_boundaries(ner + list(pool.values()))
+        resolved = self._disambiguate(chosen)
+        policy = self.cfg["assign_kb_id"]
+        ents = []
+        for c in chosen:
+            kb_id = ""
+            sure = len(c.ids) == 1 or (c.start, c.end) in resolved
+            if c.ids and (policy == "top" or (policy == "unambiguous" and sure)):
+                kb_id = c.ids[0]
+            ents.append(Span(doc, c.start, c.end, label=c.label, kb_id=kb_id))
+            everything[(c.start, c.end)] = c
+        group = []
+        for c in sorted(everything.values(), key=lambda c: (c.start, c.end)):
+            span = Span(doc, c.start, c.end, label=c.label, kb_id=c.ids[0] if len(c.ids) == 1 else "")
+            span._.entlink_score = float(c.score)
+            span._.entlink_source = c.source
+            span._.entlink_candidates = list(c.ids)
+            group.append(span)
+        doc.set_ents(ents, default="outside")
+        doc.spans[key] = group
+        return doc
+
+    @staticmethod
+    def _disambiguate(chosen: List[SpanCandidate]) -> Set[Tuple[int, int]]:
+        """One sense per discourse: an ambiguous span whose candidates include exactly one
+        id that another span of the doc has unambiguously moves that id first; returns the
+        (start, end) of the spans so resolved."""
+        sure = {c.ids[0] for c in chosen if len(c.ids) == 1}
+        resolved = set()
+        for c in chosen:
+            if len(c.ids) > 1:
+                hits = [i for i in c.ids if i in sure]
+                if len(hits) == 1:
+                    c.ids = hits + [i for i in c.ids if i != hits[0]]
+                    resolved.add((c.start, c.end))
+        return resolved
+
+    # --- serialization --------------------------------------------------------------------
+    def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
+        path = util.ensure_path(path)
+        serialize = {
+            "cfg": lambda p: srsly.write_json(p, self.cfg),
+            "exclusions": lambda p: srsly.write_json(p, sorted(self.excluded)),
+        }
+        if self.kb is not None:
+            serialize["kb"] = lambda p: self.kb.to_disk(p)
+        util.to_disk(path, serialize, exclude)
+
+    def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "DictionaryMatcher":
+        path = util.ensure_path(path)
+        deserialize = {
+            "cfg": lambda p: self.cfg.update(srsly.read_json(p)),
+            "exclusions": lambda p: setattr(self, "excluded", set(srsly.read_json(p))),
+        }
+        util.from_disk(path, deserialize, exclude)
+        if (path / "kb").exists() and "kb" not in exclude:
+            self.set_kb(KnowledgeBase.from_disk(path / "kb"))
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        files = {}
+        if self.kb is not None:
+            files = {f.name: f.read_bytes() for f in self.kb.path.iterdir() if f.is_file()}
+        return srsly.msgpack_dumps({"cfg": self.cfg, "exclusions": sorted(self.excluded), "kb": files})
+
+    def from_bytes(self, data: bytes, *, exclude: Iterable[str] = tuple()) -> "DictionaryMatcher":
+        msg = srsly.msgpack_loads(data)
+        self.cfg.update(msg["cfg"])
+        self.excluded = set(msg["exclusions"])
+        if msg["kb"]:
+            folder = Path(tempfile.mkdtemp(prefix="entlink_kb_"))
+            for name, content in msg["kb"].items():
+                (folder / Path(name).name).write_bytes(content)
+            self.set_kb(KnowledgeBase.from_disk(folder))
+            weakref.finalize(self, shutil.rmtree, folder, True)
+        return self
+
+
+def _occurrences(doc: Doc, short: str) -> List[Tuple[int, int]]:
+    """Token spans of every occurrence of `short` (or its plural with "s") as whole words."""
+    text = doc.text
+    out = []
+    for form in (short, short + "s"):
+        pos = text.find(form)
+        while pos != -1:
+            end = pos + len(form)
+            before = text[pos - 1] if pos > 0 else " "
+            after = text[end] if end < len(text) else " "
+            if not before.isalnum() and not after.isalnum():
+                span = doc.char_span(pos, end)
+                if span is not None:
+                    out.append((span.start, span.end))
+            pos = text.find(form, pos + 1)
+    return out
+
+
+def _read_exclusions(source: Union[str, Path, List[str]]) -> List[str]:
+    if isinstance(source, (list, tuple, set)):
+        return list(source)
+    path = Path(source)
+    if not path.exists():
+        raise ConfigError(f"exclusion list {path} not found")
+    return [line.strip() for line in path.read_text(encoding="utf8").splitlines() if line.strip() and not line.startswith("#")]
