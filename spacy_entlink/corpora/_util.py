@@ -35,6 +35,14 @@ def bump(stats: Optional[Stats], key: str, n: int = 1) -> None:
         stats[key] = stats.get(key, 0) + n
 
 
+def merge_stats(counts: Stats, *targets: Optional[Stats]) -> None:
+    """Add `counts` into each of `targets` that is not None."""
+    for target in targets:
+        if target is not None:
+            for key, value in counts.items():
+                bump(target, key, value)
+
+
 def check_file(path: PathLike) -> Path:
     """`path` as a Path, or a DataError if it is not an existing file."""
     path = Path(path)
@@ -115,7 +123,7 @@ def char_key(span: Span) -> str:
     return f"{span.start_char}:{span.end_char}"
 
 
-def log_misaligned(path: PathLike, stats: Dict[str, int]) -> None:
+def log_misaligned(path: PathLike, stats: Stats) -> None:
     """Log a one-line summary when some mentions did not align with token boundaries."""
     n = stats.get("misaligned", 0)
     if n:

@@ -158,11 +158,13 @@ class DictionaryMatcher(Pipe):
         kb: Optional[KBSource] = None,
         exclude: Optional[Union[str, Path, List[str]]] = None,
         tune: bool = False,
+        tune_corpus: Optional[Callable[[Language], Iterable[Example]]] = None,
         tune_min_precision: float = 0.3,
         tune_min_count: int = 3,
     ) -> None:
         """Load the KB; optionally exclude alias keys (a list or a file of one per line) and
-        learn more exclusions from the training examples (`tune=true`)."""
+        learn more exclusions from annotated examples: those of `tune_corpus` (a corpus
+        reader such as `spacy.Corpus.v1`), or the training examples when `tune=true`."""
         if kb is not None:
             self.set_kb(kb)
         if self.kb is None:
@@ -172,9 +174,13 @@ class DictionaryMatcher(Pipe):
             )
         if exclude is not None:
             self.set_exclusions(_read_exclusions(exclude))
-        if tune:
+        if tune_corpus is not None:
+            if nlp is None:
+                raise ConfigError(f"{self.name}: tune_corpus needs the nlp object")
+            self.tune(tune_corpus(nlp), min_precision=tune_min_precision, min_count=tune_min_count)
+        elif tune:
             if get_examples is None:
-                raise ConfigError(f"{self.name}: tune=true needs training examples")
+                raise ConfigError(f"{self.name}: tune=true needs training examples (or set tune_corpus)")
             self.tune(get_examples(), min_precision=tune_min_precision, min_count=tune_min_count)
 
     def set_exclusions(self, keys: Iterable[str]) -> None:
@@ -321,7 +327,8 @@ class DictionaryMatcher(Pipe):
             if c.ids and (policy == "top" or (policy == "unambiguous" and sure)):
                 kb_id = c.ids[0]
             ents.append(Span(doc, c.start, c.end, label=c.label, kb_id=kb_id))
-            everything[(c.start, c.end)] = c
+            merged = everything[(c.start, c.end)]
+            merged.ids, merged.label = list(c.ids), c.label  # disambiguated order, chosen label
         group = []
         for c in sorted(everything.values(), key=lambda c: (c.start, c.end)):
             span = Span(doc, c.start, c.end, label=c.label, kb_id=c.ids[0] if len(c.ids) == 1 else "")

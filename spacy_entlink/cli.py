@@ -1,0 +1,99 @@
+"""`python -m spacy_entlink …`: build-kb, convert, annotate."""
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .errors import EntlinkError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+@app.command("build-kb")
+def build_kb(
+    inputs: List[Path] = typer.Argument(..., help="KB source files (MEDIC TSV[.gz], JSONL, CSV, popularity TSV)"),
+    output: Path = typer.Option(..., "--output", "-o", help="KB folder to write"),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="medic, jsonl, csv or popularity (guessed if omitted)"),
+    type: Optional[str] = typer.Option(None, "--type", "-t", help="entity type for sources without one (MEDIC: Disease)"),
+    fuzzy: bool = typer.Option(True, "--fuzzy/--no-fuzzy", help="build the trigram index for fuzzy matching"),
+    acronym_max_len: int = typer.Option(5, help="all-caps words up to this many letters keep their case"),
+    fold_plurals: bool = typer.Option(True, "--fold-plurals/--no-fold-plurals", help="fold plural -s/-es/-ies"),
+    name: str = typer.Option("", help="a name stored in the KB's meta.json"),
+) -> None:
+    """Build a knowledge base folder from one or more source files."""
+    import itertools
+
+    from .kb import KnowledgeBase, read_source
+    from .text import NormalizerConfig
+
+    records = itertools.chain.from_iterable(read_source(p, format, type) for p in inputs)
+    cfg = NormalizerConfig(acronym_max_len=acronym_max_len, fold_plurals=fold_plurals)
+    kb = KnowledgeBase.build(records, output, normalizer=cfg, fuzzy_index=fuzzy, progress=True, name=name)
+    typer.echo(
+        f"✔ {output}: {len(kb):,} entities, {kb.meta['n_aliases']:,} aliases, "
+        f"{kb.n_aliases:,} distinct normalised keys, {kb.meta['build_seconds']} s"
+    )
+
+
+@app.command("convert")
+def convert(
+    input: Path = typer.Argument(..., help="corpus file"),
+    output: Path = typer.Argument(..., help=".spacy file to write"),
+    format: str = typer.Option(..., "--format", "-f", help="pubtator, conll04, aida, conll2003 or prodigy"),
+    types: Optional[List[str]] = typer.Option(None, "--types", help="keep only these entity types (repeatable)"),
+    candidates: Optional[Path] = typer.Option(None, "--candidates", help="AIDA candidates JSONL"),
+    lang: str = typer.Option("en", help="language of the tokenizer for raw-text formats"),
+) -> None:
+    """Convert a corpus to a spaCy DocBin (.spacy), keeping ids and relations."""
+    from .corpora.convert import convert as run_convert
+
+    options = {}
+    if types:
+        options["types"] = list(types)
+    if candidates is not None:
+        options["candidates"] = candidates
+    stats = run_convert(input, output, format, nlp_lang=lang, **options)
+    typer.echo(f"✔ {output}: " + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in stats.items()))
+
+
+@app.command("annotate")
+def annotate(
+    model: str = typer.Argument(..., help="pipeline name or folder"),
+    input: Path = typer.Argument(..., help="text file (one document per line) or JSONL with a 'text' field"),
+    output: Path = typer.Argument(..., help="JSONL to write"),
+    batch_size: int = typer.Option(64, help="documents per nlp.pipe batch"),
+    n_process: int = typer.Option(1, help="worker processes"),
+) -> None:
+    """Annotate documents and write entities, ids, scores and relations as JSONL."""
+    import spacy
+    import srsly
+    from tqdm import tqdm
+
+    from .io import doc_to_json, read_texts
+
+    nlp = spacy.load(model)
+    texts = read_texts(input)
+    with output.open("w", encoding="utf8") as out:
+        docs = nlp.pipe(texts, batch_size=batch_size, n_process=n_process)
+        for doc in tqdm(docs, desc="annotating", unit=" doc"):
+            out.write(srsly.json_dumps(doc_to_json(doc)) + "\n")
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Run the CLI; errors about bad input are printed without a traceback."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except EntlinkError as err:
+        typer.echo(f"✘ {err}", err=True)
+        sys.exit(1)
+    except typer.Exit as err:
+        sys.exit(err.exit_code)
+    except Exception as err:  # click usage errors
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        raise
