@@ -21,16 +21,21 @@ def build_kb(
     acronym_max_len: int = typer.Option(5, help="all-caps words up to this many letters keep their case"),
     fold_plurals: bool = typer.Option(True, "--fold-plurals/--no-fold-plurals", help="fold plural -s/-es/-ies"),
     name: str = typer.Option("", help="a name stored in the KB's meta.json"),
+    extra_aliases: Optional[List[Path]] = typer.Option(
+        None, "--extra-aliases", help='JSONL of {"id", "aliases"} adding aliases to entities (repeatable)'
+    ),
 ) -> None:
     """Build a knowledge base folder from one or more source files."""
     import itertools
 
-    from .kb import KnowledgeBase, read_source
+    from .kb import KnowledgeBase, read_alias_file, read_source
     from .text import NormalizerConfig
 
     records = itertools.chain.from_iterable(read_source(p, format, type) for p in inputs)
+    extra = itertools.chain.from_iterable(read_alias_file(p) for p in extra_aliases) if extra_aliases else None
     cfg = NormalizerConfig(acronym_max_len=acronym_max_len, fold_plurals=fold_plurals)
-    kb = KnowledgeBase.build(records, output, normalizer=cfg, fuzzy_index=fuzzy, progress=True, name=name)
+    kb = KnowledgeBase.build(records, output, normalizer=cfg, fuzzy_index=fuzzy, progress=True, name=name,
+                             extra_aliases=extra)
     typer.echo(
         f"✔ {output}: {len(kb):,} entities, {kb.meta['n_aliases']:,} aliases, "
         f"{kb.n_aliases:,} distinct normalised keys, {kb.meta['build_seconds']} s"
@@ -56,6 +61,28 @@ def convert(
         options["candidates"] = candidates
     stats = run_convert(input, output, format, nlp_lang=lang, **options)
     typer.echo(f"✔ {output}: " + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in stats.items()))
+
+
+@app.command("corpus-aliases")
+def corpus_aliases(
+    corpus: Path = typer.Argument(..., help=".spacy file with gold entities and kb_ids (a training split)"),
+    output: Path = typer.Argument(..., help="JSONL of {id, aliases} for build-kb --extra-aliases"),
+    min_count: int = typer.Option(1, help="keep a (text, id) pair seen at least this often"),
+) -> None:
+    """Collect the mention texts of gold entities per KB id (single-id mentions only)."""
+    import spacy
+    import srsly
+    from spacy.tokens import DocBin
+
+    from .kb.sources import aliases_from_docs
+
+    if not corpus.exists():
+        raise EntlinkError(f"{corpus}: file not found")
+    nlp = spacy.blank("en")
+    docs = DocBin(store_user_data=True).from_disk(corpus).get_docs(nlp.vocab)
+    records = aliases_from_docs(docs, min_count=min_count)
+    srsly.write_jsonl(output, [{"id": r.id, "aliases": r.aliases} for r in records])
+    typer.echo(f"✔ {output}: {sum(len(r.aliases) for r in records):,} aliases of {len(records):,} ids")
 
 
 @app.command("annotate")

@@ -91,6 +91,13 @@ class NormalizedText:
         return self.word_starts[first], self.word_ends[last]
 
 
+_KEY_CACHE_SIZE = 1 << 20
+
+
+def _n_alpha(w: str) -> int:
+    return len(w) if w.isalpha() else sum(1 for ch in w if ch.isalpha())
+
+
 def _stem(word: str) -> str:
     """Harman's S-stemmer, with -is/-us/-ss protected and -sses folded to -ss."""
     if len(word) <= 3 or not word.isalpha():
@@ -113,6 +120,7 @@ class Normalizer:
         self.config = config or NormalizerConfig()
         self._word = lru_cache(maxsize=1 << 18)(self._word_uncached)
         self._char = lru_cache(maxsize=1 << 14)(self._char_uncached)
+        self._key_words: Dict[str, str] = {}  # word -> normalised word, for normalize_key
 
     # --- characters -----------------------------------------------------------------
     def _char_uncached(self, c: str) -> str:
@@ -163,22 +171,23 @@ class Normalizer:
     def _word_uncached(self, w: str) -> Tuple[str, Tuple[int, ...]]:
         """Normalise one word; return it with the index in `w` of each output character."""
         cfg = self.config
-        n_alpha = sum(1 for ch in w if ch.isalpha())
-        if cfg.acronym_max_len > 0 and w.isupper():
-            if 2 <= n_alpha <= cfg.acronym_max_len:
-                return w, tuple(range(len(w)))
-        if (
-            cfg.acronym_max_len > 0
-            and len(w) > 2
-            and w[-1] == "s"
-            and w[:-1].isupper()
-            and 2 <= n_alpha - 1 <= cfg.acronym_max_len
-        ):
-            return w[:-1], tuple(range(len(w) - 1))
+        if cfg.acronym_max_len > 0 and len(w) >= 2:
+            if w.isupper():
+                if 2 <= _n_alpha(w) <= cfg.acronym_max_len:
+                    return w, tuple(range(len(w)))
+            elif len(w) > 2 and w[-1] == "s" and w[:-1].isupper():
+                if 2 <= _n_alpha(w) - 1 <= cfg.acronym_max_len:
+                    return w[:-1], tuple(range(len(w) - 1))
+        if w.isascii():
+            # ASCII: lower() keeps the length, and stemming only cuts the end.
+            folded = w.lower()
+            if cfg.fold_plurals:
+                folded = _stem(folded)
+            return folded, tuple(range(len(folded)))
         out: List[str] = []
         src: List[int] = []
         for j, ch in enumerate(w):
-            f = ch.lower() if ch.isascii() else ch.casefold()
+            f = ch.casefold()
             out.extend(f)
             src.extend([j] * len(f))
         folded = "".join(out)
@@ -189,6 +198,15 @@ class Normalizer:
                 src = src[:keep] + [src[keep - 1]] * (len(stemmed) - keep)
                 folded = stemmed
         return folded, tuple(src)
+
+    def _key_word(self, w: str) -> str:
+        """Normalised form of one word (no offsets); a plain dict cache, cleared when full."""
+        out = self._word_uncached(w)[0]
+        cache = self._key_words
+        if len(cache) >= _KEY_CACHE_SIZE:
+            cache.clear()
+        cache[w] = out
+        return out
 
     def _iter_words(self, mapped: str):
         for m in _WORD.finditer(mapped):
@@ -201,8 +219,12 @@ class Normalizer:
     def normalize_key(self, text: str) -> str:
         """Normalised form of a name (no offsets): words joined by single spaces."""
         mapped, _, _ = self._map_chars(text, with_offsets=False)
-        word = self._word
-        return " ".join(word(w)[0] for w, _ in self._iter_words(mapped))
+        cache = self._key_words
+        if "'" in mapped:
+            words = [w for w, _ in self._iter_words(mapped)]
+        else:
+            words = mapped.split()  # mapped holds only letters, digits and " " here
+        return " ".join([cache.get(w) or self._key_word(w) for w in words])
 
     def normalize(self, text: str) -> NormalizedText:
         """Normalise running text, keeping a map back to the original characters."""

@@ -5,7 +5,7 @@ import io
 import json
 import logging
 from pathlib import Path
-from typing import IO, Dict, Iterable, Iterator, List, MutableMapping, Optional, Sequence, Tuple, Union
+from typing import IO, Iterable, Iterator, List, MutableMapping, Optional, Sequence, Tuple, Union
 
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans

@@ -10,6 +10,7 @@ Layout of a KB folder (no pickle anywhere; every file is memory-mapped on load):
     key_ent.npy          entity rows per alias, canonical-name matches first, then by prior
     key_canon.npy        1 where the alias is the entity's canonical name
     words.marisa         every normalised word of every key (vocabulary for fuzzy anchors)
+    word_deletes.marisa  one-character deletions of those words (see neighbours.py)
     names.npy/names_ptr.npy          canonical names, UTF-8 blob + offsets
     aliases.npy/aliases_ptr.npy/ent_alias_ptr.npy   raw aliases per entity
     desc.npy/desc_ptr.npy            descriptions
@@ -29,6 +30,7 @@ import numpy as np
 from ..errors import KBFormatError
 from ..text import Normalizer, NormalizerConfig, get_normalizer
 from .grams import GramIndex
+from .neighbours import within_one_edit
 from .strings import StringStore
 
 FORMAT_VERSION = 1
@@ -113,6 +115,8 @@ class KnowledgeBase:
             raise KBFormatError(f"{path}: incomplete or damaged knowledge base ({err}).") from err
         self.type_names: List[str] = list(meta["types"])
         self._grams: Optional[GramIndex] = GramIndex.load(path) if meta.get("fuzzy_index") else None
+        deletes = path / "word_deletes.marisa"
+        self._word_deletes = marisa_trie.Trie().mmap(str(deletes)) if deletes.exists() else None
 
     # --- construction -----------------------------------------------------------------
     @classmethod
@@ -142,11 +146,13 @@ class KnowledgeBase:
         fuzzy_index: bool = True,
         progress: bool = False,
         name: str = "",
+        extra_aliases: Optional[Iterable[EntityRecord]] = None,
     ) -> "KnowledgeBase":
-        """Write a KB built from `records` to `path` and open it."""
+        """Write a KB built from `records` to `path` and open it; `extra_aliases` (records
+        with an id and aliases) add aliases to entities of `records`."""
         from .build import write_kb
 
-        write_kb(records, Path(path), normalizer or NormalizerConfig(), fuzzy_index, progress, name)
+        write_kb(records, Path(path), normalizer or NormalizerConfig(), fuzzy_index, progress, name, extra_aliases)
         return cls(path)
 
     # --- sizes --------------------------------------------------------------------------
@@ -252,6 +258,12 @@ class KnowledgeBase:
         return self.candidates_for_key(self.normalize(mention))
 
     # --- fuzzy --------------------------------------------------------------------------
+    def near_word(self, word: str) -> bool:
+        """True if a KB word is within one edit of `word` (always True without the index)."""
+        if self._word_deletes is None:
+            return True
+        return within_one_edit(word, self._words, self._word_deletes)
+
     def fuzzy_search(self, key: str, max_edits: int, limit: int = 10) -> List[Tuple[int, int, float]]:
         """Alias rows within `max_edits` Levenshtein edits of the normalised `key`.
 

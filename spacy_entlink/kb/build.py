@@ -4,7 +4,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Optional
 
 import marisa_trie
 import numpy as np
@@ -13,6 +13,7 @@ from tqdm import tqdm
 from ..errors import DataError
 from ..text import NormalizerConfig, get_normalizer
 from .grams import build_gram_index
+from .neighbours import write_word_deletes
 from .strings import write_strings
 
 
@@ -37,6 +38,37 @@ def _check_record(rec, seen: Dict[str, int]) -> None:
     seen[rec.id] = rec.line if rec.line is not None else -1
 
 
+def _extend_aliases(extra: Iterable, ids: List[str], names: List[str], aliases: List[List[str]]) -> None:
+    index_of = {eid: i for i, eid in enumerate(ids)}
+    for rec in extra:
+        i = index_of.get(rec.id)
+        if i is None:
+            raise DataError(rec.source, rec.line, f"aliases for an entity id not in the KB: {rec.id!r}")
+        have = {names[i], *aliases[i]}
+        for a in rec.aliases:
+            a = a.strip()
+            if a and a not in have:
+                have.add(a)
+                aliases[i].append(a)
+
+
+def _bits(n: int) -> int:
+    """Bits needed for the numbers 0..n-1."""
+    return max(1, int(n - 1).bit_length())
+
+
+def _trie_ids(trie: marisa_trie.Trie, index_of: Dict[str, int]):
+    """(trie key ids, index_of[key]) for every key of `trie`, as two int64 arrays.
+
+    One walk over the trie plus dict lookups: several times faster than `trie[key]` for
+    every key, which dominated the build time of large KBs.
+    """
+    items = trie.items()
+    ids = np.fromiter((i for _, i in items), dtype=np.int64, count=len(items))
+    idx = np.fromiter((index_of[k] for k, _ in items), dtype=np.int64, count=len(items))
+    return ids, idx
+
+
 def write_kb(
     records: Iterable,
     path: Path,
@@ -44,8 +76,12 @@ def write_kb(
     fuzzy_index: bool = True,
     progress: bool = False,
     name: str = "",
+    extra_aliases: Optional[Iterable] = None,
 ) -> None:
-    """Read all records, normalise their names and write the KB files to `path`."""
+    """Read all records, normalise their names and write the KB files to `path`.
+
+    `extra_aliases`: records (id + aliases) whose aliases are added to existing entities.
+    """
     t0 = time.time()
     path.mkdir(parents=True, exist_ok=True)
     (path / "meta.json").unlink(missing_ok=True)  # an interrupted rebuild must not look finished
@@ -80,27 +116,36 @@ def write_kb(
     n = len(ids)
     if n == 0:
         raise DataError(None, None, "no entities to build a knowledge base from")
+    if extra_aliases is not None:
+        _extend_aliases(extra_aliases, ids, names, aliases)
 
     # Entity rows are the key ids of the id trie, so an id maps to its row with no table.
+    # (Walking the trie once is several times faster than looking up every id in it.)
     id_trie = marisa_trie.Trie(ids)
+    index_of = {eid: i for i, eid in enumerate(ids)}
     order = np.empty(n, dtype=np.int64)  # order[row] = index in input
-    for i, eid in enumerate(ids):
-        order[id_trie[eid]] = i
+    rows_, idx_ = _trie_ids(id_trie, index_of)
+    order[rows_] = idx_
+    del rows_, idx_, index_of
     id_trie.save(str(path / "ids.marisa"))
     inv = np.empty(n, dtype=np.int64)
     inv[order] = np.arange(n)
+    order_l = order.tolist()
 
     type_names = sorted(set(types))
     type_code = {t: i for i, t in enumerate(type_names)}
-    np.save(path / "types.npy", np.array([type_code[types[i]] for i in order], dtype=np.uint16))
+    np.save(path / "types.npy", np.array([type_code[types[i]] for i in order_l], dtype=np.uint16))
     prior_arr = np.array(priors, dtype=np.float32)
-    np.save(path / "priors.npy", prior_arr[order])
-    write_strings(path, "names", (names[i] for i in order))
-    write_strings(path, "desc", (descs[i] for i in order))
+    prior_by_row = prior_arr[order]
+    np.save(path / "priors.npy", prior_by_row)
+    write_strings(path, "names", (names[i] for i in order_l))
+    write_strings(path, "desc", (descs[i] for i in order_l))
+    n_own = np.fromiter((len(a) for a in aliases), dtype=np.int64, count=n)
     ent_alias_ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum([len(aliases[i]) for i in order], out=ent_alias_ptr[1:])
+    np.cumsum(n_own[order], out=ent_alias_ptr[1:])
     np.save(path / "ent_alias_ptr.npy", ent_alias_ptr)
-    write_strings(path, "aliases", (a for i in order for a in aliases[i]))
+    write_strings(path, "aliases", (a for i in order_l for a in aliases[i]))
+    del order_l, descs, types
 
     # Alternative ids (only those that are not primary ids themselves).
     alt = [(a, r) for a, r in alt if a not in id_trie]
@@ -110,55 +155,108 @@ def write_kb(
         alt_rows[alt_trie[a]] = inv[i]
     alt_trie.save(str(path / "alt_ids.marisa"))
     np.save(path / "alt_rows.npy", alt_rows)
+    del alt, id_trie
 
-    # Normalised alias keys -> entity rows.
-    key_list: List[str] = []
-    key_row: List[int] = []
-    key_canon: List[bool] = []
-    bar = tqdm(total=n, desc="normalising names", unit=" ent", disable=not progress, mininterval=0.5)
-    for i in range(n):
-        row = int(inv[i])
-        done = set()
-        for j, surface in enumerate([names[i]] + aliases[i]):
-            k = norm.normalize_key(surface)
-            if not k or k in done:
-                continue
-            done.add(k)
-            key_list.append(k)
-            key_row.append(row)
-            key_canon.append(j == 0)
-        bar.update(1)
-    bar.close()
+    # Normalised alias keys -> entity rows. Every name and alias is normalised once (a
+    # list comprehension over one flat list), keys are numbered with a dict, and the
+    # (key, entity) pairs are deduplicated and ordered by packed-uint64 sorts.
     if progress:
-        print(f"building tries over {len(key_list):,} alias keys", flush=True)
-    key_trie = marisa_trie.Trie(key_list)
-    key_trie.save(str(path / "keys.marisa"))
-    kid = np.fromiter((key_trie[k] for k in key_list), dtype=np.int64, count=len(key_list))
-    rows = np.asarray(key_row, dtype=np.int64)
-    canon = np.asarray(key_canon, dtype=bool)
-    # Sort by alias, then canonical names first, then higher prior, then row.
-    srt = np.lexsort((rows, -prior_arr[order][rows], ~canon, kid))
-    np.save(path / "key_ent.npy", rows[srt].astype(np.uint32))
-    np.save(path / "key_canon.npy", canon[srt].astype(np.uint8))
-    ptr = np.zeros(len(key_trie) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(kid, minlength=len(key_trie)), out=ptr[1:])
-    np.save(path / "key_ptr.npy", ptr)
-    del kid, rows, canon, srt
+        print(f"normalising {n + int(n_own.sum()):,} names and aliases", flush=True)
+    surfaces = names + [a for al in aliases for a in al]
+    ent = np.concatenate([np.arange(n, dtype=np.int64), np.repeat(np.arange(n, dtype=np.int64), n_own)])
+    is_name = np.zeros(len(surfaces), dtype=bool)
+    is_name[:n] = True
+    del names, aliases
+    nk = norm.normalize_key
+    local: Dict[str, int] = {}
+    setdefault = local.setdefault
+    loc = np.fromiter(
+        (setdefault(nk(x), len(local)) for x in tqdm(surfaces, desc="normalising names", unit=" name", disable=not progress, mininterval=0.5)),
+        dtype=np.int64, count=len(surfaces),
+    )
+    del surfaces
+    empty = local.pop("", None)
+    if empty is not None:  # names that normalise to nothing ("???") give no key
+        keep = loc != empty
+        loc, ent, is_name = loc[keep], ent[keep], is_name[keep]
+        loc[loc > empty] -= 1
+    dkeys = list(local)  # distinct keys, by local number
+    del local
+    n_keys = len(dkeys)
+    if progress:
+        print(f"building tries over {n_keys:,} alias keys", flush=True)
 
-    words = marisa_trie.Trie({w for k in key_trie.iterkeys() for w in k.split(" ")})
+    # One (key, entity) pair per entity and key; the entity's name wins over its aliases.
+    ent_bits, key_bits = _bits(n), _bits(n_keys)
+    if ent_bits + key_bits + 1 <= 64:
+        pair = (loc.astype(np.uint64) << np.uint64(ent_bits + 1)) | (ent.astype(np.uint64) << np.uint64(1)) | (~is_name).astype(np.uint64)
+        pair.sort()
+        first = np.ones(len(pair), dtype=bool)
+        np.not_equal(pair[1:] >> np.uint64(1), pair[:-1] >> np.uint64(1), out=first[1:])
+        pair = pair[first]
+        loc = (pair >> np.uint64(ent_bits + 1)).astype(np.int64)
+        ent = ((pair >> np.uint64(1)) & np.uint64((1 << ent_bits) - 1)).astype(np.int64)
+        is_name = (pair & np.uint64(1)) == 0
+        del pair, first
+    else:  # pragma: no cover - more than 2**63 (key, entity) combinations
+        srt = np.lexsort((~is_name, ent, loc))
+        loc, ent, is_name = loc[srt], ent[srt], is_name[srt]
+        first = np.ones(len(loc), dtype=bool)
+        first[1:] = (loc[1:] != loc[:-1]) | (ent[1:] != ent[:-1])
+        loc, ent, is_name = loc[first], ent[first], is_name[first]
+
+    # The key trie; its weights (entities per key) match building it from every pair.
+    counts = np.bincount(loc, minlength=n_keys)
+    key_trie = marisa_trie.Trie(dkeys, weights=counts.tolist())
+    key_trie.save(str(path / "keys.marisa"))
+    tid_of, loc_of = _trie_ids(key_trie, {k: i for i, k in enumerate(dkeys)})
+    loc2tid = np.empty(n_keys, dtype=np.int64)
+    loc2tid[loc_of] = tid_of
+    keys_by_tid = [dkeys[j] for j in loc_of[np.argsort(tid_of)].tolist()]
+    del dkeys, tid_of, loc_of
+
+    # Sort by alias, then canonical names first, then higher prior, then row.
+    kid = loc2tid[loc]
+    rows = inv[ent]
+    rank_order = np.lexsort((np.arange(n), -prior_by_row))  # rows, best first
+    rank = np.empty(n, dtype=np.int64)
+    rank[rank_order] = np.arange(n)
+    if ent_bits + key_bits + 1 <= 64:
+        packed = (kid.astype(np.uint64) << np.uint64(ent_bits + 1)) | ((~is_name).astype(np.uint64) << np.uint64(ent_bits)) | rank[rows].astype(np.uint64)
+        packed.sort()
+        key_ent = rank_order[(packed & np.uint64((1 << ent_bits) - 1)).astype(np.int64)]
+        key_canon = ((packed >> np.uint64(ent_bits)) & np.uint64(1)) == 0
+        del packed
+    else:  # pragma: no cover
+        srt = np.lexsort((rows, -prior_by_row[rows], ~is_name, kid))
+        key_ent, key_canon = rows[srt], is_name[srt]
+    np.save(path / "key_ent.npy", key_ent.astype(np.uint32))
+    np.save(path / "key_canon.npy", key_canon.astype(np.uint8))
+    ptr = np.zeros(n_keys + 1, dtype=np.int64)
+    np.cumsum(np.bincount(kid, minlength=n_keys), out=ptr[1:])
+    np.save(path / "key_ptr.npy", ptr)
+    del kid, rows, loc, ent, is_name, key_ent, key_canon
+
+    vocab = set()
+    for start in range(0, n_keys, 200_000):
+        vocab.update(" ".join(keys_by_tid[start : start + 200_000]).split(" "))
+    words = marisa_trie.Trie(vocab)
     words.save(str(path / "words.marisa"))
+    write_word_deletes(words.iterkeys(), path)
+    del vocab, words
 
     if fuzzy_index:
         if progress:
             print("building the trigram index for fuzzy matching", flush=True)
-        build_gram_index([key_trie.restore_key(r) for r in range(len(key_trie))], path)
+        build_gram_index(keys_by_tid, path)
+    del keys_by_tid
 
     meta = {
         "format": "spacy-entlink-kb",
         "version": 1,
         "name": name,
         "n_entities": n,
-        "n_alias_keys": len(key_trie),
+        "n_alias_keys": n_keys,
         "n_aliases": int(ent_alias_ptr[-1]),
         "n_alt_ids": len(alt_trie),
         "types": type_names,

@@ -17,7 +17,8 @@ import io
 import json
 import re
 from pathlib import Path
-from typing import Iterator, List, Optional, Union
+from collections import Counter, defaultdict
+from typing import Dict, Iterable, Iterator, List, Optional, Union
 
 from ..errors import DataError
 from .base import EntityRecord
@@ -158,6 +159,42 @@ def read_popularity(path: Union[str, Path], type: str = "") -> Iterator[EntityRe
             short = _QUALIFIER.sub("", name)
             yield EntityRecord(id=title, name=name, aliases=[short] if short and short != name else [],
                                type=type, prior=prior, source=str(path), line=n)
+
+
+def read_alias_file(path: Union[str, Path]) -> Iterator[EntityRecord]:
+    """Extra aliases for existing entities: JSONL lines `{"id": …, "aliases": [...]}`."""
+    path = Path(path)
+    with _open_text(path) as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(path, n, f"invalid JSON ({err.msg} at column {err.colno})") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not obj["id"].strip():
+                raise DataError(path, n, "expected an object with a non-empty string 'id'")
+            try:
+                aliases = _split(obj.get("aliases"))
+            except TypeError as err:
+                raise DataError(path, n, str(err)) from None
+            yield EntityRecord(id=obj["id"].strip(), name="", aliases=aliases, source=str(path), line=n)
+
+
+def aliases_from_docs(docs: Iterable, min_count: int = 1) -> List[EntityRecord]:
+    """Alias records (id + mention texts) from gold entities with one KB id each, for
+    `extra_aliases`; uses `doc.spans["entlink_gold"]` where present, else `doc.ents`."""
+    counts: Counter = Counter()
+    for doc in docs:
+        spans = doc.spans["entlink_gold"] if "entlink_gold" in doc.spans else doc.ents
+        for span in spans:
+            if span.kb_id_ and "|" not in span.kb_id_:
+                counts[(span.kb_id_, span.text)] += 1
+    by_id: Dict[str, List[str]] = defaultdict(list)
+    for (kb_id, text), n in sorted(counts.items()):
+        if n >= min_count:
+            by_id[kb_id].append(text)
+    return [EntityRecord(id=k, name="", aliases=v) for k, v in sorted(by_id.items())]
 
 
 _READERS = {"medic": read_medic, "jsonl": read_jsonl, "csv": read_csv, "popularity": read_popularity}

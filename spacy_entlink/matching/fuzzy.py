@@ -8,7 +8,10 @@ false positives of fuzzy dictionary matching:
   allowed k+1 edits);
 - numbers, short words (<= 3 characters) and protected acronyms must be identical, so
   "type 1 diabetes" never matches "type 2 diabetes" and "hepatitis A" never "hepatitis B";
-- a span of n words needs at least n - edits words that occur in the KB vocabulary;
+- a span of n words needs at least n - edits words that occur in the KB vocabulary, and at
+  least one that does not (a span of KB words only is no typo of a KB name), and each word
+  outside the vocabulary must be within one edit of a KB word (checked in the KB's
+  single-deletion index, see `kb/neighbours.py`).
 - a key that only adds or drops a suffix ("relapse"/"relapsed") is not a match.
 """
 
@@ -40,6 +43,7 @@ class FuzzyMatcher:
         self.max_words = max_words
         self.stop_words = stop_words
         self._cache: Dict[str, Optional[Tuple[int, float]]] = {}
+        self._near: Dict[str, bool] = {}
         self._cache_size = cache_size
 
     @property
@@ -48,6 +52,22 @@ class FuzzyMatcher:
 
     def max_edits(self, length: int) -> int:
         return sum(1 for t in self.edit_lengths if length >= t)
+
+    def _fixable(self, word: str) -> bool:
+        """Could an edit make this non-KB word a KB word? (exact for one edit; words long
+        enough for two edits are always tried)."""
+        hit = self._near.get(word)
+        if hit is None:
+            if len(word) < 2:
+                hit = False
+            elif len(self.edit_lengths) > 1 and len(word) >= self.edit_lengths[1]:
+                hit = True
+            else:
+                hit = self.kb.near_word(word)
+            if len(self._near) >= self._cache_size:
+                self._near.clear()
+            self._near[word] = hit
+        return hit
 
     def lookup(self, key: str) -> Optional[Tuple[int, float]]:
         """Best alias row within the edit bound of `key` and its similarity, or None."""
@@ -77,6 +97,7 @@ class FuzzyMatcher:
         n = len(words)
         covered: Set[Tuple[int, int]] = {(m.start, m.end) for m in exact}
         in_vocab = [self.kb.has_word(w) for w in words]
+        fixable = [v or self._fixable(w) for v, w in zip(in_vocab, words)]
         stop = [w in self.stop_words or not any(c.isalpha() for c in w) for w in words]
         out: List[Match] = []
         min_len = self.min_length
@@ -90,11 +111,13 @@ class FuzzyMatcher:
                     break
                 length += len(words[j]) + 1
                 known += in_vocab[j]
+                if not fixable[j]:
+                    break
                 if stop[j] or length < min_len or (i, j + 1) in covered:
                     continue
                 n_words = j - i + 1
                 d = self.max_edits(length)
-                if known < n_words - d:
+                if known < n_words - d or known == n_words:
                     continue
                 key = " ".join(words[i : j + 1])
                 hit = self.lookup(key)

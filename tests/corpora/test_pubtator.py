@@ -98,7 +98,7 @@ def test_overlapping_mentions_keep_longest_in_ents_and_all_in_span_group(pubtato
 def test_misaligned_mention_is_expanded_and_counted(pubtator_file, nlp, caplog):
     stats = {}
     with caplog.at_level("WARNING", logger="spacy_entlink.corpora"):
-        doc = next(read_pubtator(pubtator_file, nlp, stats=stats))
+        doc = list(read_pubtator(pubtator_file, nlp, stats=stats))[0]
     assert stats["misaligned"] == 1
     expanded = [s for s in doc.spans[GOLD_SPANS_KEY] if "ZB" in s.text]
     assert len(expanded) == 1 and expanded[0].text != "ZB" and expanded[0].kb_id_ == "MESH:D000001"

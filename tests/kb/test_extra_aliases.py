@@ -1,0 +1,35 @@
+import json
+
+import pytest
+import spacy
+from spacy.tokens import Span
+
+from spacy_entlink.errors import DataError
+from spacy_entlink.kb import EntityRecord, KnowledgeBase, read_alias_file
+from spacy_entlink.kb.sources import aliases_from_docs
+
+
+def test_extra_aliases_extend_existing_entities(tmp_path):
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text(json.dumps({"id": "D1", "aliases": ["grumbling gut", "Gut Grumble"]}) + "\n")
+    kb = KnowledgeBase.build([EntityRecord("D1", "Gut Grumble Syndrome")], tmp_path / "kb",
+                             extra_aliases=read_alias_file(extra))
+    assert kb.get_aliases(kb.row_of("D1")) == ["grumbling gut", "Gut Grumble"]
+    assert [c.id for c in kb.get_candidates("Grumbling guts")] == ["D1"]
+
+
+def test_extra_aliases_for_unknown_id_name_file_and_line(tmp_path):
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text('{"id": "D1", "aliases": ["a"]}\n\n{"id": "D9", "aliases": ["b"]}\n')
+    with pytest.raises(DataError) as err:
+        KnowledgeBase.build([EntityRecord("D1", "name")], tmp_path / "kb", extra_aliases=read_alias_file(extra))
+    assert "extra.jsonl, line 3" in str(err.value) and "D9" in str(err.value)
+
+
+def test_aliases_from_docs_skips_composite_and_unlinked():
+    nlp = spacy.blank("en")
+    doc = nlp("Gut rumble and tummy ache and belly ache here.")
+    doc.ents = [Span(doc, 0, 2, "Disease", kb_id="D1"), Span(doc, 3, 5, "Disease", kb_id="D1|D2"),
+                Span(doc, 6, 8, "Disease")]
+    records = aliases_from_docs([doc, doc], min_count=2)
+    assert [(r.id, r.aliases) for r in records] == [("D1", ["Gut rumble"])]
