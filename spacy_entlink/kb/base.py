@@ -86,7 +86,12 @@ class KnowledgeBase:
                 f"{path} is not a spacy-entlink knowledge base (no meta.json). "
                 "Build one with `python -m spacy_entlink build-kb`."
             )
-        meta = json.loads(meta_path.read_text(encoding="utf8"))
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf8"))
+        except (OSError, ValueError) as err:  # ValueError covers bad UTF-8 and bad JSON
+            raise KBFormatError(f"{meta_path}: unreadable KB metadata ({err}).") from err
+        if not isinstance(meta, dict):
+            meta = {}
         if meta.get("format") != "spacy-entlink-kb" or meta.get("version") != FORMAT_VERSION:
             raise KBFormatError(
                 f"{meta_path}: unsupported KB format {meta.get('format')!r} version "
@@ -111,12 +116,12 @@ class KnowledgeBase:
             self._desc = StringStore.load(path, "desc")
             self._aliases = StringStore.load(path, "aliases")
             self._ent_alias_ptr = load("ent_alias_ptr.npy")
-        except (FileNotFoundError, OSError, ValueError) as err:
+            self._grams: Optional[GramIndex] = GramIndex.load(path) if meta.get("fuzzy_index") else None
+            deletes = path / "word_deletes.marisa"
+            self._word_deletes = marisa_trie.Trie().mmap(str(deletes)) if deletes.exists() else None
+        except (OSError, ValueError, RuntimeError) as err:  # marisa raises RuntimeError
             raise KBFormatError(f"{path}: incomplete or damaged knowledge base ({err}).") from err
         self.type_names: List[str] = list(meta["types"])
-        self._grams: Optional[GramIndex] = GramIndex.load(path) if meta.get("fuzzy_index") else None
-        deletes = path / "word_deletes.marisa"
-        self._word_deletes = marisa_trie.Trie().mmap(str(deletes)) if deletes.exists() else None
 
     # --- construction -----------------------------------------------------------------
     @classmethod

@@ -13,7 +13,6 @@ Formats:
 
 import csv
 import gzip
-import io
 import json
 import re
 from pathlib import Path
@@ -28,12 +27,49 @@ _MEDIC_ID = re.compile(r"^(MESH|OMIM):\S+$")
 _QUALIFIER = re.compile(r"\s*\([^()]*\)\s*$")
 
 
-def _open_text(path: Path):
+class _TextLines:
+    """The lines of a UTF-8 (optionally gzipped) file, each with its line ending.
+
+    Lines are decoded one at a time, so that a byte that is not UTF-8 is reported as a
+    DataError naming its line (a text stream decodes in blocks and would raise a bare
+    UnicodeDecodeError); a UTF-8 byte order mark (Excel's CSV export) is dropped.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._f = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+        self._n = 0
+
+    def __enter__(self) -> "_TextLines":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._f.close()
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            for raw in self._f:
+                self._n += 1
+                try:
+                    line = raw.decode("utf8")
+                except UnicodeDecodeError as err:
+                    raise DataError(
+                        self.path, self._n, f"not valid UTF-8 (byte {raw[err.start]:#04x} at byte {err.start + 1} of the line)"
+                    ) from None
+                if self._n == 1 and line.startswith("\ufeff"):
+                    line = line[1:]
+                yield line
+        except (OSError, EOFError) as err:  # e.g. a truncated or damaged .gz file
+            raise DataError(self.path, self._n + 1, f"cannot read the file ({err})") from None
+
+
+def _open_text(path: Path) -> _TextLines:
     if not path.exists():
         raise DataError(path, None, "file not found")
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf8")
-    return open(path, encoding="utf8", newline="")
+    return _TextLines(path)
 
 
 def _split(value) -> List[str]:
