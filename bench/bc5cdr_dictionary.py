@@ -6,7 +6,8 @@ linked P/R/F (boundaries and id right) and words/second, for:
   PhraseMatcher(attr="LOWER") + longest-span filter over the same MEDIC names and synonyms,
   entlink_dictionary exact; + fuzzy; + abbreviations; exact + abbreviations;
   + alias exclusions tuned on BC5CDR *train* (never on dev);
-  the MEDIC KB plus BC5CDR *train* gold mention texts as extra aliases.
+  MEDIC with adjectival variants of names; and MEDIC (+ adjectives) plus BC5CDR *train*
+  gold mention texts as extra aliases.
 
     python bench/bc5cdr_dictionary.py --data ../shared/data --kb kb/medic --output metrics/bench.json
 """
@@ -149,10 +150,21 @@ def main() -> None:
         record(results_name, lambda d, c=comp: list(c(d).ents))
         results[results_name]["n_excluded"] = len(excluded)
 
-    # The MEDIC KB plus the mention texts of BC5CDR *train* gold entities as aliases.
+    # MEDIC with adjectival variants of its names (hypertension -> hypertensive).
+    adj = KnowledgeBase.build(read_source(args.data / "ctd_medic" / "CTD_diseases.tsv.gz", "medic", "Disease"),
+                              args.kb.parent / (args.kb.name + "_adjectives"), adjectives=True)
+    for name, cfg in [("MEDIC + adjectives, exact + abbreviations + tuned", {"fuzzy": False}),
+                      ("MEDIC + adjectives, exact + fuzzy + abbreviations + tuned", {"fuzzy": True})]:
+        comp = component(**cfg)
+        comp.set_kb(adj)
+        excluded = comp.tune(train_examples, min_precision=0.3, min_count=3)
+        record(name, lambda d, c=comp: list(c(d).ents))
+        results[name]["n_excluded"] = len(excluded)
+
+    # The MEDIC KB (+ adjectives) plus the mention texts of BC5CDR *train* gold entities as aliases.
     plus_path = args.kb.parent / (args.kb.name + "_train_aliases")
     plus = KnowledgeBase.build(read_source(args.data / "ctd_medic" / "CTD_diseases.tsv.gz", "medic", "Disease"),
-                               plus_path, extra_aliases=aliases_from_docs(train))
+                               plus_path, extra_aliases=aliases_from_docs(train), adjectives=True)
     for name, cfg in [("MEDIC + train aliases, exact + abbreviations + tuned", {"fuzzy": False}),
                       ("MEDIC + train aliases, exact + fuzzy + abbreviations + tuned", {"fuzzy": True})]:
         comp = component(**cfg)

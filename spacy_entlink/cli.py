@@ -21,6 +21,9 @@ def build_kb(
     acronym_max_len: int = typer.Option(5, help="all-caps words up to this many letters keep their case"),
     fold_plurals: bool = typer.Option(True, "--fold-plurals/--no-fold-plurals", help="fold plural -s/-es/-ies"),
     name: str = typer.Option("", help="a name stored in the KB's meta.json"),
+    adjectives: bool = typer.Option(
+        False, "--adjectives/--no-adjectives", help="also key names by adjectival forms (hypertension -> hypertensive)"
+    ),
     extra_aliases: Optional[List[Path]] = typer.Option(
         None, "--extra-aliases", help='JSONL of {"id", "aliases"} adding aliases to entities (repeatable)'
     ),
@@ -35,7 +38,7 @@ def build_kb(
     extra = itertools.chain.from_iterable(read_alias_file(p) for p in extra_aliases) if extra_aliases else None
     cfg = NormalizerConfig(acronym_max_len=acronym_max_len, fold_plurals=fold_plurals)
     kb = KnowledgeBase.build(records, output, normalizer=cfg, fuzzy_index=fuzzy, progress=True, name=name,
-                             extra_aliases=extra)
+                             extra_aliases=extra, adjectives=adjectives)
     typer.echo(
         f"✔ {output}: {len(kb):,} entities, {kb.meta['n_aliases']:,} aliases, "
         f"{kb.n_aliases:,} distinct normalised keys, {kb.meta['build_seconds']} s"

@@ -152,12 +152,15 @@ class KnowledgeBase:
         progress: bool = False,
         name: str = "",
         extra_aliases: Optional[Iterable[EntityRecord]] = None,
+        adjectives: bool = False,
     ) -> "KnowledgeBase":
         """Write a KB built from `records` to `path` and open it; `extra_aliases` (records
-        with an id and aliases) add aliases to entities of `records`."""
+        with an id and aliases) add aliases to entities of `records`; `adjectives` also keys
+        names by their adjectival form (see `kb/variants.py`)."""
         from .build import write_kb
 
-        write_kb(records, Path(path), normalizer or NormalizerConfig(), fuzzy_index, progress, name, extra_aliases)
+        write_kb(records, Path(path), normalizer or NormalizerConfig(), fuzzy_index, progress, name, extra_aliases,
+                 adjectives)
         return cls(path)
 
     # --- sizes --------------------------------------------------------------------------

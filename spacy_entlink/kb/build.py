@@ -14,6 +14,7 @@ from ..errors import DataError
 from ..text import NormalizerConfig, get_normalizer
 from .grams import build_gram_index
 from .neighbours import write_word_deletes
+from .variants import adjective_variants
 from .strings import write_strings
 
 
@@ -77,10 +78,12 @@ def write_kb(
     progress: bool = False,
     name: str = "",
     extra_aliases: Optional[Iterable] = None,
+    adjectives: bool = False,
 ) -> None:
     """Read all records, normalise their names and write the KB files to `path`.
 
     `extra_aliases`: records (id + aliases) whose aliases are added to existing entities.
+    `adjectives`: also key every name by its adjectival variant (see `variants.py`).
     """
     t0 = time.time()
     path.mkdir(parents=True, exist_ok=True)
@@ -167,6 +170,11 @@ def write_kb(
     is_name = np.zeros(len(surfaces), dtype=bool)
     is_name[:n] = True
     del names, aliases
+    if adjectives:
+        derived, src = adjective_variants(surfaces)
+        surfaces += derived
+        ent = np.concatenate([ent, ent[np.asarray(src, dtype=np.int64)]])
+        is_name = np.concatenate([is_name, np.zeros(len(derived), dtype=bool)])
     nk = norm.normalize_key
     local: Dict[str, int] = {}
     setdefault = local.setdefault
@@ -262,6 +270,7 @@ def write_kb(
         "types": type_names,
         "normalizer": normalizer.to_dict(),
         "fuzzy_index": bool(fuzzy_index),
+        "adjectives": bool(adjectives),
         "build_seconds": round(time.time() - t0, 2),
     }
     # meta.json is written last: a folder without it is an unfinished build.

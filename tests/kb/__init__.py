@@ -56,3 +56,18 @@ def synthetic_names(n: int, seed: int = 0, vocab_size: int = 0) -> List[str]:
     rng = np.random.default_rng(seed)
     vocab = make_words(rng, vocab_size or max(100, n // 4))
     return make_names(rng, n, vocab)
+
+
+def snapshot(kb) -> tuple:
+    """Everything a KB answers, as plain data: ids, names, aliases, descriptions, types,
+    priors, alias keys and their candidates."""
+    rows = range(len(kb))
+    return (
+        [kb.get_id(r) for r in rows],
+        [kb.get_name(r) for r in rows],
+        [kb.get_aliases(r) for r in rows],
+        [kb.get_description(r) for r in rows],
+        [kb.get_type(r) for r in rows],
+        [kb.get_prior(r) for r in rows],
+        [(kb.alias_key(a), kb.candidates_for_alias_row(a)) for a in range(kb.n_aliases)],
+    )

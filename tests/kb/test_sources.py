@@ -13,6 +13,8 @@ from spacy_entlink.errors import DataError
 from spacy_entlink.kb import FORMATS, EntityRecord, KnowledgeBase, read_source
 from spacy_entlink.kb.sources import guess_format
 
+from . import snapshot
+
 MEDIC_HEADER = (
     "# An invented vocabulary in the CTD MEDIC layout\n"
     "#\n"
@@ -148,15 +150,6 @@ def test_build_from_every_format_gives_the_same_kb(tmp_path, suffix):
     assert kb.get_candidates("all") == []
 
 
-def snapshot(kb):
-    rows = range(len(kb))
-    return (
-        [kb.get_id(r) for r in rows], [kb.get_name(r) for r in rows], [kb.get_aliases(r) for r in rows],
-        [kb.get_description(r) for r in rows], [kb.get_type(r) for r in rows],
-        [(kb.alias_key(a), kb.candidates_for_alias_row(a)) for a in range(kb.n_aliases)],
-    )
-
-
 # --- errors name the file and the line -----------------------------------------------------
 
 
@@ -240,3 +233,36 @@ def test_record_checks_without_a_file(tmp_path):
         KnowledgeBase.build([EntityRecord("", "A")], tmp_path / "kb")
     with pytest.raises(DataError, match="is not a number"):
         KnowledgeBase.build([EntityRecord("a", "A", prior="x")], tmp_path / "kb")
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_invalid_utf8_names_its_line(tmp_path, suffix):
+    good = medic_text(header=False).encode("utf8")
+    bad = medic_line("Caf\u00e9 Zorbitis", "MESH:D900099", "", "", "").encode("utf8").replace(b"\xc3\xa9", b"\xe9")
+    path = tmp_path / ("latin1.tsv" + suffix)
+    path.write_bytes(gzip.compress(good + bad) if suffix else good + bad)
+    err = error_of(path, "medic")
+    assert err.line == len(ENTITIES) + 1
+    assert f"{path}, line {len(ENTITIES) + 1}: not valid UTF-8" in str(err)
+
+
+def test_csv_with_byte_order_mark_and_multiline_field(tmp_path):
+    text = '\ufeffid,name,aliases\r\nZ1,"Zorbitis, Acute","Acute\r\nZorbitis|AZ"\r\nZ2,Blue Toe,\r\n'
+    path = write(tmp_path / "excel.csv", text)
+    records = list(read_source(path))
+    assert [(r.id, r.name, r.aliases, r.line) for r in records] == [
+        ("Z1", "Zorbitis, Acute", ["Acute\r\nZorbitis", "AZ"], 3),
+        ("Z2", "Blue Toe", [], 4),
+    ]
+
+
+def test_truncated_gzip_is_a_data_error(tmp_path):
+    import random
+
+    rnd = random.Random(0)
+    text = "".join(f"T{i}_{rnd.getrandbits(64):x}\t{i}\n" for i in range(5000))
+    path = tmp_path / "pop.tsv.gz"
+    path.write_bytes(gzip.compress(text.encode("utf8"))[:20000])
+    err = error_of(path, "popularity")
+    assert str(path) in str(err) and "cannot read the file" in str(err)
+    assert err.line is not None and 1 < err.line <= 5000
