@@ -9,7 +9,9 @@ options is always matched with the same options (the options are saved with the 
 Policy, in order:
 1. Unicode: NFKD, combining marks dropped (é→e, İ→I, Å→A), ligatures and a few letters
    without decomposition spelled out (æ→ae, ß→ss by case folding, ı→i), Greek letters
-   spelled out (α→alpha) so that "α-tocopherol" matches "alpha-tocopherol".
+   spelled out (α→alpha) so that "α-tocopherol" matches "alpha-tocopherol"; invisible
+   format characters (soft hyphen, zero-width joiner, BOM) are dropped ("hyphen\u00adation"
+   = "hyphenation"), a zero-width space separates words.
 2. Separators: every character that is not a letter or digit (spaces, hyphens and dashes of
    any kind, slashes, brackets, punctuation, symbols, emoji) separates words; apostrophes
    separate too, and a possessive "'s" is dropped ("Crohn's disease" = "Crohn disease").
@@ -131,6 +133,11 @@ class Normalizer:
             return _SPECIAL[c]
         if self.config.greek_names and c in _GREEK:
             return _GREEK[c]
+        if c != "\u200b" and unicodedata.category(c) == "Cf":
+            # Invisible format characters (soft hyphen, zero-width (non-)joiner, word
+            # joiner, BOM, direction marks) join the text around them, like a combining mark;
+            # only the zero-width space separates words.
+            return ""
         out = []
         for d in unicodedata.normalize("NFKD", c):
             if d.isalnum():
@@ -139,7 +146,7 @@ class Normalizer:
                 continue
             else:
                 out.append(" ")
-        if not out and unicodedata.category(c) in ("Mn", "Mc", "Me", "Cf"):
+        if not out and unicodedata.category(c) in ("Mn", "Mc", "Me"):
             return ""
         return "".join(out)
 
@@ -236,7 +243,13 @@ class Normalizer:
         c_starts: List[int] = []
         c_ends: List[int] = []
         word = self._word
-        for w, a in self._iter_words(mapped):
+        # The loop of _iter_words, inlined, and `map` instead of generator expressions:
+        # this runs for every word of every document the dictionary component sees.
+        for m in _WORD.finditer(mapped):
+            w = m.group()
+            a = m.start()
+            if w in ("s", "S") and a > 0 and mapped[a - 1] == "'":
+                continue  # possessive 's
             out, src = word(w)
             if not out:
                 continue
@@ -244,12 +257,12 @@ class Normalizer:
                 c_starts.append(c_ends[-1])
                 c_ends.append(c_ends[-1])
             if ascii_:
-                c_starts.extend(a + s for s in src)
-                c_ends.extend(a + s + 1 for s in src)
+                c_starts.extend(map(a.__add__, src))
+                c_ends.extend(map((a + 1).__add__, src))
                 ws, we = a, a + len(w)
             else:
-                c_starts.extend(m_starts[a + s] for s in src)
-                c_ends.extend(m_ends[a + s] for s in src)
+                c_starts.extend([m_starts[a + s] for s in src])
+                c_ends.extend([m_ends[a + s] for s in src])
                 ws, we = m_starts[a], m_ends[a + len(w) - 1]
             words.append(out)
             w_starts.append(ws)

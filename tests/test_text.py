@@ -272,3 +272,15 @@ def test_key_cache_does_not_change_results():
     norm._key_words.clear()
     assert [norm.normalize_key(w) for w in reversed(words)] == list(reversed(first))
     assert first[-3:] == ["ALL", "all", "NSAID"]
+
+
+def test_invisible_format_characters_join_words():
+    assert normalize_key("hyphen\u00adation") == "hyphenation"  # soft hyphen
+    assert normalize_key("Crohn\u200d disease") == "crohn disease"  # zero-width joiner
+    assert normalize_key("\ufeffDiabetes") == "diabete"  # BOM
+    assert normalize_key("left\u200eright") == "leftright"  # direction mark
+    assert normalize_key("zero\u200bwidth") == "zero width"  # the zero-width space separates
+    n = normalize("\ufeffhyphen\u00adation x")
+    assert n.words == ["hyphenation", "x"]
+    assert (n.word_starts, n.word_ends) == ([1, 14], [13, 15])
+    assert n.char_starts[6] == 8  # the "a" after the soft hyphen

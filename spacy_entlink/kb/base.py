@@ -105,7 +105,9 @@ class KnowledgeBase:
             self._keys = marisa_trie.Trie().mmap(str(path / "keys.marisa"))
             self._words = marisa_trie.Trie().mmap(str(path / "words.marisa"))
             self._alt = marisa_trie.Trie().mmap(str(path / "alt_ids.marisa"))
-            load = lambda name: np.load(path / name, mmap_mode="r")  # noqa: E731
+            # Plain ndarray views of the memory maps: indexing a np.memmap goes through
+            # Python-level __getitem__ on every access.
+            load = lambda name: np.asarray(np.load(path / name, mmap_mode="r"))  # noqa: E731
             self._alt_rows = load("alt_rows.npy")
             self._key_ptr = load("key_ptr.npy")
             self._key_ent = load("key_ent.npy")

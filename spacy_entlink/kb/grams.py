@@ -178,11 +178,21 @@ class GramIndex:
             return cand  # verifying a few candidates costs less than counting
         # Count filter: keep candidates that share at least `need` of the query's grams
         # (posting lists are sorted by row, so membership is a binary search).
+        # Lists go shortest first; after each, candidates that cannot reach `need` even if
+        # they are in every list left are dropped, so the long lists see few candidates.
         counts = np.zeros(len(cand), dtype=np.int32)
-        for i in np.flatnonzero(sizes):
+        order = [i for i in np.argsort(sizes, kind="stable") if sizes[i] > 0]
+        left = len(q)
+        for i in order:
             lst = post[starts[i] : ends[i]]
             pos = np.minimum(np.searchsorted(lst, cand), len(lst) - 1)
             counts += lst[pos] == cand
+            left -= 1
+            alive = counts + left >= need
+            if not alive.all():
+                cand, counts = cand[alive], counts[alive]
+                if len(cand) == 0:
+                    break
         return cand[counts >= need]
 
     def search(

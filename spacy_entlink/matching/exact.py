@@ -62,22 +62,24 @@ class ExactMatcher:
         has_word = kb.has_word
         alias_row = kb.alias_row
         has_prefix = kb.has_prefix
+        max_words = self.max_words
+        # One vocabulary look-up per word (a word is tried as a start and as a continuation).
+        in_vocab = [has_word(w) for w in words]
         out: List[Match] = []
         for i in range(n):
-            w = words[i]
-            if not has_word(w):
+            if not in_vocab[i]:
                 continue
-            prefix = w
+            prefix = words[i]
             j = i + 1
             while True:
                 row = alias_row(prefix)
                 if row is not None:
                     out.append(Match(i, j, row, 1.0, "exact"))
-                if j >= n or j - i >= self.max_words or breaks[j - 1]:
+                if j >= n or j - i >= max_words or breaks[j - 1]:
+                    break
+                if not in_vocab[j]:
                     break
                 nxt = words[j]
-                if not has_word(nxt):
-                    break
                 prefix = prefix + " "
                 if not has_prefix(prefix + nxt):
                     break

@@ -221,6 +221,18 @@ class DictionaryMatcher(Pipe):
     def _ids(self, rows) -> Tuple[List[str], str]:
         kb = self.kb
         labels = self.cfg["labels"]
+        if not labels:
+            # No type filter: the first max_candidates rows, labelled by the first of them
+            # with a type (one type look-up, plain ints instead of memory-mapped scalars).
+            rows = rows[: self.cfg["max_candidates"]]
+            rows = rows.tolist() if hasattr(rows, "tolist") else list(rows)
+            label = ""
+            for r in rows:
+                label = kb.get_type(r)
+                if label:
+                    break
+            get_id = kb.get_id
+            return [get_id(r) for r in rows], label or self.cfg["default_label"]
         ids, label = [], ""
         for r in rows:
             t = kb.get_type(r)
@@ -244,18 +256,22 @@ class DictionaryMatcher(Pipe):
             matches = matches + self._fuzzy(norm, breaks, matches)
         out = []
         mode = self.cfg["alignment_mode"]
+        seen: Dict[int, Tuple[List[str], str]] = {}  # alias row -> (ids, label), per doc
         for m in matches:
             key = kb.alias_key(m.alias_row) if (self.excluded or with_keys) else ""
             if key in self.excluded:
                 continue
-            ids, label = self._ids(kb.alias_entities(m.alias_row))
+            got = seen.get(m.alias_row)
+            if got is None:
+                got = seen[m.alias_row] = self._ids(kb.alias_entities(m.alias_row))
+            ids, label = got
             if not ids:
                 continue
             start, end = norm.words_to_original(m.start, m.end - 1)
             span = doc.char_span(start, end, alignment_mode=mode)
             if span is None or len(span) == 0:
                 continue
-            cand = SpanCandidate(span.start, span.end, label, m.score, [m.source], ids)
+            cand = SpanCandidate(span.start, span.end, label, m.score, [m.source], list(ids))
             out.append((cand, key) if with_keys else cand)
         return out
 
@@ -332,9 +348,10 @@ class DictionaryMatcher(Pipe):
         group = []
         for c in sorted(everything.values(), key=lambda c: (c.start, c.end)):
             span = Span(doc, c.start, c.end, label=c.label, kb_id=c.ids[0] if len(c.ids) == 1 else "")
-            span._.entlink_score = float(c.score)
-            span._.entlink_source = c.source
-            span._.entlink_candidates = list(c.ids)
+            ext = span._  # each `span._` computes the span's character offsets
+            ext.entlink_score = float(c.score)
+            ext.entlink_source = c.source
+            ext.entlink_candidates = list(c.ids)
             group.append(span)
         doc.set_ents(ents, default="outside")
         doc.spans[key] = group

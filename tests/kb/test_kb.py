@@ -115,9 +115,18 @@ def test_alias_rows_and_arrays(kb):
 
 
 def test_load_is_memory_mapped(kb):
+    import mmap
+
+    def file_backed(arr) -> bool:
+        while arr is not None:
+            if isinstance(arr, (np.memmap, mmap.mmap)):
+                return True
+            arr = getattr(arr, "base", None)
+        return False
+
     opened = KnowledgeBase.from_disk(kb.path)
-    assert isinstance(opened.alias_entities(0), np.memmap)
-    assert isinstance(opened.alias_is_name(0), np.memmap)
+    assert file_backed(opened.alias_entities(0))
+    assert file_backed(opened.alias_is_name(0))
     assert snapshot(opened) == snapshot(kb)
 
 
