@@ -17,7 +17,7 @@ import json
 import re
 from pathlib import Path
 from collections import Counter, defaultdict
-from typing import Dict, Iterable, Iterator, List, Optional, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from ..errors import DataError
 from .base import EntityRecord
@@ -121,8 +121,8 @@ def read_medic(path: Union[str, Path], type: str = "Disease") -> Iterator[Entity
             )
 
 
-def read_jsonl(path: Union[str, Path], type: str = "") -> Iterator[EntityRecord]:
-    path = Path(path)
+def _json_objects(path: Path) -> Iterator[Tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file."""
     with _open_text(path) as f:
         for n, line in enumerate(f, start=1):
             if not line.strip():
@@ -133,7 +133,13 @@ def read_jsonl(path: Union[str, Path], type: str = "") -> Iterator[EntityRecord]
                 raise DataError(path, n, f"invalid JSON ({err.msg} at column {err.colno})") from None
             if not isinstance(obj, dict):
                 raise DataError(path, n, "expected a JSON object per line")
-            yield _record(obj, path, n, type)
+            yield n, obj
+
+
+def read_jsonl(path: Union[str, Path], type: str = "") -> Iterator[EntityRecord]:
+    path = Path(path)
+    for n, obj in _json_objects(path):
+        yield _record(obj, path, n, type)
 
 
 def read_csv(path: Union[str, Path], type: str = "") -> Iterator[EntityRecord]:
@@ -200,21 +206,14 @@ def read_popularity(path: Union[str, Path], type: str = "") -> Iterator[EntityRe
 def read_alias_file(path: Union[str, Path]) -> Iterator[EntityRecord]:
     """Extra aliases for existing entities: JSONL lines `{"id": …, "aliases": [...]}`."""
     path = Path(path)
-    with _open_text(path) as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(path, n, f"invalid JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not obj["id"].strip():
-                raise DataError(path, n, "expected an object with a non-empty string 'id'")
-            try:
-                aliases = _split(obj.get("aliases"))
-            except TypeError as err:
-                raise DataError(path, n, str(err)) from None
-            yield EntityRecord(id=obj["id"].strip(), name="", aliases=aliases, source=str(path), line=n)
+    for n, obj in _json_objects(path):
+        if not isinstance(obj.get("id"), str) or not obj["id"].strip():
+            raise DataError(path, n, "expected an object with a non-empty string 'id'")
+        try:
+            aliases = _split(obj.get("aliases"))
+        except TypeError as err:
+            raise DataError(path, n, str(err)) from None
+        yield EntityRecord(id=obj["id"].strip(), name="", aliases=aliases, source=str(path), line=n)
 
 
 def aliases_from_docs(docs: Iterable, min_count: int = 1) -> List[EntityRecord]:
