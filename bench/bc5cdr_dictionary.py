@@ -124,54 +124,35 @@ def main() -> None:
     print(f"PhraseMatcher built in {time.perf_counter() - t0:.1f} s")
     record("PhraseMatcher(LOWER) + longest", pm)
 
-    def component(**cfg):
+    def run(name: str, kb_: KnowledgeBase, tune: bool = False, **cfg) -> None:
         comp_nlp = spacy.blank("en")
         comp = comp_nlp.add_pipe("entlink_dictionary", config={"fusion": "dictionary_only", "default_label": "Disease", **cfg})
-        comp.set_kb(kb)
-        return comp
-
-    variants = [
-        ("exact", {"fuzzy": False, "abbreviations": False}),
-        ("exact + fuzzy", {"fuzzy": True, "abbreviations": False}),
-        ("exact + abbreviations", {"fuzzy": False, "abbreviations": True}),
-        ("exact + fuzzy + abbreviations", {"fuzzy": True, "abbreviations": True}),
-    ]
-    for name, cfg in variants:
-        comp = component(**cfg)
-        record(name, lambda d, c=comp: list(c(d).ents))
+        comp.set_kb(kb_)
+        excluded = comp.tune(train_examples, min_precision=0.3, min_count=3) if tune else None
+        record(name, lambda d: list(comp(d).ents))
+        if excluded is not None:
+            results[name]["n_excluded"] = len(excluded)
 
     train_examples = [Example(nlp.make_doc(d.text), d) for d in train]
-    for name, cfg in [("exact + abbreviations + tuned exclusions", {"fuzzy": False}),
-                      ("exact + fuzzy + abbreviations + tuned exclusions", {"fuzzy": True}),
-                      ("… + tuned exclusions, assign_kb_id=top", {"fuzzy": True, "assign_kb_id": "top"})]:
-        comp = component(**cfg)
-        excluded = comp.tune(train_examples, min_precision=0.3, min_count=3)
-        results_name = name
-        record(results_name, lambda d, c=comp: list(c(d).ents))
-        results[results_name]["n_excluded"] = len(excluded)
+    run("exact", kb, fuzzy=False, abbreviations=False)
+    run("exact + fuzzy", kb, fuzzy=True, abbreviations=False)
+    run("exact + abbreviations", kb, fuzzy=False, abbreviations=True)
+    run("exact + fuzzy + abbreviations", kb, fuzzy=True, abbreviations=True)
+    run("exact + abbreviations + tuned exclusions", kb, tune=True, fuzzy=False)
+    run("exact + fuzzy + abbreviations + tuned exclusions", kb, tune=True, fuzzy=True)
+    run("… + tuned exclusions, assign_kb_id=top", kb, tune=True, fuzzy=True, assign_kb_id="top")
 
+    medic = args.data / "ctd_medic" / "CTD_diseases.tsv.gz"
     # MEDIC with adjectival variants of its names (hypertension -> hypertensive).
-    adj = KnowledgeBase.build(read_source(args.data / "ctd_medic" / "CTD_diseases.tsv.gz", "medic", "Disease"),
-                              args.kb.parent / (args.kb.name + "_adjectives"), adjectives=True)
-    for name, cfg in [("MEDIC + adjectives, exact + abbreviations + tuned", {"fuzzy": False}),
-                      ("MEDIC + adjectives, exact + fuzzy + abbreviations + tuned", {"fuzzy": True})]:
-        comp = component(**cfg)
-        comp.set_kb(adj)
-        excluded = comp.tune(train_examples, min_precision=0.3, min_count=3)
-        record(name, lambda d, c=comp: list(c(d).ents))
-        results[name]["n_excluded"] = len(excluded)
-
-    # The MEDIC KB (+ adjectives) plus the mention texts of BC5CDR *train* gold entities as aliases.
-    plus_path = args.kb.parent / (args.kb.name + "_train_aliases")
-    plus = KnowledgeBase.build(read_source(args.data / "ctd_medic" / "CTD_diseases.tsv.gz", "medic", "Disease"),
-                               plus_path, extra_aliases=aliases_from_docs(train), adjectives=True)
-    for name, cfg in [("MEDIC + train aliases, exact + abbreviations + tuned", {"fuzzy": False}),
-                      ("MEDIC + train aliases, exact + fuzzy + abbreviations + tuned", {"fuzzy": True})]:
-        comp = component(**cfg)
-        comp.set_kb(plus)
-        excluded = comp.tune(train_examples, min_precision=0.3, min_count=3)
-        record(name, lambda d, c=comp: list(c(d).ents))
-        results[name]["n_excluded"] = len(excluded)
+    adj = KnowledgeBase.build(read_source(medic, "medic", "Disease"), args.kb.parent / (args.kb.name + "_adjectives"),
+                              adjectives=True)
+    run("MEDIC + adjectives, exact + abbreviations + tuned", adj, tune=True, fuzzy=False)
+    run("MEDIC + adjectives, exact + fuzzy + abbreviations + tuned", adj, tune=True, fuzzy=True)
+    # MEDIC + adjectives + the mention texts of BC5CDR *train* gold entities as aliases.
+    plus = KnowledgeBase.build(read_source(medic, "medic", "Disease"), args.kb.parent / (args.kb.name + "_train_aliases"),
+                               extra_aliases=aliases_from_docs(train), adjectives=True)
+    run("MEDIC + train aliases, exact + abbreviations + tuned", plus, tune=True, fuzzy=False)
+    run("MEDIC + train aliases, exact + fuzzy + abbreviations + tuned", plus, tune=True, fuzzy=True)
 
     header = f"{'system':52} {'P':>6} {'R':>6} {'F':>6} {'norm acc':>9} {'linked F':>9} {'words/s':>10}"
     print(header)
