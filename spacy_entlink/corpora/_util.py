@@ -1,17 +1,15 @@
 """Helpers shared by the corpus readers: file opening, gold-span placement, doc ids, stats."""
 
-import gzip
-import io
-import json
 import logging
 from pathlib import Path
-from typing import IO, Iterable, Iterator, List, MutableMapping, Optional, Sequence, Tuple, Union
+from typing import Iterable, List, MutableMapping, Optional, Sequence, Union
 
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 from spacy.vocab import Vocab
 
 from ..errors import DataError
+from ..files import iter_jsonl, numbered_lines, open_text  # noqa: F401 (re-exported)
 from ..extensions import install_extensions
 
 logger = logging.getLogger("spacy_entlink.corpora")
@@ -49,35 +47,6 @@ def check_file(path: PathLike) -> Path:
     if not path.is_file():
         raise DataError(path, None, "file not found" if not path.exists() else "not a file")
     return path
-
-
-def open_text(path: PathLike) -> IO[str]:
-    """Open a UTF-8 text file (gzipped when its name ends in .gz) for reading."""
-    path = check_file(path)
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf8", newline="")
-    return open(path, encoding="utf8", newline="")
-
-
-def numbered_lines(path: PathLike) -> Iterator[Tuple[int, str]]:
-    """(1-based line number, line without its line ending) for each line of a text file."""
-    with open_text(path) as f:
-        for i, line in enumerate(f, start=1):
-            yield i, line.rstrip("\r\n")
-
-
-def iter_jsonl(path: PathLike) -> Iterator[Tuple[int, dict]]:
-    """(line number, object) for each non-blank line of a JSONL file; DataError on bad JSON."""
-    for i, line in numbered_lines(path):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(path, i, f"invalid JSON: {e.msg} (column {e.colno})") from None
-        if not isinstance(obj, dict):
-            raise DataError(path, i, f"expected a JSON object, got {type(obj).__name__}")
-        yield i, obj
 
 
 def token_doc(vocab: Vocab, words: Sequence[str], sent_starts: Optional[Sequence[bool]] = None) -> Doc:

@@ -12,14 +12,13 @@ Formats:
 """
 
 import csv
-import gzip
-import json
 import re
 from pathlib import Path
 from collections import Counter, defaultdict
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Union
 
 from ..errors import DataError
+from ..files import TextLines, iter_jsonl, open_text
 from .base import EntityRecord
 
 FORMATS = ("medic", "jsonl", "csv", "popularity")
@@ -27,49 +26,8 @@ _MEDIC_ID = re.compile(r"^(MESH|OMIM):\S+$")
 _QUALIFIER = re.compile(r"\s*\([^()]*\)\s*$")
 
 
-class _TextLines:
-    """The lines of a UTF-8 (optionally gzipped) file, each with its line ending.
-
-    Lines are decoded one at a time, so that a byte that is not UTF-8 is reported as a
-    DataError naming its line (a text stream decodes in blocks and would raise a bare
-    UnicodeDecodeError); a UTF-8 byte order mark (Excel's CSV export) is dropped.
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._f = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
-        self._n = 0
-
-    def __enter__(self) -> "_TextLines":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._f.close()
-
-    def close(self) -> None:
-        self._f.close()
-
-    def __iter__(self) -> Iterator[str]:
-        try:
-            for raw in self._f:
-                self._n += 1
-                try:
-                    line = raw.decode("utf8")
-                except UnicodeDecodeError as err:
-                    raise DataError(
-                        self.path, self._n, f"not valid UTF-8 (byte {raw[err.start]:#04x} at byte {err.start + 1} of the line)"
-                    ) from None
-                if self._n == 1 and line.startswith("\ufeff"):
-                    line = line[1:]
-                yield line
-        except (OSError, EOFError) as err:  # e.g. a truncated or damaged .gz file
-            raise DataError(self.path, self._n + 1, f"cannot read the file ({err})") from None
-
-
-def _open_text(path: Path) -> _TextLines:
-    if not path.exists():
-        raise DataError(path, None, "file not found")
-    return _TextLines(path)
+def _open_text(path: Path) -> TextLines:
+    return open_text(path)
 
 
 def _split(value) -> List[str]:
@@ -121,24 +79,9 @@ def read_medic(path: Union[str, Path], type: str = "Disease") -> Iterator[Entity
             )
 
 
-def _json_objects(path: Path) -> Iterator[Tuple[int, dict]]:
-    """(line number, object) for each non-blank line of a JSONL file."""
-    with _open_text(path) as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(path, n, f"invalid JSON ({err.msg} at column {err.colno})") from None
-            if not isinstance(obj, dict):
-                raise DataError(path, n, "expected a JSON object per line")
-            yield n, obj
-
-
 def read_jsonl(path: Union[str, Path], type: str = "") -> Iterator[EntityRecord]:
     path = Path(path)
-    for n, obj in _json_objects(path):
+    for n, obj in iter_jsonl(path):
         yield _record(obj, path, n, type)
 
 
@@ -206,7 +149,7 @@ def read_popularity(path: Union[str, Path], type: str = "") -> Iterator[EntityRe
 def read_alias_file(path: Union[str, Path]) -> Iterator[EntityRecord]:
     """Extra aliases for existing entities: JSONL lines `{"id": …, "aliases": [...]}`."""
     path = Path(path)
-    for n, obj in _json_objects(path):
+    for n, obj in iter_jsonl(path):
         if not isinstance(obj.get("id"), str) or not obj["id"].strip():
             raise DataError(path, n, "expected an object with a non-empty string 'id'")
         try:

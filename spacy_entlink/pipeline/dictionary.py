@@ -1,6 +1,5 @@
 """`entlink_dictionary`: exact, fuzzy and abbreviation matching of a KB, fused with `doc.ents`."""
 
-import json
 import shutil
 import tempfile
 import weakref
@@ -316,7 +315,7 @@ class DictionaryMatcher(Pipe):
                 )
 
     def __call__(self, doc: Doc) -> Doc:
-        kb = self._require_kb()
+        self._require_kb()
         key = self.cfg["spans_key"]
         ner = [
             SpanCandidate(e.start, e.end, e.label_, 1.0, ["ner"], [e.kb_id_] if e.kb_id_ else [])
