@@ -280,6 +280,18 @@ def worker_baseline_rss(a: Dict[str, Any]) -> Dict[str, Any]:
     return {"peak_rss_mb": _peak_rss_mb(), "words": words, "docs": len(docs)}
 
 
+def _time_annotation(nlp, a: Dict[str, Any], annotate) -> Tuple[List, int, float, float]:
+    """Warm up on a["warmup"] docs, then time `annotate` over the rest: (docs, words, wall s, CPU s)."""
+    warm, _ = _docs(nlp, a["texts"], 0, a["warmup"])
+    for doc in warm:
+        annotate(doc)
+    docs, words = _docs(nlp, a["texts"], a["warmup"], a.get("max_docs"))
+    t0, c0 = time.perf_counter(), time.process_time()
+    for doc in docs:
+        annotate(doc)
+    return docs, words, time.perf_counter() - t0, time.process_time() - c0
+
+
 def worker_entlink(a: Dict[str, Any]) -> Dict[str, Any]:
     import spacy
     from spacy_entlink.kb import KnowledgeBase
@@ -294,14 +306,7 @@ def worker_entlink(a: Dict[str, Any]) -> Dict[str, Any]:
     comp = nlp.add_pipe("entlink_dictionary", config={**ENTLINK_CONFIGS[a["config"]], "fusion": "dictionary_only"})
     comp.set_kb(kb)
     setup_s = time.perf_counter() - t0
-    warm, _ = _docs(nlp, a["texts"], 0, a["warmup"])
-    for doc in warm:
-        comp(doc)
-    docs, words = _docs(nlp, a["texts"], a["warmup"], a.get("max_docs"))
-    t0, c0 = time.perf_counter(), time.process_time()
-    for doc in docs:
-        comp(doc)
-    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+    docs, words, secs, cpu = _time_annotation(nlp, a, comp)
     return {
         "load_s": load_s, "setup_s": setup_s, "rss_before_load_mb": rss0, "rss_after_load_mb": rss_loaded,
         "docs": len(docs), "words": words, "seconds": secs, "words_per_s": words / secs,
@@ -338,14 +343,7 @@ def worker_phrasematcher(a: Dict[str, Any]) -> Dict[str, Any]:
         doc.ents = filter_spans(spans)
         return doc
 
-    warm, _ = _docs(nlp, a["texts"], 0, a["warmup"])
-    for doc in warm:
-        annotate(doc)
-    docs, words = _docs(nlp, a["texts"], a["warmup"], a.get("max_docs"))
-    t0, c0 = time.perf_counter(), time.process_time()
-    for doc in docs:
-        annotate(doc)
-    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+    docs, words, secs, cpu = _time_annotation(nlp, a, annotate)
     return {
         "build_s": build_s, "patterns": len(names), "rss_before_build_mb": rss0, "rss_after_build_mb": rss_built,
         "docs": len(docs), "words": words, "seconds": secs, "words_per_s": words / secs,

@@ -49,6 +49,20 @@ def check_file(path: PathLike) -> Path:
     return path
 
 
+def gold_span(doc: Doc, start: int, end: int, label: str, kb_id: str, path: PathLike, line: int,
+              what: str, stats: Optional[Stats] = None) -> Span:
+    """The span of characters [start, end), expanded to token boundaries when it cuts a token
+    (counted as "misaligned"); DataError naming `path` and `line` when it covers no token."""
+    span = doc.char_span(start, end, label=label, kb_id=kb_id)
+    if span is None:
+        span = doc.char_span(start, end, label=label, kb_id=kb_id, alignment_mode="expand")
+        if span is None:
+            raise DataError(path, line, f"{what} at {start}-{end} covers no token")
+        bump(stats, "misaligned")
+        logger.debug("%s, line %d: %s at %d-%d expanded to token boundaries: %r", path, line, what, start, end, span.text)
+    return span
+
+
 def token_doc(vocab: Vocab, words: Sequence[str], sent_starts: Optional[Sequence[bool]] = None) -> Doc:
     """A Doc of `words`, one space between tokens and none after the last one."""
     spaces = [True] * len(words)

@@ -28,7 +28,7 @@ from spacy.tokens import Doc, Span
 
 from ..errors import DataError
 from ..extensions import Relation
-from ._util import PathLike, Stats, bump, iter_jsonl, log_misaligned, logger, merge_stats, set_doc_id, set_gold
+from ._util import PathLike, Stats, bump, gold_span, iter_jsonl, log_misaligned, merge_stats, set_doc_id, set_gold
 
 __all__ = ["read_prodigy"]
 
@@ -77,14 +77,7 @@ def _offsets(path: Path, line: int, rec: Any, what: str, text_len: int) -> Tuple
 
 def _span(path: Path, line: int, doc: Doc, start: int, end: int, label: str, kb_id: str,
           counts: Stats) -> Span:
-    span = doc.char_span(start, end, label=label, kb_id=kb_id)
-    if span is None:
-        span = doc.char_span(start, end, label=label, kb_id=kb_id, alignment_mode="expand")
-        if span is None:
-            raise DataError(path, line, f"span {start}-{end} covers no token")
-        bump(counts, "misaligned")
-        logger.debug("%s, line %d: span %d-%d expanded to token boundaries: %r", path, line, start, end, span.text)
-    return span
+    return gold_span(doc, start, end, label, kb_id, path, line, "span", counts)
 
 
 def _make_doc(path: Path, line: int, nlp: Language, task: Dict[str, Any], counts: Stats) -> Doc:

@@ -40,7 +40,7 @@ from spacy.tokens import Doc, Span
 
 from ..errors import DataError
 from ..extensions import Relation
-from ._util import (PathLike, Stats, bump, log_misaligned, logger, merge_stats, numbered_lines, set_doc_id,
+from ._util import (PathLike, Stats, bump, gold_span, log_misaligned, merge_stats, numbered_lines, set_doc_id,
                     set_gold)
 
 __all__ = ["read_pubtator", "normalize_ids"]
@@ -181,14 +181,7 @@ def _make_doc(
             bump(stats, "no_id")
         elif "|" in kb_id:
             bump(stats, "composite")
-        span = doc.char_span(start, end, label=label, kb_id=kb_id)
-        if span is None:
-            span = doc.char_span(start, end, label=label, kb_id=kb_id, alignment_mode="expand")
-            if span is None:
-                raise DataError(path, line, f"mention {mention!r} at {start}-{end} covers no token")
-            bump(stats, "misaligned")
-            logger.debug("%s, line %d: mention %r expanded to token boundaries: %r", path, line, mention, span.text)
-        spans.append(span)
+        spans.append(gold_span(doc, start, end, label, kb_id, path, line, f"mention {mention!r}", stats))
     set_gold(doc, spans, stats)
     if relations:
         doc._.entlink_relations = relations

@@ -25,6 +25,12 @@ def _ents(doc):
     return [(e.text, e.label_, e.kb_id_) for e in doc.ents]
 
 
+def _assert_prints_ok(code: str) -> None:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
 def test_factory_available_through_entry_point_in_fresh_interpreter():
     code = (
         "import spacy, sys\n"
@@ -32,9 +38,7 @@ def test_factory_available_through_entry_point_in_fresh_interpreter():
         "assert 'spacy_entlink.pipeline.dictionary' in sys.modules\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    _assert_prints_ok(code)
 
 
 def test_light_modules_do_not_import_transformers():
@@ -46,8 +50,7 @@ def test_light_modules_do_not_import_transformers():
         "assert 'transformers' not in sys.modules, 'transformers imported'\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+    _assert_prints_ok(code)
 
 
 def test_entities_ids_and_extensions(nlp):
