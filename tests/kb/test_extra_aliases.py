@@ -33,3 +33,22 @@ def test_aliases_from_docs_skips_composite_and_unlinked():
                 Span(doc, 6, 8, "Disease")]
     records = aliases_from_docs([doc, doc], min_count=2)
     assert [(r.id, r.aliases) for r in records] == [("D1", ["Gut rumble"])]
+
+
+def test_aliases_from_docs_as_entities_with_types_name_and_type_filter(tmp_path):
+    from spacy_entlink.kb import read_source
+
+    nlp = spacy.blank("en")
+    docs = []
+    for text in ["Aspirin and ASA and aspirin.", "aspirin helps headache"]:
+        doc = nlp(text)
+        doc.ents = [Span(doc, t.i, t.i + 1, "Chemical" if t.lower_ in ("aspirin", "asa") else "Disease",
+                         kb_id="C1" if t.lower_ in ("aspirin", "asa") else "D1")
+                    for t in doc if t.lower_ in ("aspirin", "asa", "headache")]
+        docs.append(doc)
+    records = aliases_from_docs(docs, types=["Chemical"])
+    assert [(r.id, r.name, r.type, r.aliases) for r in records] == [("C1", "aspirin", "Chemical", ["ASA", "Aspirin", "aspirin"])]
+    path = tmp_path / "chem.jsonl"
+    path.write_text("".join(json.dumps({"id": r.id, "name": r.name, "type": r.type, "aliases": r.aliases}) + "\n" for r in records))
+    kb = KnowledgeBase.build(read_source(path, type="Disease"), tmp_path / "kb")
+    assert kb.get_type(kb.row_of("C1")) == "Chemical"  # a record's own type beats the default
