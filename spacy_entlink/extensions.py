@@ -15,6 +15,9 @@ span's character offsets as spaCy does for every span extension:
 - `span._.entlink_source`: how the span was found: "exact", "fuzzy", "abbreviation",
   "ner", or several joined with "+".
 - `span._.entlink_candidates`: candidate KB ids, best first.
+- `span._.entlink_links`: written by `entlink_linker`: the top-k `(kb_id, probability)` of
+  the span, best first (probabilities calibrated when the linker was calibrated; the rest of
+  the mass, if any, is NIL).
 """
 
 from typing import Iterable, List, NamedTuple, Union
@@ -83,6 +86,19 @@ def add_relation(doc: Doc, head: Union[Span, str], label: str, tail: Union[Span,
     _set_relations(doc, list(doc._.entlink_relations) + [Relation(head, label, tail, score)])
 
 
+def _links_key(span: Span) -> tuple:
+    return ("._.", "entlink_links", span.start_char, span.end_char)
+
+
+def _get_links(span: Span):
+    value = span.doc.user_data.get(_links_key(span))
+    return None if value is None else [(str(i), float(p)) for i, p in value]
+
+
+def _set_links(span: Span, links) -> None:
+    span.doc.user_data[_links_key(span)] = None if links is None else [[str(i), float(p)] for i, p in links]
+
+
 def install_extensions() -> None:
     """Register the extensions (safe to call many times)."""
     if not Doc.has_extension(RELATIONS_KEY):
@@ -93,6 +109,8 @@ def install_extensions() -> None:
         Span.set_extension("entlink_source", default=None)
     if not Span.has_extension("entlink_candidates"):
         Span.set_extension("entlink_candidates", default=None)
+    if not Span.has_extension("entlink_links"):
+        Span.set_extension("entlink_links", getter=_get_links, setter=_set_links)
 
 
 install_extensions()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Union
 
 from spacy.language import Language
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 from spacy.training import Example
 
 from ..errors import ConfigError
@@ -116,3 +116,33 @@ def prodigy_corpus(
 ) -> Callable[[Language], Iterator[Example]]:
     """Examples of a Prodigy JSONL file (see `read_prodigy`)."""
     return GoldCorpus(read_prodigy, path, raw_text=True, limit=limit, name="spacy_entlink.ProdigyCorpus.v1")
+
+
+def with_gold_mentions(example: Example) -> Example:
+    """A copy of `example` whose predicted doc has the reference's entity spans, without their
+    kb ids, plus the reference's span extensions (e.g. AIDA candidates): the input of a linker
+    evaluated on gold mentions."""
+    ref = example.reference
+    pred = Doc(ref.vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref])
+    pred.ents = [Span(pred, e.start, e.end, label=e.label) for e in ref.ents]
+    pred.user_data.update({k: v for k, v in ref.user_data.items() if isinstance(k, tuple) and k[:1] == ("._.",)})
+    return Example(pred, ref)
+
+
+def gold_mentions_corpus(
+    path: Optional[Path],
+    *,
+    limit: int = 0,
+) -> Callable[[Language], Iterator[Example]]:
+    """`spacy.Corpus.v1` over a .spacy file, with the gold entity spans (not their ids) already
+    on the predicted docs, so that `spacy train`/`spacy evaluate` measure linking on gold
+    mentions when no NER runs before the linker."""
+    from spacy.training import Corpus
+
+    def corpus(nlp: Language) -> Iterator[Example]:
+        if path is None:
+            raise ConfigError("spacy_entlink.GoldMentionsCorpus.v1: the corpus path is None; set it in the config")
+        for eg in Corpus(path, limit=limit)(nlp):
+            yield with_gold_mentions(eg)
+
+    return corpus

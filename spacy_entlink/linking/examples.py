@@ -1,0 +1,76 @@
+"""Inputs and targets of the linker: mention contexts, gold pairs from spaCy Examples, and
+self-supervised pairs generated from a KB's own names."""
+
+import random
+from dataclasses import dataclass
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+
+from ..kb import KnowledgeBase
+from .seq2seq import END_ENT, START_ENT
+
+DEFAULT_TEMPLATES = (
+    "{mention}",
+    "{mention} .",
+    "In this report , {mention} was described .",
+    "We studied {mention} and related findings .",
+)
+
+
+@dataclass
+class Pair:
+    """A mention in context and the KB row it refers to."""
+
+    context: str
+    row: int
+
+
+def mention_context(doc: Doc, start: int, end: int, window: int = 48) -> str:
+    """The mention `doc[start:end]` between the markers, with up to `window` tokens each side."""
+    left = doc[max(0, start - window) : start].text
+    right = doc[end : min(len(doc), end + window)].text
+    return f"{left} {START_ENT} {doc[start:end].text} {END_ENT} {right}".strip()
+
+
+def span_context(span: Span, window: int = 48) -> str:
+    return mention_context(span.doc, span.start, span.end, window)
+
+
+def gold_pairs(examples: Iterable[Example], kb: KnowledgeBase, *, window: int = 48,
+               labels: Optional[Sequence[str]] = None) -> Tuple[List[Pair], int]:
+    """Pairs for every reference entity whose `kb_id_` is in the KB, and the number skipped
+    (NIL, composite or unknown ids)."""
+    pairs: List[Pair] = []
+    skipped = 0
+    for eg in examples:
+        for ent in eg.reference.ents:
+            if labels and ent.label_ not in labels:
+                continue
+            row = kb.row_of(ent.kb_id_) if ent.kb_id_ else None
+            if row is None:
+                skipped += 1
+                continue
+            pairs.append(Pair(span_context(ent, window), row))
+    return pairs, skipped
+
+
+def kb_pairs(kb: KnowledgeBase, *, per_entity: int = 2, templates: Sequence[str] = DEFAULT_TEMPLATES,
+             seed: int = 0, types: Optional[Sequence[str]] = None) -> Iterator[Pair]:
+    """Self-supervised pairs: an alias (or the name) of each entity in a short template
+    context, whose target is the entity's canonical name. Aliases other than the name are
+    preferred, so the model learns to map synonyms to names."""
+    rng = random.Random(seed)
+    for row in range(len(kb)):
+        if types and kb.get_type(row) not in types:
+            continue
+        name = kb.get_name(row)
+        aliases = [a for a in kb.get_aliases(row) if a and a != name]
+        rng.shuffle(aliases)
+        chosen = aliases[:per_entity]
+        if len(chosen) < per_entity:
+            chosen.append(name)
+        for alias in chosen:
+            template = rng.choice(list(templates))
+            yield Pair(template.format(mention=f"{START_ENT} {alias} {END_ENT}"), row)

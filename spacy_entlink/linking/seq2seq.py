@@ -1,0 +1,249 @@
+"""A Hugging Face seq2seq model (BART, T5 or `EncoderDecoderModel`) that reads a mention in
+context and scores or generates entity names.
+
+The embedded default warm-starts an `EncoderDecoderModel` from the bundled all-MiniLM-L6-v2:
+the encoder is MiniLM, the decoder is MiniLM's first `decoder_layers` layers with new
+cross-attention, and `[START_ENT]`/`[END_ENT]` are added as special tokens. A checkpoint that
+already is a seq2seq model (e.g. `facebook/genre-linking-blink`) is used as it is, with the
+mention markers as plain text, as the public GENRE checkpoints expect.
+"""
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+from ..models.hf import resolve_model_name
+
+START_ENT = "[START_ENT]"
+END_ENT = "[END_ENT]"
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence "newly initialized weights" notices while warm-starting."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+class Seq2Seq:
+    """A seq2seq model and its tokenizer, with the target conventions of that model."""
+
+    def __init__(self, model, tokenizer, *, max_context_tokens: int = 128, max_name_tokens: int = 32):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_context_tokens = max_context_tokens
+        self.max_name_tokens = max_name_tokens
+        cfg = model.config
+        self.start_id = _first_int(cfg.decoder_start_token_id, getattr(model.generation_config, "decoder_start_token_id", None))
+        self.eos_id = _first_int(tokenizer.eos_token_id, tokenizer.sep_token_id, getattr(cfg, "eos_token_id", None))
+        self.pad_id = _first_int(tokenizer.pad_token_id, cfg.pad_token_id, self.eos_id)
+        if self.start_id is None or self.eos_id is None:
+            raise ConfigError(
+                f"{type(model).__name__}: the model config needs decoder_start_token_id and the tokenizer "
+                "an eos (or sep) token"
+            )
+        gen = model.generation_config
+        gen.decoder_start_token_id = self.start_id
+        gen.eos_token_id = self.eos_id
+        gen.pad_token_id = self.pad_id
+        self.model.eval()
+
+    # --- construction -----------------------------------------------------------------
+    @classmethod
+    def load(cls, name: Optional[str] = None, *, decoder_layers: int = 2, **kwargs) -> "Seq2Seq":
+        """Load a seq2seq checkpoint, or warm-start one from an encoder (default: MiniLM).
+
+        `name` is a Hugging Face name or local folder; empty means the embedded MiniLM.
+        """
+        from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
+
+        path = resolve_model_name(name)
+        try:
+            config = AutoConfig.from_pretrained(path)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"linker model {name!r}: cannot load a Hugging Face config/tokenizer from "
+                              f"{path!r} ({err})") from err
+        if getattr(config, "is_encoder_decoder", False):
+            model = AutoModelForSeq2SeqLM.from_pretrained(path)
+            return cls(model, tokenizer, **kwargs)
+        return cls.warm_start(path, tokenizer, decoder_layers=decoder_layers, **kwargs)
+
+    @classmethod
+    def warm_start(cls, path: str, tokenizer, *, decoder_layers: int = 2, **kwargs) -> "Seq2Seq":
+        """An `EncoderDecoderModel` whose encoder and decoder start from the encoder at `path`."""
+        from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, EncoderDecoderModel
+
+        with _quiet_transformers():
+            encoder = AutoModel.from_pretrained(path)
+            dec_cfg = AutoConfig.from_pretrained(path)
+            dec_cfg.is_decoder = True
+            dec_cfg.add_cross_attention = True
+            dec_cfg.num_hidden_layers = min(int(decoder_layers), dec_cfg.num_hidden_layers)
+            try:
+                decoder = AutoModelForCausalLM.from_pretrained(path, config=dec_cfg)
+            except ValueError as err:
+                raise ConfigError(f"linker model {path!r}: {type(encoder).__name__} has no causal-LM "
+                                  f"head to warm-start a decoder from ({err})") from err
+        return cls.from_encoder_decoder(encoder, decoder, tokenizer, **kwargs)
+
+    @classmethod
+    def from_encoder_decoder(cls, encoder, decoder, tokenizer, **kwargs) -> "Seq2Seq":
+        """Join an encoder and a decoder (with cross-attention); add the mention markers."""
+        from transformers import EncoderDecoderModel
+
+        tokenizer.add_special_tokens({"additional_special_tokens": [START_ENT, END_ENT]})
+        with _quiet_transformers():
+            model = EncoderDecoderModel(encoder=encoder, decoder=decoder)
+            model.encoder.resize_token_embeddings(len(tokenizer))
+            model.decoder.resize_token_embeddings(len(tokenizer))
+        model.config.decoder.vocab_size = len(tokenizer)
+        start = _first_int(tokenizer.cls_token_id, tokenizer.bos_token_id)
+        model.config.decoder_start_token_id = start
+        model.config.pad_token_id = tokenizer.pad_token_id
+        model.config.eos_token_id = _first_int(tokenizer.sep_token_id, tokenizer.eos_token_id)
+        model.generation_config.decoder_start_token_id = start
+        return cls(model, tokenizer, **kwargs)
+
+    def save(self, path: Union[str, Path]) -> None:
+        """Model weights as safetensors, config and tokenizer files (no pickle)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(path, safe_serialization=True)
+        self.tokenizer.save_pretrained(path)
+
+    @classmethod
+    def from_saved(cls, path: Union[str, Path], **kwargs) -> "Seq2Seq":
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        path = str(path)
+        with _quiet_transformers():
+            model = AutoModelForSeq2SeqLM.from_pretrained(path, use_safetensors=True)
+        return cls(model, AutoTokenizer.from_pretrained(path), **kwargs)
+
+    # --- conventions --------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the tokenizer's vocabulary and target conventions (for the name trie)."""
+        vocab = self.tokenizer.get_vocab()
+        probe = self.target_ids(["Abc def-1 ß"])[0]
+        return f"{type(self.tokenizer).__name__}:{len(vocab)}:{self.start_id}:{self.eos_id}:{probe}"
+
+    def target_ids(self, names: Sequence[str]) -> List[List[int]]:
+        """Decoder targets for names, as the model generates them after its start token:
+        the tokenizer's own special tokens (e.g. BART's `<s>`), the name, then eos."""
+        if not names:
+            return []
+        enc = self.tokenizer(text_target=list(names), truncation=True, max_length=self.max_name_tokens + 2)
+        out = []
+        for ids in enc["input_ids"]:
+            ids = list(ids)
+            if ids and ids[0] == self.start_id:
+                ids = ids[1:]
+            ids = [i for i in ids if i != self.eos_id][: self.max_name_tokens]
+            out.append(ids + [self.eos_id])
+        return out
+
+    def contexts(self, texts: Sequence[str]) -> dict:
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_context_tokens,
+                             padding=True, return_tensors="pt")
+        return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+
+    # --- scoring ------------------------------------------------------------------------
+    def _targets(self, seqs: Sequence[Sequence[int]]) -> Tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(s) for s in seqs)
+        labels = torch.full((len(seqs), width), -100, dtype=torch.long)
+        dec_in = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        for i, s in enumerate(seqs):
+            labels[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+            dec_in[i, 0] = self.start_id
+            if len(s) > 1:
+                dec_in[i, 1 : len(s)] = torch.tensor(s[:-1], dtype=torch.long)
+        return labels.to(self.device), dec_in.to(self.device)
+
+    def _decode(self, encoder_hidden, attention_mask, rows: torch.Tensor, seqs: Sequence[Sequence[int]]):
+        from transformers.modeling_outputs import BaseModelOutput
+
+        labels, dec_in = self._targets(seqs)
+        out = self.model(
+            encoder_outputs=BaseModelOutput(last_hidden_state=encoder_hidden.index_select(0, rows)),
+            attention_mask=attention_mask.index_select(0, rows),
+            decoder_input_ids=dec_in,
+            decoder_attention_mask=(labels != -100).long(),
+            use_cache=False,
+        )
+        return out.logits, labels
+
+    def loss(self, texts: Sequence[str], targets: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Mean token cross-entropy of `targets[i]` given `texts[i]` (with gradients)."""
+        batch = self.contexts(texts)
+        hidden = self.model.get_encoder()(**batch).last_hidden_state
+        rows = torch.arange(len(texts), device=self.device)
+        logits, labels = self._decode(hidden, batch["attention_mask"], rows, targets)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                                 ignore_index=-100)
+
+    @torch.no_grad()
+    def score(self, texts: Sequence[str], targets: Sequence[Sequence[Sequence[int]]],
+              chunk: int = 256) -> List[np.ndarray]:
+        """Length-normalised log-probability (mean per token) of each candidate target of
+        each text: the encoder runs once per text, the decoder once per chunk of targets."""
+        out: List[np.ndarray] = [np.zeros(len(t), dtype=np.float32) for t in targets]
+        pairs = [(i, j) for i, ts in enumerate(targets) for j in range(len(ts))]
+        if not pairs:
+            return out
+        batch = self.contexts(texts)
+        hidden = self.model.get_encoder()(**batch).last_hidden_state
+        for start in range(0, len(pairs), chunk):
+            part = pairs[start : start + chunk]
+            rows = torch.tensor([i for i, _ in part], device=self.device)
+            seqs = [targets[i][j] for i, j in part]
+            logits, labels = self._decode(hidden, batch["attention_mask"], rows, seqs)
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            mask = labels != -100
+            tok = logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
+            mean = (tok.sum(-1) / mask.sum(-1)).cpu().numpy()
+            for (i, j), v in zip(part, mean):
+                out[i][j] = v
+        return out
+
+    @torch.no_grad()
+    def generate(self, texts: Sequence[str], allowed, *, num_beams: int, num_return: int) -> List[List[List[int]]]:
+        """Constrained beam search; `allowed` is a `prefix_allowed_tokens_fn`. Returns, per
+        text, up to `num_return` target sequences (without the start token, ending in eos)."""
+        batch = self.contexts(texts)
+        seqs = self.model.generate(
+            **batch, num_beams=num_beams, num_return_sequences=num_return, do_sample=False,
+            max_new_tokens=self.max_name_tokens + 2, prefix_allowed_tokens_fn=allowed, early_stopping=True,
+        )
+        result: List[List[List[int]]] = [[] for _ in texts]
+        for k, row in enumerate(seqs.tolist()):
+            row = row[1:]
+            if self.eos_id in row:
+                row = row[: row.index(self.eos_id) + 1]
+            else:
+                continue  # ran out of length: not a complete name
+            result[k // num_return].append(row)
+        return result
+
+
+def _first_int(*values) -> Optional[int]:
+    for v in values:
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            return int(v)
+    return None

@@ -1,0 +1,417 @@
+"""`entlink_linker`: GENRE-style entity linking of `doc.ents` against the KB.
+
+For every entity span a seq2seq model reads the span in context between `[START_ENT]` and
+`[END_ENT]` and scores the names of the span's candidates (or, with no candidates, generates a
+name by constrained beam search over the KB's name trie). Results go to `ent.kb_id_` and to
+`span._.entlink_links`, a list of `(kb_id, probability)`, best first.
+"""
+
+import shutil
+import tempfile
+import weakref
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import srsly
+import torch
+from spacy import util
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from spacy.vocab import Vocab
+from thinc.api import Config, Model
+
+from ..errors import ConfigError, EntlinkError, check_choice
+from ..extensions import install_extensions
+from ..kb import KnowledgeBase
+from ..linking.calibration import Calibration
+from ..linking.examples import Pair, gold_pairs, kb_pairs, span_context
+from ..linking.linker import Linker, LinkerSettings, Ranked, build_name_trie
+from ..linking.name_trie import NameTrie
+from ..linking.seq2seq import Seq2Seq
+
+KBSource = Union[KnowledgeBase, str, Path, Callable[[], KnowledgeBase]]
+CANDIDATE_SOURCES = ("span", "kb", "fuzzy")
+
+DEFAULT_MODEL = """
+[model]
+@architectures = "spacy_entlink.GenreLinker.v1"
+name = ""
+decoder_layers = 2
+max_context_tokens = 128
+max_name_tokens = 32
+"""
+
+DEFAULT_CONFIG = {
+    "model": Config().from_str(DEFAULT_MODEL)["model"],
+    "candidates": ["span", "kb", "fuzzy"],
+    "context_window": 48,
+    "beam_size": 5,
+    "top_k": 5,
+    "max_candidates": 32,
+    "candidate_names": "canonical",
+    "fallback": "trie",
+    "trie_aliases": True,
+    "threshold": None,
+    "nil_id": "NIL",
+    "labels": [],
+    "batch_size": 32,
+    "learning_rate": 5e-5,
+    "grad_clip": 1.0,
+    "overwrite": True,
+    "scorer": {"@scorers": "spacy.entity_linker_scorer.v1"},
+}
+
+
+def genre_linker_model(name: str = "", decoder_layers: int = 2, max_context_tokens: int = 128,
+                       max_name_tokens: int = 32) -> Model:
+    """`spacy_entlink.GenreLinker.v1`: the seq2seq model of `entlink_linker`.
+
+    `name` is a Hugging Face seq2seq checkpoint (BART, T5, GENRE, an `EncoderDecoderModel`)
+    or an encoder to warm-start an encoder-decoder from (`decoder_layers` of it in the
+    decoder); empty means the embedded all-MiniLM-L6-v2. Weights are loaded when the
+    component is initialised or read from disk, not when the config is resolved.
+    """
+    if max_context_tokens < 8 or max_name_tokens < 2:
+        raise ConfigError("max_context_tokens must be >= 8 and max_name_tokens >= 2")
+    return Model(
+        "entlink_genre",
+        _no_forward,
+        attrs={"name": name or "", "decoder_layers": int(decoder_layers),
+               "max_context_tokens": int(max_context_tokens), "max_name_tokens": int(max_name_tokens)},
+    )
+
+
+def _no_forward(model: Model, X: Any, is_train: bool):
+    raise EntlinkError("the entlink_linker model runs through the component (nlp.pipe), not as a thinc layer")
+
+
+@Language.factory(
+    "entlink_linker",
+    assigns=["token.ent_kb_id", "span._.entlink_links"],
+    requires=["doc.ents"],
+    default_config=DEFAULT_CONFIG,
+    default_score_weights={"nel_micro_f": 1.0, "nel_micro_r": None, "nel_micro_p": None},
+)
+def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], context_window: int,
+                beam_size: int, top_k: int, max_candidates: int, candidate_names: str, fallback: str,
+                trie_aliases: bool, threshold: Optional[float], nil_id: str, labels: List[str],
+                batch_size: int, learning_rate: float, grad_clip: float, overwrite: bool,
+                scorer: Optional[Callable]) -> "GenreLinker":
+    """Create an `entlink_linker`.
+
+    candidates: where a mention's candidates come from, in order: "span" (ids an upstream
+        `entlink_dictionary` or a corpus reader left in `span._.entlink_candidates`), "kb" (the
+        KB's alias table, exact after normalisation), "fuzzy" (KB names within 1-2 edits, only
+        when the sources before found nothing). Empty list: always search the whole name trie.
+    fallback: "trie" (search all KB names when a mention has no candidate) or "nil".
+    candidate_names: score each candidate's "canonical" name only, or "all" its names.
+    threshold: below this calibrated probability the mention is linked to `nil_id`.
+    labels: link only entities with these labels (empty: all).
+    """
+    return GenreLinker(nlp.vocab, model, name, candidates=candidates, context_window=context_window,
+                       beam_size=beam_size, top_k=top_k, max_candidates=max_candidates,
+                       candidate_names=candidate_names, fallback=fallback, trie_aliases=trie_aliases,
+                       threshold=threshold, nil_id=nil_id, labels=labels, batch_size=batch_size,
+                       learning_rate=learning_rate, grad_clip=grad_clip, overwrite=overwrite, scorer=scorer)
+
+
+class GenreLinker(TrainablePipe):
+    """Links `doc.ents` to KB ids with a seq2seq model constrained to KB names."""
+
+    def __init__(self, vocab: Vocab, model: Model, name: str = "entlink_linker", *, scorer: Optional[Callable] = None,
+                 **cfg: Any):
+        install_extensions()
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        self.cfg: Dict[str, Any] = dict(cfg)
+        for src in self.cfg.get("candidates", []):
+            check_choice("candidates", src, CANDIDATE_SOURCES)
+        th = self.cfg.get("threshold")
+        if th is not None and not 0.0 <= float(th) <= 1.0:
+            raise ConfigError(f"{name}: threshold must be between 0 and 1 (or null), got {th!r}")
+        self.settings = LinkerSettings(
+            beam_size=cfg.get("beam_size", 5), top_k=cfg.get("top_k", 5), max_candidates=cfg.get("max_candidates", 32),
+            candidate_names=cfg.get("candidate_names", "canonical"), fallback=cfg.get("fallback", "trie"),
+            batch_size=cfg.get("batch_size", 32),
+        )
+        self.kb: Optional[KnowledgeBase] = None
+        self.seq2seq: Optional[Seq2Seq] = None
+        self.trie: Optional[NameTrie] = None
+        self.linker: Optional[Linker] = None
+        self.calibration = Calibration()
+        self._optimizer: Optional[torch.optim.Optimizer] = None
+
+    # --- set-up -------------------------------------------------------------------------
+    def _load_seq2seq(self) -> Seq2Seq:
+        if self.seq2seq is None:
+            a = self.model.attrs
+            self.seq2seq = Seq2Seq.load(a["name"], decoder_layers=a["decoder_layers"],
+                                        max_context_tokens=a["max_context_tokens"],
+                                        max_name_tokens=a["max_name_tokens"])
+        return self.seq2seq
+
+    def set_seq2seq(self, seq2seq: Seq2Seq) -> "GenreLinker":
+        """Use an already loaded (e.g. tiny, test) seq2seq model; the name trie is rebuilt."""
+        self.seq2seq = seq2seq
+        self._optimizer = None
+        if self.kb is not None:
+            self.set_kb(self.kb)
+        return self
+
+    def set_kb(self, kb: KBSource, *, progress: bool = False) -> "GenreLinker":
+        """Use `kb` and build its name trie with the model's tokenizer."""
+        if callable(kb) and not isinstance(kb, KnowledgeBase):
+            kb = kb()
+        if isinstance(kb, (str, Path)):
+            kb = KnowledgeBase.from_disk(kb)
+        if not isinstance(kb, KnowledgeBase):
+            raise ConfigError(f"{self.name}: kb must be a KnowledgeBase or a KB folder, got {type(kb).__name__}")
+        seq2seq = self._load_seq2seq()
+        folder = Path(tempfile.mkdtemp(prefix="entlink_trie_"))
+        weakref.finalize(self, shutil.rmtree, folder, True)
+        trie = build_name_trie(seq2seq, kb, folder, aliases=self.cfg.get("trie_aliases", True), progress=progress)
+        self._use(kb, trie)
+        return self
+
+    def _use(self, kb: KnowledgeBase, trie: NameTrie) -> None:
+        self.kb, self.trie = kb, trie
+        self.linker = Linker(self._load_seq2seq(), kb, trie, self.settings)
+
+    def initialize(self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *,
+                   nlp: Optional[Language] = None, kb: Optional[KBSource] = None) -> None:
+        """Load the model (see the architecture's `name`), the KB and build the name trie."""
+        if kb is not None:
+            self.set_kb(kb, progress=True)
+        if self.kb is None:
+            raise ConfigError(
+                f"{self.name}: no knowledge base. Pass one in [initialize.components.{self.name}.kb] "
+                "(e.g. @misc = \"spacy_entlink.KBFromDisk.v1\"), or call set_kb()."
+            )
+
+    def _require(self) -> Linker:
+        if self.linker is None:
+            raise ConfigError(f"{self.name}: not initialised; call nlp.initialize() with a KB, or set_kb()")
+        return self.linker
+
+    # --- candidates ---------------------------------------------------------------------
+    def candidate_rows(self, span: Span) -> Optional[List[int]]:
+        """KB rows of the span's candidates (None: search the whole name trie)."""
+        sources = self.cfg.get("candidates", [])
+        if not sources:
+            return None
+        kb = self.kb
+        rows: List[int] = []
+        for src in sources:
+            if src == "span":
+                for i in span._.entlink_candidates or []:
+                    r = kb.row_of(i)
+                    if r is not None:
+                        rows.append(r)
+            elif src == "kb":
+                rows.extend(c.row for c in kb.get_candidates(span.text))
+            elif src == "fuzzy" and not rows and kb.has_fuzzy_index:
+                key = kb.normalize(span.text)
+                if len(key) >= 4:
+                    edits = 1 if len(key) <= 8 else 2
+                    for alias_row, _, _ in kb.fuzzy_search(key, edits, limit=5):
+                        rows.extend(int(r) for r in kb.alias_entities(alias_row))
+        rows = list(dict.fromkeys(rows))
+        typed = self._require().filter_type(rows, span.label_)
+        return typed
+
+    def _mentions(self, docs: Sequence[Doc]) -> List[Tuple[int, Span]]:
+        labels = set(self.cfg.get("labels") or [])
+        return [(d, ent) for d, doc in enumerate(docs) for ent in doc.ents if not labels or ent.label_ in labels]
+
+    # --- prediction ---------------------------------------------------------------------
+    def predict(self, docs: Iterable[Doc]) -> List[List[Tuple[Span, Ranked]]]:
+        docs = list(docs)
+        linker = self._require()
+        mentions = self._mentions(docs)
+        window = self.cfg.get("context_window", 48)
+        contexts = [span_context(ent, window) for _, ent in mentions]
+        cands = [self.candidate_rows(ent) for _, ent in mentions]
+        ranked = linker.rank(contexts, cands, [ent.label_ for _, ent in mentions]) if mentions else []
+        out: List[List[Tuple[Span, Ranked]]] = [[] for _ in docs]
+        for (d, ent), r in zip(mentions, ranked):
+            out[d].append((ent, r))
+        return out
+
+    def links(self, ranked: Ranked) -> Tuple[List[Tuple[str, float]], float]:
+        """Top-k `(kb_id, probability)` and the NIL probability of one ranked mention."""
+        if not ranked:
+            return [], 1.0
+        k = self.settings.top_k
+        probs, p_nil = self.calibration.probabilities([s for _, s in ranked])
+        top = [(self.kb.get_id(r), float(p)) for (r, _), p in zip(ranked, probs)][:k]
+        return top, p_nil
+
+    def set_annotations(self, docs: Iterable[Doc], predictions: List[List[Tuple[Span, Ranked]]]) -> None:
+        threshold = self.cfg.get("threshold")
+        nil = self.cfg.get("nil_id", "NIL")
+        overwrite = self.cfg.get("overwrite", True)
+        for doc, preds in zip(docs, predictions):
+            if not preds:
+                continue
+            new_ids: Dict[Tuple[int, int], str] = {}
+            for ent, ranked in preds:
+                top, p_nil = self.links(ranked)
+                ent._.entlink_links = top
+                if not top or (threshold is not None and top[0][1] < float(threshold)) or p_nil > top[0][1]:
+                    kb_id = nil
+                else:
+                    kb_id = top[0][0]
+                if overwrite or not ent.kb_id_:
+                    new_ids[(ent.start, ent.end)] = kb_id
+            ents = []
+            for ent in doc.ents:
+                kb_id = new_ids.get((ent.start, ent.end))
+                ents.append(ent if kb_id is None else Span(doc, ent.start, ent.end, label=ent.label, kb_id=kb_id))
+            doc.ents = ents
+
+    # --- training -----------------------------------------------------------------------
+    def _torch_optimizer(self) -> torch.optim.Optimizer:
+        if self._optimizer is None:
+            params = [p for p in self._require().seq2seq.model.parameters() if p.requires_grad]
+            self._optimizer = torch.optim.AdamW(params, lr=float(self.cfg.get("learning_rate", 5e-5)))
+        return self._optimizer
+
+    def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None,
+               losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+        """Accumulate gradients of the name cross-entropy for the gold entities of `examples`
+        (reference ents with a `kb_id_` in the KB); the step is taken in `finish_update`."""
+        losses = {} if losses is None else losses
+        losses.setdefault(self.name, 0.0)
+        self._require()
+        labels = self.cfg.get("labels") or None
+        pairs, _ = gold_pairs(examples, self.kb, window=self.cfg.get("context_window", 48), labels=labels)
+        loss = self.update_pairs(pairs)
+        losses[self.name] += loss
+        if sgd not in (None, False):
+            self.finish_update(sgd)
+        return losses
+
+    def update_pairs(self, pairs: Sequence[Pair]) -> float:
+        """Accumulate gradients for (context, KB row) pairs; returns the summed loss."""
+        if not pairs:
+            return 0.0
+        linker = self._require()
+        model = linker.seq2seq.model
+        model.train()
+        total = 0.0
+        bs = self.settings.batch_size
+        pairs = sorted(pairs, key=lambda p: len(p.context))
+        try:
+            for start in range(0, len(pairs), bs):
+                part = pairs[start : start + bs]
+                loss = linker.loss(part)
+                if loss is None:
+                    continue
+                (loss * len(part) / len(pairs)).backward()
+                total += float(loss.detach()) * len(part) / len(pairs)
+        finally:
+            model.eval()
+        return total
+
+    def finish_update(self, sgd=None) -> None:
+        """Take the optimiser step for the gradients accumulated by `update` (spaCy's own
+        optimizer `sgd` is not used: the model is a torch module with its own AdamW)."""
+        if self.linker is None:
+            return
+        opt = self._torch_optimizer()
+        clip = float(self.cfg.get("grad_clip", 0.0) or 0.0)
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.linker.seq2seq.model.parameters(), clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    def use_params(self, params):  # spaCy's parameter averages do not apply to the torch model
+        from contextlib import nullcontext
+
+        return nullcontext()
+
+    def get_loss(self, examples, scores):
+        raise NotImplementedError(f"{self.name}: the loss is computed inside update()")
+
+    def add_label(self, label: str) -> int:
+        raise NotImplementedError(f"{self.name} links to KB entities; it has no labels to add")
+
+    # --- calibration --------------------------------------------------------------------
+    def calibrate(self, examples: Iterable[Example], *, with_nil: bool = True) -> Calibration:
+        """Fit the score calibration on examples with gold `kb_id_`s (use dev, not train).
+
+        The gold entities' spans are linked (with the configured candidates); a mention whose
+        gold id is not among its ranked candidates counts as NIL."""
+        linker = self._require()
+        window = self.cfg.get("context_window", 48)
+        labels = set(self.cfg.get("labels") or [])
+        nil = self.cfg.get("nil_id", "NIL")
+        spans = [ent for eg in examples for ent in eg.reference.ents if not labels or ent.label_ in labels]
+        spans = [s for s in spans if s.kb_id_ and "|" not in s.kb_id_]
+        ranked = linker.rank([span_context(s, window) for s in spans], [self.candidate_rows(s) for s in spans],
+                             [s.label_ for s in spans])
+        scores, gold = [], []
+        for s, r in zip(spans, ranked):
+            ids = [self.kb.get_id(row) for row, _ in r]
+            scores.append([sc for _, sc in r])
+            gold.append(ids.index(s.kb_id_) if s.kb_id_ in ids and s.kb_id_ != nil else None)
+        self.calibration = Calibration.fit(scores, gold, with_nil=with_nil)
+        return self.calibration
+
+    # --- serialization ------------------------------------------------------------------
+    def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
+        path = util.ensure_path(path)
+        serialize: Dict[str, Callable] = {
+            "cfg": lambda p: srsly.write_json(p, {**self.cfg, "calibration": self.calibration.to_dict(),
+                                                  "model_attrs": dict(self.model.attrs)}),
+        }
+        if self.seq2seq is not None:
+            serialize["model"] = lambda p: self.seq2seq.save(p)
+        if self.kb is not None:
+            serialize["kb"] = lambda p: self.kb.to_disk(p)
+        if self.trie is not None:
+            serialize["trie"] = lambda p: self.trie.to_disk(p)
+        util.to_disk(path, serialize, exclude)
+
+    def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "GenreLinker":
+        path = util.ensure_path(path)
+        if not (path / "cfg").exists():
+            raise ConfigError(f"{self.name}: {path} has no cfg file; is it an entlink_linker folder?")
+        cfg = srsly.read_json(path / "cfg")
+        self.calibration = Calibration.from_dict(cfg.pop("calibration", None))
+        self.model.attrs.update(cfg.pop("model_attrs", {}))
+        self.cfg.update(cfg)
+        a = self.model.attrs
+        if (path / "model").exists() and "model" not in exclude:
+            self.seq2seq = Seq2Seq.from_saved(path / "model", max_context_tokens=a["max_context_tokens"],
+                                              max_name_tokens=a["max_name_tokens"])
+            self._optimizer = None
+        if (path / "kb").exists() and "kb" not in exclude:
+            kb = KnowledgeBase.from_disk(path / "kb")
+            if (path / "trie").exists() and "trie" not in exclude:
+                self._use(kb, NameTrie(path / "trie"))
+            else:
+                self.set_kb(kb)
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        with tempfile.TemporaryDirectory(prefix="entlink_linker_") as tmp:
+            self.to_disk(tmp, exclude=exclude)
+            files = {str(f.relative_to(tmp)): f.read_bytes() for f in Path(tmp).rglob("*") if f.is_file()}
+        return srsly.msgpack_dumps(files)
+
+    def from_bytes(self, data: bytes, *, exclude: Iterable[str] = tuple()) -> "GenreLinker":
+        files = srsly.msgpack_loads(data)
+        folder = Path(tempfile.mkdtemp(prefix="entlink_linker_"))
+        weakref.finalize(self, shutil.rmtree, folder, True)
+        for rel, content in files.items():
+            target = (folder / rel).resolve()
+            if folder.resolve() not in target.parents:
+                raise EntlinkError(f"{self.name}: refusing to write {rel!r} outside the component folder")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        return self.from_disk(folder, exclude=exclude)

@@ -1,0 +1,34 @@
+import numpy as np
+
+from spacy_entlink.linking.calibration import Calibration
+
+
+def test_uncalibrated_is_a_softmax_without_nil():
+    probs, nil = Calibration().probabilities([-1.0, -2.0])
+    assert nil == 0.0
+    assert np.isclose(probs.sum(), 1.0) and probs[0] > probs[1]
+
+
+def test_fit_learns_a_sharper_scale_and_nil_mass():
+    rng = np.random.default_rng(0)
+    scores, gold = [], []
+    for _ in range(300):
+        s = sorted(rng.normal(-3, 0.3, size=4), reverse=True)
+        scores.append(s)
+        gold.append(0)  # the top candidate is always right: a confident calibration
+    for _ in range(100):
+        scores.append(list(rng.normal(-8, 0.3, size=3)))  # low scores: gold not among candidates
+        gold.append(None)
+    cal = Calibration.fit(scores, gold)
+    assert cal.scale > 1.0
+    good, nil_good = cal.probabilities(scores[0])
+    bad, nil_bad = cal.probabilities(scores[-1])
+    assert good[0] > 0.5 and nil_good < 0.2
+    assert nil_bad > 0.5
+    assert Calibration.from_dict(cal.to_dict()) == cal
+
+
+def test_fit_without_nil_and_on_nothing():
+    cal = Calibration.fit([[-1.0, -2.0], [-1.5, -1.0]], [0, 1], with_nil=False)
+    assert cal.nil_score is None and cal.fitted_on == 2
+    assert Calibration.fit([], []) == Calibration()

@@ -1,0 +1,94 @@
+"""The seq2seq wrapper and the linker core with tiny random BART and BERT2BERT models."""
+
+import torch
+
+from spacy_entlink.linking.examples import kb_pairs
+from spacy_entlink.linking.linker import Linker, LinkerSettings, build_name_trie
+from spacy_entlink.linking.name_trie import PrefixConstraint
+from spacy_entlink.linking.seq2seq import Seq2Seq
+
+CONTEXTS = [
+    "The patient had [START_ENT] T2DM [END_ENT] for years .",
+    "[START_ENT] heart attack [END_ENT] after surgery",
+    "Treated with [START_ENT] adriamycin [END_ENT] .",
+]
+
+
+def make_linker(seq2seq, kb, tmp_path, **settings):
+    return Linker(seq2seq, kb, build_name_trie(seq2seq, kb, tmp_path / "trie"), LinkerSettings(**settings))
+
+
+def test_targets_follow_the_model_conventions(tiny_seq2seq):
+    (ids,) = tiny_seq2seq.target_ids(["Hypertension"])
+    assert ids[-1] == tiny_seq2seq.eos_id and tiny_seq2seq.eos_id not in ids[:-1]
+    assert ids[0] != tiny_seq2seq.start_id or tiny_seq2seq.start_id != tiny_seq2seq.eos_id
+
+
+def test_unconstrained_search_returns_only_kb_names(tiny_seq2seq, demo_kb, tmp_path):
+    linker = make_linker(tiny_seq2seq, demo_kb, tmp_path, beam_size=4, top_k=4)
+    constraint = PrefixConstraint(linker.trie, skip=1, fallback=[tiny_seq2seq.pad_id])
+    found = tiny_seq2seq.generate(CONTEXTS, constraint, num_beams=4, num_return=4)
+    assert constraint.calls > 0
+    for seqs in found:
+        assert seqs, "every context gets a name"
+        for seq in seqs:
+            assert linker.trie.sequence_id(seq) is not None
+    ranked = linker.rank(CONTEXTS, [None] * len(CONTEXTS))
+    for r in ranked:
+        assert r and all(0 <= row < len(demo_kb) for row, _ in r)
+        assert [s for _, s in r] == sorted((s for _, s in r), reverse=True)
+    assert linker.stats.generated == len(CONTEXTS)
+
+
+def test_candidates_restrict_and_single_candidates_skip_decoding(tiny_seq2seq, demo_kb, tmp_path):
+    linker = make_linker(tiny_seq2seq, demo_kb, tmp_path)
+    d1, d2, d3 = (demo_kb.row_of(i) for i in ("DEMO:D001", "DEMO:D002", "DEMO:D003"))
+    ranked = linker.rank(CONTEXTS, [[d1, d2], [d3], [d3, d1, d2]])
+    assert {r for r, _ in ranked[0]} == {d1, d2}
+    assert ranked[1] == [(d3, 0.0)]
+    assert {r for r, _ in ranked[2]} == {d1, d2, d3}
+    assert linker.stats.skipped == 1 and linker.stats.scored == 2 and linker.stats.generated == 0
+
+
+def test_type_filter_and_empty_candidates(tiny_seq2seq, demo_kb, tmp_path):
+    linker = make_linker(tiny_seq2seq, demo_kb, tmp_path, fallback="nil")
+    chem = demo_kb.row_of("DEMO:C001")
+    dis = demo_kb.row_of("DEMO:D001")
+    assert linker.filter_type([chem, dis], "Chemical") == [chem]
+    assert linker.filter_type([chem, dis], "NOT_A_TYPE") == [chem, dis]
+    assert linker.rank(CONTEXTS[:1], [[]]) == [[]]
+
+
+def test_alias_scores_of_one_entity_are_merged(tiny_seq2seq, demo_kb, tmp_path):
+    linker = make_linker(tiny_seq2seq, demo_kb, tmp_path, candidate_names="all", max_names_per_candidate=4)
+    d1, d2 = demo_kb.row_of("DEMO:D001"), demo_kb.row_of("DEMO:D002")
+    merged = dict(linker.rank(CONTEXTS[:1], [[d1, d2]])[0])
+    names = linker.name_targets(d1)
+    assert len(names) > 1
+    each = tiny_seq2seq.score(CONTEXTS[:1], [names])[0]
+    assert abs(merged[d1] - float(torch.logsumexp(torch.tensor(each, dtype=torch.float64), 0))) < 1e-4
+
+
+def test_a_few_training_steps_reduce_the_loss(tiny_seq2seq, demo_kb, tmp_path):
+    linker = make_linker(tiny_seq2seq, demo_kb, tmp_path)
+    pairs = list(kb_pairs(demo_kb, per_entity=1))[:16]
+    opt = torch.optim.AdamW(tiny_seq2seq.model.parameters(), lr=3e-3)
+    tiny_seq2seq.model.train()
+    losses = []
+    for _ in range(40):
+        loss = linker.loss(pairs)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(float(loss))
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_save_and_reload_score_identically(tiny_seq2seq, demo_kb, tmp_path):
+    targets = [tiny_seq2seq.target_ids(["Hypertension", "Anemia"])]
+    before = tiny_seq2seq.score(CONTEXTS[:1], targets)[0]
+    tiny_seq2seq.save(tmp_path / "saved")
+    assert (tmp_path / "saved" / "model.safetensors").exists()
+    again = Seq2Seq.from_saved(tmp_path / "saved", max_context_tokens=64, max_name_tokens=24)
+    assert again.fingerprint == tiny_seq2seq.fingerprint
+    assert (again.score(CONTEXTS[:1], targets)[0] == before).all()

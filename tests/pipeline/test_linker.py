@@ -1,0 +1,155 @@
+"""`entlink_linker` with tiny random seq2seq models: annotations, candidates, NIL, training,
+serialization, and awkward documents."""
+
+import pytest
+import spacy
+from spacy.tokens import Doc, DocBin, Span
+from spacy.training import Example
+
+from spacy_entlink.errors import ConfigError
+from spacy_entlink.linking.calibration import Calibration
+from spacy_entlink.corpora.registry import with_gold_mentions
+from tests.linking.conftest import tiny_bart, tiny_bert2bert
+
+TEXT = "Patients with T2DM or juvenile diabetes developed a heart attack after adriamycin ."
+ENTS = [("T2DM", "Disease", "DEMO:D001"), ("juvenile diabetes", "Disease", "DEMO:D002"),
+        ("heart attack", "Disease", "DEMO:D005"), ("adriamycin", "Chemical", "DEMO:C002")]
+
+
+def make_doc(nlp, text=TEXT, ents=ENTS, with_ids=False):
+    doc = nlp.make_doc(text)
+    spans = []
+    for mention, label, kb_id in ents:
+        start = text.index(mention)
+        span = doc.char_span(start, start + len(mention), label=label, kb_id=kb_id if with_ids else "")
+        spans.append(span)
+    doc.ents = spans
+    return doc
+
+
+@pytest.fixture(params=["bart", "bert2bert"])
+def nlp(request, demo_kb, tmp_path):
+    nlp = spacy.blank("en")
+    linker = nlp.add_pipe("entlink_linker", config={"top_k": 3})
+    seq2seq = tiny_bart(tmp_path / "m") if request.param == "bart" else tiny_bert2bert(tmp_path / "m")
+    linker.set_seq2seq(seq2seq).set_kb(demo_kb)
+    return nlp
+
+
+def test_links_every_entity_with_top_k_probabilities(nlp, demo_kb):
+    doc = nlp(make_doc(nlp))
+    assert len(doc.ents) == len(ENTS)
+    for ent in doc.ents:
+        assert ent.kb_id_ in demo_kb
+        links = ent._.entlink_links
+        assert 1 <= len(links) <= 3 and links[0][0] == ent.kb_id_
+        assert all(0.0 <= p <= 1.0 for _, p in links) and sum(p for _, p in links) <= 1.0 + 1e-6
+        assert [p for _, p in links] == sorted((p for _, p in links), reverse=True)
+    # exact aliases with one candidate are linked without decoding, whatever the random model says
+    by_text = {e.text: e.kb_id_ for e in doc.ents}
+    assert by_text["T2DM"] == "DEMO:D001" and by_text["adriamycin"] == "DEMO:C002"
+    assert doc.ents[0]._.entlink_links == [("DEMO:D001", 1.0)]
+
+
+def test_candidates_from_spans_restrict_the_choice(nlp, demo_kb):
+    doc = make_doc(nlp, "He had a bad episode .", [("bad episode", "Disease", "")])
+    doc.ents[0]._.entlink_candidates = ["DEMO:D016", "DEMO:D017"]
+    doc = nlp(doc)
+    assert doc.ents[0].kb_id_ in {"DEMO:D016", "DEMO:D017"}
+    assert {i for i, _ in doc.ents[0]._.entlink_links} == {"DEMO:D016", "DEMO:D017"}
+
+
+def test_no_candidate_falls_back_to_the_trie_or_nil(nlp, demo_kb):
+    linker = nlp.get_pipe("entlink_linker")
+    doc = nlp(make_doc(nlp, "An unheard-of zzqx syndrome .", [("zzqx syndrome", "Disease", "")]))
+    assert doc.ents[0].kb_id_ in demo_kb
+    assert demo_kb.entity(doc.ents[0].kb_id_).type == "Disease"
+    linker.cfg["candidates"] = ["span", "kb"]
+    linker.settings.fallback = "nil"
+    doc = nlp(make_doc(nlp, "An unheard-of zzqx syndrome .", [("zzqx syndrome", "Disease", "")]))
+    assert doc.ents[0].kb_id_ == "NIL" and doc.ents[0]._.entlink_links == []
+
+
+def test_threshold_and_calibrated_nil(nlp):
+    linker = nlp.get_pipe("entlink_linker")
+    linker.cfg["threshold"] = 0.999
+    doc = nlp(make_doc(nlp))
+    ids = {e.text: e.kb_id_ for e in doc.ents}
+    assert ids["T2DM"] == "DEMO:D001"  # one candidate: probability 1
+    assert ids["heart attack"] in ("NIL", "DEMO:D005")
+    linker.cfg["threshold"] = None
+    linker.calibration = Calibration(scale=1.0, nil_score=50.0)
+    doc = nlp(make_doc(nlp, "Treated for zzqx syndrome .", [("zzqx syndrome", "Disease", "")]))
+    assert doc.ents[0].kb_id_ == "NIL" and doc.ents[0]._.entlink_links
+
+
+def test_update_reduces_the_loss(nlp):
+    linker = nlp.get_pipe("entlink_linker")
+    linker.cfg["learning_rate"] = 3e-3
+    examples = [Example(make_doc(nlp), make_doc(nlp, with_ids=True))] * 4
+    losses = []
+    for _ in range(30):
+        step = {}
+        nlp.update(examples, losses=step)
+        losses.append(step["entlink_linker"])
+    assert losses[-1] < 0.6 * losses[0]
+    assert nlp(make_doc(nlp)).ents[2].kb_id_  # still predicts after training
+
+
+def test_calibrate_fits_on_gold_examples(nlp):
+    linker = nlp.get_pipe("entlink_linker")
+    cal = linker.calibrate([Example(make_doc(nlp), make_doc(nlp, with_ids=True))] * 3)
+    assert cal.fitted_on > 0 and cal.scale > 0
+
+
+def test_serialization_round_trips(nlp, tmp_path):
+    doc = nlp(make_doc(nlp))
+    nlp.get_pipe("entlink_linker").calibration = Calibration(scale=2.0, nil_score=-30.0, fitted_on=5)
+    doc = nlp(make_doc(nlp))
+    nlp.to_disk(tmp_path / "pipe")
+    again = spacy.load(tmp_path / "pipe")
+    doc2 = again(make_doc(again))
+    assert [(e.text, e.kb_id_, e._.entlink_links) for e in doc2.ents] == \
+        [(e.text, e.kb_id_, e._.entlink_links) for e in doc.ents]
+    assert again.get_pipe("entlink_linker").calibration == Calibration(2.0, -30.0, 5)
+    linker3 = spacy.blank("en").add_pipe("entlink_linker")
+    linker3.from_bytes(nlp.get_pipe("entlink_linker").to_bytes())
+    assert linker3.kb is not None and len(linker3.trie) == len(nlp.get_pipe("entlink_linker").trie)
+    # links survive DocBin
+    db = DocBin(store_user_data=True, docs=[doc])
+    (back,) = db.get_docs(nlp.vocab)
+    assert [e._.entlink_links for e in back.ents] == [e._.entlink_links for e in doc.ents]
+
+
+def test_empty_docs_docs_without_ents_and_long_docs(nlp):
+    docs = list(nlp.pipe([nlp.make_doc(""), nlp.make_doc("nothing to link here ."), make_doc(nlp)]))
+    assert len(docs) == 3 and not docs[0].ents and not docs[1].ents and len(docs[2].ents) == 4
+    text = ("Filler words about nothing in particular . " * 3000) + TEXT
+    long = nlp(make_doc(nlp, text))
+    assert len(long) > 20000 and all(e.kb_id_ for e in long.ents)
+
+
+def test_labels_restrict_which_entities_are_linked(nlp):
+    nlp.get_pipe("entlink_linker").cfg["labels"] = ["Chemical"]
+    doc = nlp(make_doc(nlp))
+    assert {e.text for e in doc.ents if e.kb_id_} == {"adriamycin"}
+
+
+def test_gold_mentions_copy_spans_without_ids(nlp):
+    eg = with_gold_mentions(Example(nlp.make_doc(TEXT), make_doc(nlp, with_ids=True)))
+    assert [(e.start, e.end, e.label_) for e in eg.predicted.ents] == \
+        [(e.start, e.end, e.label_) for e in eg.reference.ents]
+    assert all(not e.kb_id_ for e in eg.predicted.ents)
+
+
+def test_clear_errors():
+    nlp = spacy.blank("en")
+    linker = nlp.add_pipe("entlink_linker")
+    with pytest.raises(ConfigError, match="not initialised"):
+        linker(nlp.make_doc("x"))
+    with pytest.raises(ConfigError, match="no knowledge base"):
+        linker.initialize(lambda: [], nlp=nlp)
+    with pytest.raises(ValueError, match="candidates"):
+        spacy.blank("en").add_pipe("entlink_linker", config={"candidates": ["nope"]})
+    with pytest.raises(ConfigError, match="threshold"):
+        spacy.blank("en").add_pipe("entlink_linker", config={"threshold": 2.0})
