@@ -1,0 +1,214 @@
+"""Entity linking on gold mentions, side by side on the same mentions, in one run.
+
+BC5CDR dev Disease normalisation against CTD MEDIC (accuracy@1 over gold mentions with one
+MeSH id; composite and `-1` mentions left out), for:
+  (a) exact   the KB's alias table after normalisation (canonical-name matches first);
+  (b) fuzzy   rapidfuzz nearest KB name/alias (`process.extractOne`, `fuzz.ratio`) over all keys;
+  (c) prior   the most frequent entity in the training data among the linker's candidates;
+  (d) spacy   spaCy's `entity_linker` (CNN tok2vec, `InMemoryLookupKB` with the same alias keys,
+              priors from training counts, entity vectors = MiniLM embeddings of the names),
+              trained on the same training documents;
+  (e) genre   this package's `entlink_linker` (`--linker` pipeline).
+Throughput (mentions/s on this CPU) and the share of the linker's time spent in the name trie
+are printed for (e).
+
+    python bench/linking.py --kb kb/medic_train --train corpus/bc5cdr_train_disease.spacy \
+        --dev corpus/bc5cdr_dev_disease.spacy --labels Disease --linker training/linker_bc5cdr \
+        --output metrics/bench_linking_bc5cdr.json
+"""
+
+import argparse
+import json
+import random
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import spacy
+from spacy.tokens import Span
+from spacy.training import Corpus, Example
+from spacy.util import registry
+
+from spacy_entlink.corpora.registry import with_gold_mentions
+from spacy_entlink.kb import KnowledgeBase
+from spacy_entlink.linking.train import accuracy, gold_mentions, link_gold_mentions
+
+_NORMALIZE = {}
+
+
+@registry.misc("bench.NormalizedCandidates.v1")
+def normalized_candidates():
+    def get(kb, span):
+        return kb.get_alias_candidates(_NORMALIZE["f"](span.text))
+    return get
+
+
+@registry.misc("bench.NormalizedCandidatesBatch.v1")
+def normalized_candidates_batch():
+    def get(kb, spans):
+        return [kb.get_alias_candidates(_NORMALIZE["f"](s.text)) for s in spans]
+    return get
+
+
+def exact(kb: KnowledgeBase, spans: Sequence[Span]) -> List[List[Tuple[str, float]]]:
+    out = []
+    for s in spans:
+        c = kb.get_candidates(s.text)
+        out.append([(c[0].id, 1.0)] if c else [])
+    return out
+
+
+def fuzzy(kb: KnowledgeBase, spans: Sequence[Span]) -> List[List[Tuple[str, float]]]:
+    from rapidfuzz import fuzz, process
+
+    keys = list(kb._keys.keys())
+    rows = [kb._keys[k] for k in keys]
+    out = []
+    for s in spans:
+        hit = process.extractOne(kb.normalize(s.text), keys, scorer=fuzz.ratio)
+        if hit is None:
+            out.append([])
+            continue
+        ents = kb.alias_entities(rows[hit[2]])
+        out.append([(kb.get_id(int(ents[0])), hit[1] / 100)] if len(ents) else [])
+    return out
+
+
+def prior(kb: KnowledgeBase, linker, spans: Sequence[Span], counts: Counter) -> List[List[Tuple[str, float]]]:
+    out = []
+    for s in spans:
+        rows = linker.candidate_rows(s) or []
+        ids = [kb.get_id(r) for r in rows]
+        out.append([(max(ids, key=lambda i: (counts[i], -ids.index(i))), 1.0)] if ids else [])
+    return out
+
+
+def name_vectors(kb: KnowledgeBase) -> np.ndarray:
+    """MiniLM sentence embeddings (mean pooling) of every canonical name."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from spacy_entlink.models.hf import embedded_model_path
+
+    tok = AutoTokenizer.from_pretrained(embedded_model_path())
+    model = AutoModel.from_pretrained(embedded_model_path()).eval()
+    names = [kb.get_name(r) for r in range(len(kb))]
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(names), 256):
+            enc = tok(names[i : i + 256], padding=True, truncation=True, max_length=32, return_tensors="pt")
+            h = model(**enc).last_hidden_state
+            m = enc["attention_mask"].unsqueeze(-1)
+            v = (h * m).sum(1) / m.sum(1)
+            out.append(torch.nn.functional.normalize(v, dim=-1).numpy())
+    return np.concatenate(out)
+
+
+def spacy_el(kb: KnowledgeBase, train: List[Example], counts: Counter, epochs: int, seed: int):
+    """spaCy's entity_linker with an InMemoryLookupKB holding the same alias keys."""
+    from spacy.kb import InMemoryLookupKB
+
+    nlp = spacy.blank("en")
+    _NORMALIZE["f"] = kb.normalize
+    t0 = time.perf_counter()
+    vectors = name_vectors(kb)
+    sk = InMemoryLookupKB(nlp.vocab, entity_vector_length=vectors.shape[1])
+    ids = [kb.get_id(r) for r in range(len(kb))]
+    sk.set_entities(ids, [float(counts[i] + 1) for i in ids], list(vectors))
+    for key, row in kb._keys.items():
+        ents = [kb.get_id(int(r)) for r in kb.alias_entities(row)]
+        w = np.array([counts[i] + 1.0 for i in ents])
+        sk.add_alias(alias=key, entities=ents, probabilities=list(w / w.sum() * 0.999))
+    build_s = time.perf_counter() - t0
+    senter = nlp.add_pipe("sentencizer")
+    for eg in train:  # spaCy's entity_linker reads sentence boundaries
+        senter(eg.predicted)
+        senter(eg.reference)
+    el = nlp.add_pipe("entity_linker", config={
+        "use_gold_ents": True, "incl_prior": True, "incl_context": True,
+        "get_candidates": {"@misc": "bench.NormalizedCandidates.v1"},
+        "get_candidates_batch": {"@misc": "bench.NormalizedCandidatesBatch.v1"},
+    })
+    el.set_kb(lambda vocab: sk)
+    nlp.initialize(lambda: train)
+    rng = random.Random(seed)
+    t0 = time.perf_counter()
+    for epoch in range(epochs):
+        egs = list(train)
+        rng.shuffle(egs)
+        losses = {}
+        for i in range(0, len(egs), 8):
+            nlp.update(egs[i : i + 8], losses=losses, drop=0.1)
+        print(f"  spaCy entity_linker epoch {epoch + 1}/{epochs}: loss {losses.get('entity_linker', 0):.2f}")
+    return nlp, build_s, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--kb", type=Path, required=True)
+    ap.add_argument("--train", type=Path, required=True)
+    ap.add_argument("--dev", type=Path, required=True)
+    ap.add_argument("--labels", nargs="*", default=None)
+    ap.add_argument("--linker", type=Path, required=True, help="pipeline with an entlink_linker")
+    ap.add_argument("--spacy-epochs", type=int, default=5)
+    ap.add_argument("--skip-spacy", action="store_true")
+    ap.add_argument("--limit", type=int, default=0, help="first N dev mentions only")
+    ap.add_argument("--output", type=Path, default=None)
+    args = ap.parse_args()
+
+    nlp = spacy.load(args.linker)
+    linker = next(p for _, p in nlp.pipeline if type(p).__name__ == "GenreLinker")
+    kb = KnowledgeBase.from_disk(args.kb)
+    train = list(Corpus(args.train)(nlp))
+    dev = [with_gold_mentions(eg) for eg in Corpus(args.dev)(nlp)]
+    mentions = gold_mentions(dev, args.labels)
+    if args.limit:
+        mentions = mentions[: args.limit]
+    gold = [g for _, g in mentions]
+    spans = [s for s, _ in mentions]
+    counts = Counter(g for _, g in gold_mentions(train, args.labels))
+    coverage = sum(1 for s, g in mentions if g in {kb.get_id(r) for r in (linker.candidate_rows(s) or [])})
+    print(f"{len(mentions):,} dev mentions; gold among the linker's candidates for {100 * coverage / len(mentions):.1f}%")
+    rows = []
+
+    def add(name: str, ranked, seconds: float, **extra) -> None:
+        acc = accuracy(ranked, gold)
+        rows.append({"system": name, "acc": acc, "mentions_per_s": len(gold) / seconds, **extra})
+        print(f"{name:<34} accuracy@1 {100 * acc:6.2f}   {len(gold) / seconds:10,.0f} mentions/s")
+
+    for name, fn in (("(a) exact alias lookup", lambda: exact(kb, spans)),
+                     ("(b) rapidfuzz nearest name", lambda: fuzzy(kb, spans)),
+                     ("(c) prior (most frequent candidate)", lambda: prior(kb, linker, spans, counts))):
+        t = time.perf_counter()
+        ranked = fn()
+        add(name, ranked, time.perf_counter() - t)
+    if not args.skip_spacy:
+        el_nlp, build_s, train_s = spacy_el(kb, train, counts, args.spacy_epochs, seed=0)
+        docs = [eg.predicted for eg in dev]
+        t = time.perf_counter()
+        docs = list(el_nlp.pipe(docs))
+        secs = time.perf_counter() - t
+        pred = {(d_i, e.start, e.end): e.kb_id_ for d_i, d in enumerate(docs) for e in d.ents}
+        index = {id(eg.reference): i for i, eg in enumerate(dev)}
+        ranked = [[(pred.get((index[id(s.doc)], s.start, s.end), ""), 1.0)] for s in spans]
+        add("(d) spaCy entity_linker", ranked, secs, kb_build_s=build_s, train_s=train_s)
+    linker.linker.stats.reset()
+    t = time.perf_counter()
+    ranked = link_gold_mentions(linker, mentions)
+    secs = time.perf_counter() - t
+    st = linker.linker.stats
+    add("(e) entlink_linker (GENRE-style)", ranked, secs, trie_share=st.trie_s / max(st.total_s, 1e-9),
+        skipped=st.skipped, scored=st.scored, generated=st.generated)
+    print(f"    linker: {st.skipped} single-candidate, {st.scored} scored, {st.generated} generated over the trie; "
+          f"trie share of linker time {100 * st.trie_s / max(st.total_s, 1e-9):.2f}%")
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps({"dev": str(args.dev), "kb": str(args.kb), "mentions": len(gold),
+                                           "candidate_coverage": coverage / len(gold), "rows": rows}, indent=2))
+        print(f"✔ {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""`spacy train configs/linker.cfg` and `train-linker` end to end with a tiny saved BART."""
+
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import DocBin
+
+from spacy_entlink.cli import main
+from tests.linking.conftest import tiny_bart
+from tests.pipeline.test_linker import ENTS, TEXT, make_doc
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, demo_kb):
+    tmp = tmp_path_factory.mktemp("linker_train")
+    seq2seq = tiny_bart(tmp / "tok")
+    seq2seq.save(tmp / "bart")
+    nlp = spacy.blank("en")
+    docs = [make_doc(nlp, with_ids=True) for _ in range(6)]
+    docs.append(make_doc(nlp, "Her hypertension and MS got worse .",
+                         [("hypertension", "Disease", "DEMO:D006"), ("MS", "Disease", "DEMO:D004")], with_ids=True))
+    DocBin(docs=docs, store_user_data=True).to_disk(tmp / "train.spacy")
+    DocBin(docs=docs[-2:], store_user_data=True).to_disk(tmp / "dev.spacy")
+    return tmp, demo_kb
+
+
+@pytest.mark.slow
+def test_spacy_train_with_the_linker_config(setup):
+    from spacy.cli.train import train
+
+    tmp, kb = setup
+    train(REPO / "configs" / "linker.cfg", tmp / "out", overrides={
+        "paths.train": str(tmp / "train.spacy"), "paths.dev": str(tmp / "dev.spacy"), "paths.kb": str(kb.path),
+        "paths.model": str(tmp / "bart"), "training.max_steps": 6, "training.eval_frequency": 3,
+    })
+    nlp = spacy.load(tmp / "out" / "model-last")
+    doc = nlp(make_doc(nlp))
+    assert [e.kb_id_ for e in doc.ents][0] == "DEMO:D001"
+    assert all(e.kb_id_ in kb for e in doc.ents)
+    assert (tmp / "out" / "model-last" / "entlink_linker" / "model" / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_train_linker_cli(setup):
+    tmp, kb = setup
+    out = tmp / "cli_out"
+    main(["train-linker", str(out), "--kb", str(kb.path), "--train", str(tmp / "train.spacy"), "--dev",
+          str(tmp / "dev.spacy"), "--model", str(tmp / "bart"), "--kb-pairs", "1", "--max-steps", "4",
+          "--eval-every", "2", "--batch-size", "8", "--metrics", str(tmp / "m.json")])
+    nlp = spacy.load(out)
+    assert nlp.pipe_names == ["entlink_linker"]
+    assert nlp.get_pipe("entlink_linker").calibration.fitted_on > 0
+    assert (tmp / "m.json").exists()
+
+
+def test_train_linker_cli_names_a_missing_file(setup, capsys):
+    tmp, kb = setup
+    with pytest.raises(SystemExit):
+        main(["train-linker", str(tmp / "x"), "--kb", str(kb.path), "--train", str(tmp / "nope.spacy")])
+    assert "--train" in capsys.readouterr().err
