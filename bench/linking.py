@@ -38,17 +38,24 @@ from spacy_entlink.linking.train import accuracy, gold_mentions, link_gold_menti
 _NORMALIZE = {}
 
 
+def _alias_of(span) -> str:
+    """The alias spaCy's KB is asked for: the span's supplied candidate list when it has one
+    (added to the KB as one alias), else the normalised text."""
+    cands = span._.entlink_candidates
+    return "\x00".join(cands) if cands else _NORMALIZE["f"](span.text)
+
+
 @registry.misc("bench.NormalizedCandidates.v1")
 def normalized_candidates():
     def get(kb, span):
-        return kb.get_alias_candidates(_NORMALIZE["f"](span.text))
+        return kb.get_alias_candidates(_alias_of(span))
     return get
 
 
 @registry.misc("bench.NormalizedCandidatesBatch.v1")
 def normalized_candidates_batch():
     def get(kb, spans):
-        return [kb.get_alias_candidates(_NORMALIZE["f"](s.text)) for s in spans]
+        return [kb.get_alias_candidates(_alias_of(s)) for s in spans]
     return get
 
 
@@ -77,11 +84,13 @@ def fuzzy(kb: KnowledgeBase, spans: Sequence[Span]) -> List[List[Tuple[str, floa
 
 
 def prior(kb: KnowledgeBase, linker, spans: Sequence[Span], counts: Counter) -> List[List[Tuple[str, float]]]:
+    """The candidate with the highest prior: training-mention count, else the KB's prior."""
     out = []
     for s in spans:
         rows = linker.candidate_rows(s) or []
         ids = [kb.get_id(r) for r in rows]
-        out.append([(max(ids, key=lambda i: (counts[i], -ids.index(i))), 1.0)] if ids else [])
+        key = {i: (counts[i], kb.get_prior(r), -k) for k, (i, r) in enumerate(zip(ids, rows))}
+        out.append([(max(ids, key=key.__getitem__), 1.0)] if ids else [])
     return out
 
 
@@ -106,7 +115,7 @@ def name_vectors(kb: KnowledgeBase) -> np.ndarray:
     return np.concatenate(out)
 
 
-def spacy_el(kb: KnowledgeBase, train: List[Example], counts: Counter, epochs: int, seed: int):
+def spacy_el(kb: KnowledgeBase, train: List[Example], dev: List[Example], counts: Counter, epochs: int, seed: int):
     """spaCy's entity_linker with an InMemoryLookupKB holding the same alias keys."""
     from spacy.kb import InMemoryLookupKB
 
@@ -117,10 +126,22 @@ def spacy_el(kb: KnowledgeBase, train: List[Example], counts: Counter, epochs: i
     sk = InMemoryLookupKB(nlp.vocab, entity_vector_length=vectors.shape[1])
     ids = [kb.get_id(r) for r in range(len(kb))]
     sk.set_entities(ids, [float(counts[i] + 1) for i in ids], list(vectors))
+
+    def weight(i: str) -> float:
+        return counts[i] + 1.0 + kb.get_prior(kb.row_of(i))
+
+    def add(alias: str, ents: List[str]) -> None:
+        ents = [e for e in dict.fromkeys(ents) if e in kb]
+        if ents and not sk.contains_alias(alias):
+            w = np.array([weight(i) for i in ents])
+            sk.add_alias(alias=alias, entities=ents, probabilities=list(w / w.sum() * 0.999))
+
     for key, row in kb._keys.items():
-        ents = [kb.get_id(int(r)) for r in kb.alias_entities(row)]
-        w = np.array([counts[i] + 1.0 for i in ents])
-        sk.add_alias(alias=key, entities=ents, probabilities=list(w / w.sum() * 0.999))
+        add(key, [kb.get_id(int(r)) for r in kb.alias_entities(row)])
+    for eg in list(train) + list(dev):  # supplied candidate lists (AIDA), one alias each
+        for ent in eg.reference.ents:
+            if ent._.entlink_candidates:
+                add("\x00".join(ent._.entlink_candidates), ent._.entlink_candidates)
     build_s = time.perf_counter() - t0
     senter = nlp.add_pipe("sentencizer")
     for eg in train:  # spaCy's entity_linker reads sentence boundaries
@@ -155,6 +176,8 @@ def main() -> None:
     ap.add_argument("--spacy-epochs", type=int, default=5)
     ap.add_argument("--skip-spacy", action="store_true")
     ap.add_argument("--limit", type=int, default=0, help="first N dev mentions only")
+    ap.add_argument("--gold-in-candidates", action="store_true",
+                    help="keep only mentions whose gold id is among their supplied candidates (AIDA in-KB)")
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args()
 
@@ -164,6 +187,8 @@ def main() -> None:
     train = list(Corpus(args.train)(nlp))
     dev = [with_gold_mentions(eg) for eg in Corpus(args.dev)(nlp)]
     mentions = gold_mentions(dev, args.labels)
+    if args.gold_in_candidates:
+        mentions = [(s, g) for s, g in mentions if g in (s._.entlink_candidates or [])]
     if args.limit:
         mentions = mentions[: args.limit]
     gold = [g for _, g in mentions]
@@ -185,7 +210,7 @@ def main() -> None:
         ranked = fn()
         add(name, ranked, time.perf_counter() - t)
     if not args.skip_spacy:
-        el_nlp, build_s, train_s = spacy_el(kb, train, counts, args.spacy_epochs, seed=0)
+        el_nlp, build_s, train_s = spacy_el(kb, train, dev, counts, args.spacy_epochs, seed=0)
         docs = [eg.predicted for eg in dev]
         t = time.perf_counter()
         docs = list(el_nlp.pipe(docs))

@@ -396,6 +396,8 @@ class GenreLinker(TrainablePipe):
                 self._use(kb, NameTrie(path / "trie"))
             else:
                 self.set_kb(kb)
+        elif self.kb is not None and self.seq2seq is not None:
+            self.set_kb(self.kb)  # new weights, same KB: rebuild the trie for their tokenizer
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:

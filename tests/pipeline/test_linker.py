@@ -112,6 +112,9 @@ def test_serialization_round_trips(nlp, tmp_path):
     assert [(e.text, e.kb_id_, e._.entlink_links) for e in doc2.ents] == \
         [(e.text, e.kb_id_, e._.entlink_links) for e in doc.ents]
     assert again.get_pipe("entlink_linker").calibration == Calibration(2.0, -30.0, 5)
+    other = spacy.blank("en")
+    other.add_pipe("entlink_linker", source=again)
+    assert [e.kb_id_ for e in other(make_doc(other)).ents] == [e.kb_id_ for e in doc.ents]
     linker3 = spacy.blank("en").add_pipe("entlink_linker")
     linker3.from_bytes(nlp.get_pipe("entlink_linker").to_bytes())
     assert linker3.kb is not None and len(linker3.trie) == len(nlp.get_pipe("entlink_linker").trie)
