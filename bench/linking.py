@@ -86,8 +86,8 @@ def fuzzy(kb: KnowledgeBase, spans: Sequence[Span]) -> List[List[Tuple[str, floa
 def prior(kb: KnowledgeBase, linker, spans: Sequence[Span], counts: Counter) -> List[List[Tuple[str, float]]]:
     """The candidate with the highest prior: training-mention count, else the KB's prior."""
     out = []
-    for s in spans:
-        rows = linker.candidate_rows(s) or []
+    for s, rows in zip(spans, linker.candidate_rows_batch(spans)):
+        rows = rows or []
         ids = [kb.get_id(r) for r in rows]
         key = {i: (counts[i], kb.get_prior(r), -k) for k, (i, r) in enumerate(zip(ids, rows))}
         out.append([(max(ids, key=key.__getitem__), 1.0)] if ids else [])
@@ -175,6 +175,7 @@ def main() -> None:
     ap.add_argument("--linker", type=Path, required=True, help="pipeline with an entlink_linker")
     ap.add_argument("--spacy-epochs", type=int, default=5)
     ap.add_argument("--skip-spacy", action="store_true")
+    ap.add_argument("--candidates", default=None, help="override the linker's candidate sources (comma-separated)")
     ap.add_argument("--limit", type=int, default=0, help="first N dev mentions only")
     ap.add_argument("--gold-in-candidates", action="store_true",
                     help="keep only mentions whose gold id is among their supplied candidates (AIDA in-KB)")
@@ -183,6 +184,10 @@ def main() -> None:
 
     nlp = spacy.load(args.linker)
     linker = next(p for _, p in nlp.pipeline if type(p).__name__ == "GenreLinker")
+    if args.candidates is not None:
+        linker.cfg["candidates"] = [c for c in args.candidates.split(",") if c]
+        if "dense" in linker.cfg["candidates"] and linker.dense is None:
+            linker.build_dense(progress=True)
     kb = KnowledgeBase.from_disk(args.kb)
     train = list(Corpus(args.train)(nlp))
     dev = [with_gold_mentions(eg) for eg in Corpus(args.dev)(nlp)]
@@ -194,7 +199,8 @@ def main() -> None:
     gold = [g for _, g in mentions]
     spans = [s for s, _ in mentions]
     counts = Counter(g for _, g in gold_mentions(train, args.labels))
-    coverage = sum(1 for s, g in mentions if g in {kb.get_id(r) for r in (linker.candidate_rows(s) or [])})
+    coverage = sum(1 for (s, g), rows in zip(mentions, linker.candidate_rows_batch(spans))
+                   if g in {kb.get_id(r) for r in (rows or [])})
     print(f"{len(mentions):,} dev mentions; gold among the linker's candidates for {100 * coverage / len(mentions):.1f}%")
     rows = []
 

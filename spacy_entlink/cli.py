@@ -135,7 +135,7 @@ def train_linker_cmd(
     lr: float = typer.Option(1e-4, "--lr", help="AdamW learning rate (linear warm-up and decay)"),
     eval_every: int = typer.Option(500, help="evaluate on dev every N steps"),
     dev_limit: int = typer.Option(0, help="evaluate on the first N dev mentions only (0: all)"),
-    candidates: str = typer.Option("span,kb,fuzzy", help="candidate sources, comma-separated"),
+    candidates: str = typer.Option("span,kb,abbreviation,fuzzy", help="candidate sources, comma-separated"),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for the training history"),
     seed: int = typer.Option(0, help="random seed"),
 ) -> None:

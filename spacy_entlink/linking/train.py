@@ -2,11 +2,13 @@
 gold mentions (shared with the benchmarks)."""
 
 import random
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+import spacy
 from spacy.language import Language
 from spacy.tokens import Span
 from spacy.training import Example
@@ -36,7 +38,7 @@ def link_gold_mentions(linker, mentions: Sequence[Tuple[Span, str]]) -> List[Lis
 
     window = linker.cfg.get("context_window", 48)
     spans = [s for s, _ in mentions]
-    ranked = linker._require().rank([span_context(s, window) for s in spans], [linker.candidate_rows(s) for s in spans],
+    ranked = linker._require().rank([span_context(s, window) for s in spans], linker.candidate_rows_batch(spans),
                                     [s.label_ for s in spans])
     return [[(linker.kb.get_id(r), sc) for r, sc in rk] for rk in ranked]
 
@@ -125,9 +127,15 @@ def train_linker(nlp: Language, name: str, train: List[Example], dev: List[Examp
     result.steps = step
     result.seconds = time.perf_counter() - t0
     # calibrate the best weights on dev
-    best = __import__("spacy").load(output)
     if dev:
+        best = spacy.load(output)
         cal = best.get_pipe(name).calibrate(dev)
         print(f"calibration on dev: scale {cal.scale:.3f}, NIL score {cal.nil_score}")
-        best.to_disk(output)
+        # the loaded weights may be memory-mapped from `output`: write elsewhere, then swap
+        tmp = output.with_name(output.name + ".calibrated")
+        shutil.rmtree(tmp, ignore_errors=True)
+        best.to_disk(tmp)
+        del best
+        shutil.rmtree(output)
+        tmp.rename(output)
     return result

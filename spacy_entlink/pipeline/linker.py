@@ -26,13 +26,15 @@ from ..errors import ConfigError, EntlinkError, check_choice
 from ..extensions import install_extensions
 from ..kb import KnowledgeBase
 from ..linking.calibration import Calibration
+from ..linking.dense import DenseIndex, SentenceEncoder
+from ..matching.abbreviations import find_abbreviations
 from ..linking.examples import Pair, gold_pairs, kb_pairs, span_context
 from ..linking.linker import Linker, LinkerSettings, Ranked, build_name_trie
 from ..linking.name_trie import NameTrie
 from ..linking.seq2seq import Seq2Seq
 
 KBSource = Union[KnowledgeBase, str, Path, Callable[[], KnowledgeBase]]
-CANDIDATE_SOURCES = ("span", "kb", "fuzzy")
+CANDIDATE_SOURCES = ("span", "kb", "abbreviation", "fuzzy", "dense")
 
 DEFAULT_MODEL = """
 [model]
@@ -45,7 +47,9 @@ max_name_tokens = 32
 
 DEFAULT_CONFIG = {
     "model": Config().from_str(DEFAULT_MODEL)["model"],
-    "candidates": ["span", "kb", "fuzzy"],
+    "candidates": ["span", "kb", "abbreviation", "fuzzy"],
+    "dense_model": "",
+    "dense_k": 8,
     "context_window": 48,
     "beam_size": 5,
     "top_k": 5,
@@ -94,7 +98,8 @@ def _no_forward(model: Model, X: Any, is_train: bool):
     default_config=DEFAULT_CONFIG,
     default_score_weights={"nel_micro_f": 1.0, "nel_micro_r": None, "nel_micro_p": None},
 )
-def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], context_window: int,
+def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], dense_model: str, dense_k: int,
+                context_window: int,
                 beam_size: int, top_k: int, max_candidates: int, candidate_names: str, fallback: str,
                 trie_aliases: bool, threshold: Optional[float], nil_id: str, labels: List[str],
                 batch_size: int, learning_rate: float, grad_clip: float, overwrite: bool,
@@ -103,14 +108,19 @@ def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], c
 
     candidates: where a mention's candidates come from, in order: "span" (ids an upstream
         `entlink_dictionary` or a corpus reader left in `span._.entlink_candidates`), "kb" (the
-        KB's alias table, exact after normalisation), "fuzzy" (KB names within 1-2 edits, only
-        when the sources before found nothing). Empty list: always search the whole name trie.
+        KB's alias table, exact after normalisation), "abbreviation" (a short form defined in
+        the document as "long form (SF)" gets its long form's candidates), "fuzzy" (KB names
+        within 1-2 edits, only when the sources before found nothing), "dense" (the `dense_k`
+        KB names nearest in a sentence encoder's space, `dense_model`, default the embedded
+        MiniLM; only when the sources before found nothing). Empty list: always search the
+        whole name trie.
     fallback: "trie" (search all KB names when a mention has no candidate) or "nil".
     candidate_names: score each candidate's "canonical" name only, or "all" its names.
     threshold: below this calibrated probability the mention is linked to `nil_id`.
     labels: link only entities with these labels (empty: all).
     """
-    return GenreLinker(nlp.vocab, model, name, candidates=candidates, context_window=context_window,
+    return GenreLinker(nlp.vocab, model, name, candidates=candidates, dense_model=dense_model, dense_k=dense_k,
+                       context_window=context_window,
                        beam_size=beam_size, top_k=top_k, max_candidates=max_candidates,
                        candidate_names=candidate_names, fallback=fallback, trie_aliases=trie_aliases,
                        threshold=threshold, nil_id=nil_id, labels=labels, batch_size=batch_size,
@@ -142,6 +152,7 @@ class GenreLinker(TrainablePipe):
         self.seq2seq: Optional[Seq2Seq] = None
         self.trie: Optional[NameTrie] = None
         self.linker: Optional[Linker] = None
+        self.dense: Optional[DenseIndex] = None
         self.calibration = Calibration()
         self._optimizer: Optional[torch.optim.Optimizer] = None
 
@@ -173,9 +184,23 @@ class GenreLinker(TrainablePipe):
         seq2seq = self._load_seq2seq()
         folder = Path(tempfile.mkdtemp(prefix="entlink_trie_"))
         weakref.finalize(self, shutil.rmtree, folder, True)
-        trie = build_name_trie(seq2seq, kb, folder, aliases=self.cfg.get("trie_aliases", True), progress=progress)
+        trie = build_name_trie(seq2seq, kb, folder / "trie", aliases=self.cfg.get("trie_aliases", True),
+                               progress=progress)
         self._use(kb, trie)
+        self.dense = None
+        if "dense" in self.cfg.get("candidates", []):
+            self.build_dense(progress=progress)
         return self
+
+    def build_dense(self, *, progress: bool = False) -> DenseIndex:
+        """Embed the KB's names for the "dense" candidate source."""
+        if self.kb is None:
+            raise ConfigError(f"{self.name}: set a KB before building the dense name index")
+        folder = Path(tempfile.mkdtemp(prefix="entlink_dense_"))
+        weakref.finalize(self, shutil.rmtree, folder, True)
+        encoder = SentenceEncoder(self.cfg.get("dense_model") or None)
+        self.dense = DenseIndex.build(self.kb, folder, encoder, progress=progress)
+        return self.dense
 
     def _use(self, kb: KnowledgeBase, trie: NameTrie) -> None:
         self.kb, self.trie = kb, trie
@@ -200,9 +225,23 @@ class GenreLinker(TrainablePipe):
     # --- candidates ---------------------------------------------------------------------
     def candidate_rows(self, span: Span) -> Optional[List[int]]:
         """KB rows of the span's candidates (None: search the whole name trie)."""
+        return self.candidate_rows_batch([span])[0]
+
+    def candidate_rows_batch(self, spans: Sequence[Span]) -> List[Optional[List[int]]]:
+        """`candidate_rows` of many spans (dense retrieval runs once for all of them)."""
         sources = self.cfg.get("candidates", [])
         if not sources:
-            return None
+            return [None] * len(spans)
+        out = [self._lexical_candidates(s, sources) for s in spans]
+        if "dense" in sources and self.dense is not None:
+            empty = [i for i, rows in enumerate(out) if not rows]
+            found = self.dense.search([spans[i].text for i in empty], k=int(self.cfg.get("dense_k", 8)))
+            for i, rows in zip(empty, found):
+                out[i] = rows
+        linker = self._require()
+        return [linker.filter_type(rows, s.label_) for rows, s in zip(out, spans)]
+
+    def _lexical_candidates(self, span: Span, sources: Sequence[str]) -> List[int]:
         kb = self.kb
         rows: List[int] = []
         for src in sources:
@@ -213,15 +252,34 @@ class GenreLinker(TrainablePipe):
                         rows.append(r)
             elif src == "kb":
                 rows.extend(c.row for c in kb.get_candidates(span.text))
+            elif src == "abbreviation" and not rows:
+                long = self._abbreviations(span.doc).get(span.text)
+                if long:
+                    words = long.split()
+                    for i in range(len(words)):  # the long form, then without its first words
+                        found = kb.get_candidates(" ".join(words[i:]))
+                        if found:
+                            rows.extend(c.row for c in found)
+                            break
             elif src == "fuzzy" and not rows and kb.has_fuzzy_index:
                 key = kb.normalize(span.text)
                 if len(key) >= 4:
                     edits = 1 if len(key) <= 8 else 2
                     for alias_row, _, _ in kb.fuzzy_search(key, edits, limit=5):
                         rows.extend(int(r) for r in kb.alias_entities(alias_row))
-        rows = list(dict.fromkeys(rows))
-        typed = self._require().filter_type(rows, span.label_)
-        return typed
+        return list(dict.fromkeys(rows))
+
+    def _abbreviations(self, doc: Doc) -> Dict[str, str]:
+        """Short form -> long form text of the abbreviations defined in `doc` (cached)."""
+        cache = self.__dict__.setdefault("_abbrev_cache", {})
+        hit = cache.get(id(doc))
+        if hit is not None and hit[0] is doc:
+            return hit[1]
+        found = {ab.short.text: ab.long.text for ab in find_abbreviations(doc)}
+        if len(cache) > 256:
+            cache.clear()
+        cache[id(doc)] = (doc, found)
+        return found
 
     def _mentions(self, docs: Sequence[Doc]) -> List[Tuple[int, Span]]:
         labels = set(self.cfg.get("labels") or [])
@@ -234,7 +292,7 @@ class GenreLinker(TrainablePipe):
         mentions = self._mentions(docs)
         window = self.cfg.get("context_window", 48)
         contexts = [span_context(ent, window) for _, ent in mentions]
-        cands = [self.candidate_rows(ent) for _, ent in mentions]
+        cands = self.candidate_rows_batch([ent for _, ent in mentions])
         ranked = linker.rank(contexts, cands, [ent.label_ for _, ent in mentions]) if mentions else []
         out: List[List[Tuple[Span, Ranked]]] = [[] for _ in docs]
         for (d, ent), r in zip(mentions, ranked):
@@ -352,7 +410,7 @@ class GenreLinker(TrainablePipe):
         nil = self.cfg.get("nil_id", "NIL")
         spans = [ent for eg in examples for ent in eg.reference.ents if not labels or ent.label_ in labels]
         spans = [s for s in spans if s.kb_id_ and "|" not in s.kb_id_]
-        ranked = linker.rank([span_context(s, window) for s in spans], [self.candidate_rows(s) for s in spans],
+        ranked = linker.rank([span_context(s, window) for s in spans], self.candidate_rows_batch(spans),
                              [s.label_ for s in spans])
         scores, gold = [], []
         for s, r in zip(spans, ranked):
@@ -375,6 +433,8 @@ class GenreLinker(TrainablePipe):
             serialize["kb"] = lambda p: self.kb.to_disk(p)
         if self.trie is not None:
             serialize["trie"] = lambda p: self.trie.to_disk(p)
+        if self.dense is not None:
+            serialize["dense"] = lambda p: self.dense.to_disk(p)
         util.to_disk(path, serialize, exclude)
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "GenreLinker":
@@ -398,6 +458,8 @@ class GenreLinker(TrainablePipe):
                 self.set_kb(kb)
         elif self.kb is not None and self.seq2seq is not None:
             self.set_kb(self.kb)  # new weights, same KB: rebuild the trie for their tokenizer
+        if (path / "dense").exists() and "dense" not in exclude:
+            self.dense = DenseIndex(path / "dense")
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:

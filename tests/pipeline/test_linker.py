@@ -156,3 +156,34 @@ def test_clear_errors():
         spacy.blank("en").add_pipe("entlink_linker", config={"candidates": ["nope"]})
     with pytest.raises(ConfigError, match="threshold"):
         spacy.blank("en").add_pipe("entlink_linker", config={"threshold": 2.0})
+
+
+@pytest.mark.slow
+def test_dense_candidates_with_the_embedded_encoder(nlp, tmp_path):
+    """Mentions no alias matches get the KB names nearest in MiniLM space as candidates."""
+    linker = nlp.get_pipe("entlink_linker")
+    linker.cfg["candidates"] = ["kb", "dense"]
+    linker.cfg["dense_k"] = 3
+    linker.build_dense()
+    doc = make_doc(nlp, "She had raised blood pressure .", [("raised blood pressure", "Disease", "")])
+    (rows,) = linker.candidate_rows_batch(list(doc.ents))
+    ids = [linker.kb.get_id(r) for r in rows]
+    assert len(ids) <= 3 and "DEMO:D006" in ids  # Hypertension ("high blood pressure")
+    doc = nlp(doc)
+    assert doc.ents[0].kb_id_ in ids
+    nlp.to_disk(tmp_path / "p")
+    again = spacy.load(tmp_path / "p").get_pipe("entlink_linker")
+    assert again.dense is not None and again.candidate_rows_batch(list(doc.ents)) == [rows]
+
+
+def test_abbreviations_defined_in_the_document_get_their_long_form_candidates(nlp, demo_kb):
+    linker = nlp.get_pipe("entlink_linker")
+    linker.cfg["candidates"] = ["kb", "abbreviation"]
+    text = "Two patients developed acute renal failure (ARF); ARF resolved."
+    doc = make_doc(nlp, text, [("ARF", "Disease", "")])
+    second = doc.char_span(text.rindex("ARF"), text.rindex("ARF") + 3, label="Disease")
+    doc.ents = [second]
+    assert linker.candidate_rows(doc.ents[0]) == [demo_kb.row_of("DEMO:D014")]
+    assert nlp(doc).ents[0].kb_id_ == "DEMO:D014"
+    linker.cfg["candidates"] = ["kb"]
+    assert linker.candidate_rows(doc.ents[0]) == []
