@@ -175,6 +175,41 @@ def train_linker_cmd(
                f"{100 * result.best_dev:.2f}")
 
 
+@app.command("calibrate-linker")
+def calibrate_linker_cmd(
+    pipeline: Path = typer.Argument(..., help="pipeline folder with an entlink_linker"),
+    output: Path = typer.Argument(..., help="pipeline folder to write"),
+    dev: Path = typer.Option(..., "--dev", help=".spacy file with gold kb_ids to fit the calibration on"),
+    train: Optional[Path] = typer.Option(None, "--train", help=".spacy training file: entity frequencies (prior)"),
+    name: str = typer.Option("entlink_linker", help="the linker's name in the pipeline"),
+    candidates: Optional[str] = typer.Option(None, help="override the candidate sources, comma-separated"),
+) -> None:
+    """Fit the linker's calibration (model score, frequency and KB priors, NIL) on dev."""
+    import spacy
+    from spacy.training import Corpus
+
+    for path, what in ((pipeline, "PIPELINE"), (dev, "--dev"), (train, "--train")):
+        if path is not None and not path.exists():
+            raise EntlinkError(f"{what}: {path} does not exist")
+    if output.resolve() == pipeline.resolve():
+        raise EntlinkError("OUTPUT must differ from PIPELINE (the model weights are read from PIPELINE)")
+    nlp = spacy.load(pipeline)
+    if name not in nlp.pipe_names:
+        raise EntlinkError(f"--name: no component {name!r} in {pipeline} (it has {nlp.pipe_names})")
+    linker = nlp.get_pipe(name)
+    if candidates is not None:
+        linker.cfg["candidates"] = [c for c in candidates.split(",") if c]
+        if "dense" in linker.cfg["candidates"] and linker.dense is None:
+            linker.build_dense(progress=True)
+    if train is not None:
+        counts = linker.set_counts(Corpus(train)(nlp))
+        typer.echo(f"frequency prior from {train}: {len(counts):,} entities")
+    cal = linker.calibrate(list(Corpus(dev)(nlp)))
+    nlp.to_disk(output)
+    typer.echo(f"✔ {output}: scale {cal.scale:.3f}, prior weights {[round(w, 3) for w in cal.prior_weights]}, "
+               f"NIL score {cal.nil_score}, fitted on {cal.fitted_on:,} mentions")
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Run the CLI; errors about bad input are printed without a traceback."""
     try:

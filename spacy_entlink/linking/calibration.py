@@ -1,14 +1,17 @@
 """Calibration of linker scores into probabilities, with a NIL option.
 
-For one mention with merged candidate scores s_1..s_k (length-normalised log-probabilities),
-the probability of candidate i and of NIL are
+For one mention with merged candidate scores s_1..s_k (length-normalised log-probabilities)
+and prior features f_i (e.g. log(1 + training count), log(1 + KB prior)), the probability of
+candidate i and of NIL are
 
-    p_i   = exp(a * s_i) / (exp(b) + sum_j exp(a * s_j))
-    p_NIL = exp(b)       / (exp(b) + sum_j exp(a * s_j))
+    z_i   = a * s_i + w . f_i
+    p_i   = exp(z_i) / (exp(b) + sum_j exp(z_j))
+    p_NIL = exp(b)   / (exp(b) + sum_j exp(z_j))
 
-`a` is an inverse temperature and `b` the score of a NIL pseudo-candidate; both are fitted on
-dev mentions by maximum likelihood (the gold candidate, or NIL when the gold entity is not
-among the candidates). Uncalibrated, a = 1 and there is no NIL candidate.
+`a` is an inverse temperature, `w` the weights of the priors and `b` the score of a NIL
+pseudo-candidate; all are fitted on dev mentions by maximum likelihood (the gold candidate,
+or NIL when the gold entity is not among the candidates). Uncalibrated, a = 1, w = 0 and
+there is no NIL candidate.
 """
 
 from dataclasses import dataclass
@@ -22,10 +25,13 @@ class Calibration:
     scale: float = 1.0
     nil_score: Optional[float] = None
     fitted_on: int = 0
+    prior_weights: Tuple[float, ...] = ()
 
-    def probabilities(self, scores: Sequence[float]) -> Tuple[np.ndarray, float]:
-        """Probabilities of each candidate and of NIL."""
+    def probabilities(self, scores: Sequence[float], features: Optional[np.ndarray] = None) -> Tuple[np.ndarray, float]:
+        """Probabilities of each candidate and of NIL (`features`: one row of priors per candidate)."""
         s = self.scale * np.asarray(scores, dtype=np.float64)
+        if self.prior_weights and features is not None and len(s):
+            s = s + np.asarray(features, dtype=np.float64)[:, : len(self.prior_weights)] @ np.asarray(self.prior_weights)
         logits = s if self.nil_score is None else np.append(s, self.nil_score)
         if len(logits) == 0:
             return np.zeros(0), 1.0
@@ -36,19 +42,20 @@ class Calibration:
         return z[:-1], float(z[-1])
 
     def to_dict(self) -> Dict:
-        return {"scale": self.scale, "nil_score": self.nil_score, "fitted_on": self.fitted_on}
+        return {"scale": self.scale, "nil_score": self.nil_score, "fitted_on": self.fitted_on,
+                "prior_weights": list(self.prior_weights)}
 
     @classmethod
     def from_dict(cls, d: Optional[Dict]) -> "Calibration":
         d = d or {}
         return cls(float(d.get("scale", 1.0)), None if d.get("nil_score") is None else float(d["nil_score"]),
-                   int(d.get("fitted_on", 0)))
+                   int(d.get("fitted_on", 0)), tuple(float(w) for w in d.get("prior_weights", ())))
 
     @classmethod
     def fit(cls, scores: List[Sequence[float]], gold: List[Optional[int]], *, with_nil: bool = True,
-            steps: int = 200) -> "Calibration":
+            features: Optional[List[np.ndarray]] = None, steps: int = 200) -> "Calibration":
         """Fit on mentions: `scores[m]` the candidates' scores, `gold[m]` the index of the
-        correct one or None when no candidate is correct."""
+        correct one or None when no candidate is correct, `features[m]` the candidates' priors."""
         import torch
 
         keep = [m for m, s in enumerate(scores) if len(s) > 0]
@@ -57,24 +64,32 @@ class Calibration:
         width = max(len(scores[m]) for m in keep)
         mat = torch.zeros((len(keep), width), dtype=torch.float64)
         valid = torch.zeros((len(keep), width), dtype=torch.bool)
+        n_feat = int(np.asarray(features[keep[0]]).shape[1]) if features is not None else 0
+        feat = torch.zeros((len(keep), width, n_feat), dtype=torch.float64)
         target = torch.empty(len(keep), dtype=torch.long)
         for r, m in enumerate(keep):
             mat[r, : len(scores[m])] = torch.tensor(list(scores[m]), dtype=torch.float64)
             valid[r, : len(scores[m])] = True
+            if n_feat:
+                feat[r, : len(scores[m])] = torch.as_tensor(np.asarray(features[m], dtype=np.float64))
             target[r] = width if gold[m] is None else int(gold[m])
         log_a = torch.zeros(1, dtype=torch.float64, requires_grad=True)
         b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+        w = torch.zeros(n_feat, dtype=torch.float64, requires_grad=True)
         if not with_nil:
             rows = target != width
-            mat, target, valid = mat[rows], target[rows], valid[rows]
+            mat, target, valid, feat = mat[rows], target[rows], valid[rows], feat[rows]
             if len(target) == 0:
                 return cls()
-        opt = torch.optim.LBFGS([log_a, b], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
+        opt = torch.optim.LBFGS([log_a, b, w], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
 
         def closure():
             opt.zero_grad()
             # masked entries stay finite until the final where, so no nan reaches the gradients
-            s = (mat * log_a.clamp(-5, 5).exp()).masked_fill(~valid, float("-inf"))
+            s = mat * log_a.clamp(-5, 5).exp()
+            if n_feat:
+                s = s + feat @ w
+            s = s.masked_fill(~valid, float("-inf"))
             nil = b.expand(len(s), 1) if with_nil else torch.full((len(s), 1), float("-inf"), dtype=torch.float64)
             loss = torch.nn.functional.cross_entropy(torch.cat([s, nil], dim=1), target)
             loss.backward()
@@ -82,4 +97,5 @@ class Calibration:
 
         opt.step(closure)
         with torch.no_grad():
-            return cls(float(log_a.clamp(-5, 5).exp()), float(b) if with_nil else None, len(keep))
+            return cls(float(log_a.clamp(-5, 5).exp()), float(b) if with_nil else None, len(keep),
+                       tuple(float(x) for x in w))

@@ -33,14 +33,15 @@ def gold_mentions(examples: Iterable[Example], labels: Optional[Sequence[str]] =
 
 
 def link_gold_mentions(linker, mentions: Sequence[Tuple[Span, str]]) -> List[List[Tuple[str, float]]]:
-    """Ranked `(kb_id, score)` lists of an `entlink_linker` for gold mention spans."""
+    """Top-k `(kb_id, probability)` lists of an `entlink_linker` for gold mention spans (in the
+    order of the calibrated probabilities)."""
     from .examples import span_context
 
     window = linker.cfg.get("context_window", 48)
     spans = [s for s, _ in mentions]
     ranked = linker._require().rank([span_context(s, window) for s in spans], linker.candidate_rows_batch(spans),
                                     [s.label_ for s in spans])
-    return [[(linker.kb.get_id(r), sc) for r, sc in rk] for rk in ranked]
+    return [linker.links(rk)[0] for rk in ranked]
 
 
 def accuracy(ranked: Sequence[Sequence[Tuple[str, float]]], gold: Sequence[str]) -> float:
@@ -70,6 +71,7 @@ def train_linker(nlp: Language, name: str, train: List[Example], dev: List[Examp
     linker._require()
     window = linker.cfg.get("context_window", 48)
     pairs, skipped = gold_pairs(train, linker.kb, window=window, labels=labels)
+    linker.set_counts(train)
     n_gold = len(pairs)
     if kb_pairs_per_entity > 0:
         pairs.extend(kb_pairs(linker.kb, per_entity=kb_pairs_per_entity, seed=seed, types=kb_types))

@@ -12,6 +12,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import srsly
 import torch
 from spacy import util
@@ -154,6 +155,7 @@ class GenreLinker(TrainablePipe):
         self.linker: Optional[Linker] = None
         self.dense: Optional[DenseIndex] = None
         self.calibration = Calibration()
+        self.entity_counts: Dict[str, int] = {}
         self._optimizer: Optional[torch.optim.Optimizer] = None
 
     # --- set-up -------------------------------------------------------------------------
@@ -299,14 +301,33 @@ class GenreLinker(TrainablePipe):
             out[d].append((ent, r))
         return out
 
+    def set_counts(self, examples: Iterable[Example]) -> Dict[str, int]:
+        """Count the gold KB ids of `examples` (the training data): the frequency prior that the
+        calibration can weigh beside the model's scores."""
+        counts: Dict[str, int] = {}
+        for eg in examples:
+            for ent in eg.reference.ents:
+                if ent.kb_id_ and self.kb is not None and ent.kb_id_ in self.kb:
+                    counts[ent.kb_id_] = counts.get(ent.kb_id_, 0) + 1
+        self.entity_counts = counts
+        return counts
+
+    def features(self, rows: Sequence[int]) -> np.ndarray:
+        """Prior features of candidates: log(1 + training count), log(1 + KB prior)."""
+        kb = self.kb
+        return np.array([[np.log1p(self.entity_counts.get(kb.get_id(r), 0)), np.log1p(max(kb.get_prior(r), 0.0))]
+                         for r in rows], dtype=np.float64).reshape(len(rows), 2)
+
     def links(self, ranked: Ranked) -> Tuple[List[Tuple[str, float]], float]:
-        """Top-k `(kb_id, probability)` and the NIL probability of one ranked mention."""
+        """Top-k `(kb_id, probability)`, most probable first, and the NIL probability of one
+        ranked mention (the calibration combines model scores and priors)."""
         if not ranked:
             return [], 1.0
         k = self.settings.top_k
-        probs, p_nil = self.calibration.probabilities([s for _, s in ranked])
-        top = [(self.kb.get_id(r), float(p)) for (r, _), p in zip(ranked, probs)][:k]
-        return top, p_nil
+        rows = [r for r, _ in ranked]
+        probs, p_nil = self.calibration.probabilities([s for _, s in ranked], self.features(rows))
+        order = np.argsort(-probs, kind="stable")[:k]
+        return [(self.kb.get_id(rows[i]), float(probs[i])) for i in order], p_nil
 
     def set_annotations(self, docs: Iterable[Doc], predictions: List[List[Tuple[Span, Ranked]]]) -> None:
         threshold = self.cfg.get("threshold")
@@ -412,12 +433,13 @@ class GenreLinker(TrainablePipe):
         spans = [s for s in spans if s.kb_id_ and "|" not in s.kb_id_]
         ranked = linker.rank([span_context(s, window) for s in spans], self.candidate_rows_batch(spans),
                              [s.label_ for s in spans])
-        scores, gold = [], []
+        scores, gold, feats = [], [], []
         for s, r in zip(spans, ranked):
             ids = [self.kb.get_id(row) for row, _ in r]
             scores.append([sc for _, sc in r])
+            feats.append(self.features([row for row, _ in r]))
             gold.append(ids.index(s.kb_id_) if s.kb_id_ in ids and s.kb_id_ != nil else None)
-        self.calibration = Calibration.fit(scores, gold, with_nil=with_nil)
+        self.calibration = Calibration.fit(scores, gold, with_nil=with_nil, features=feats)
         return self.calibration
 
     # --- serialization ------------------------------------------------------------------
@@ -435,6 +457,8 @@ class GenreLinker(TrainablePipe):
             serialize["trie"] = lambda p: self.trie.to_disk(p)
         if self.dense is not None:
             serialize["dense"] = lambda p: self.dense.to_disk(p)
+        if self.entity_counts:
+            serialize["counts"] = lambda p: srsly.write_json(p, self.entity_counts)
         util.to_disk(path, serialize, exclude)
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "GenreLinker":
@@ -458,6 +482,8 @@ class GenreLinker(TrainablePipe):
                 self.set_kb(kb)
         elif self.kb is not None and self.seq2seq is not None:
             self.set_kb(self.kb)  # new weights, same KB: rebuild the trie for their tokenizer
+        if (path / "counts").exists() and "counts" not in exclude:
+            self.entity_counts = {str(k): int(v) for k, v in srsly.read_json(path / "counts").items()}
         if (path / "dense").exists() and "dense" not in exclude:
             self.dense = DenseIndex(path / "dense")
         return self

@@ -32,3 +32,22 @@ def test_fit_without_nil_and_on_nothing():
     cal = Calibration.fit([[-1.0, -2.0], [-1.5, -1.0]], [0, 1], with_nil=False)
     assert cal.nil_score is None and cal.fitted_on == 2
     assert Calibration.fit([], []) == Calibration()
+
+
+def test_prior_features_get_weight_when_they_predict_the_gold():
+    rng = np.random.default_rng(1)
+    scores, gold, feats = [], [], []
+    for _ in range(300):
+        s = rng.normal(-3, 1.0, size=4)  # the model is no help here
+        f = np.zeros((4, 2))
+        f[:, 0] = rng.integers(0, 5, size=4)
+        g = int(np.argmax(f[:, 0] + rng.normal(0, 0.1, size=4)))
+        f[g, 0] += 3  # the frequency prior is
+        scores.append(list(s))
+        feats.append(f)
+        gold.append(g)
+    cal = Calibration.fit(scores, gold, features=feats, with_nil=False)
+    assert cal.prior_weights[0] > 0.5
+    hits = sum(int(np.argmax(cal.probabilities(s, f)[0]) == g) for s, f, g in zip(scores, feats, gold))
+    assert hits / len(gold) > 0.9
+    assert Calibration.from_dict(cal.to_dict()) == cal

@@ -61,3 +61,20 @@ def test_train_linker_cli_names_a_missing_file(setup, capsys):
     with pytest.raises(SystemExit):
         main(["train-linker", str(tmp / "x"), "--kb", str(kb.path), "--train", str(tmp / "nope.spacy")])
     assert "--train" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_calibrate_linker_cli_fits_priors(setup):
+    tmp, kb = setup
+    pipe = tmp / "to_calibrate"
+    nlp = spacy.blank("en")
+    linker = nlp.add_pipe("entlink_linker")
+    linker.set_seq2seq(tiny_bart(tmp / "tok2")).set_kb(kb)
+    nlp.to_disk(pipe)
+    main(["calibrate-linker", str(pipe), str(tmp / "calibrated"), "--dev", str(tmp / "dev.spacy"),
+          "--train", str(tmp / "train.spacy")])
+    again = spacy.load(tmp / "calibrated").get_pipe("entlink_linker")
+    assert again.entity_counts["DEMO:D001"] == 6
+    assert len(again.calibration.prior_weights) == 2 and again.calibration.fitted_on > 0
+    with pytest.raises(SystemExit):
+        main(["calibrate-linker", str(pipe), str(pipe), "--dev", str(tmp / "dev.spacy")])
