@@ -23,7 +23,7 @@ import random
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 import spacy
@@ -33,6 +33,7 @@ from spacy.util import registry
 
 from spacy_entlink.corpora.registry import with_gold_mentions
 from spacy_entlink.kb import KnowledgeBase
+from spacy_entlink.linking.dense import SentenceEncoder
 from spacy_entlink.linking.train import accuracy, gold_mentions, link_gold_mentions
 
 _NORMALIZE = {}
@@ -96,23 +97,7 @@ def prior(kb: KnowledgeBase, linker, spans: Sequence[Span], counts: Counter) -> 
 
 def name_vectors(kb: KnowledgeBase) -> np.ndarray:
     """MiniLM sentence embeddings (mean pooling) of every canonical name."""
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    from spacy_entlink.models.hf import embedded_model_path
-
-    tok = AutoTokenizer.from_pretrained(embedded_model_path())
-    model = AutoModel.from_pretrained(embedded_model_path()).eval()
-    names = [kb.get_name(r) for r in range(len(kb))]
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(names), 256):
-            enc = tok(names[i : i + 256], padding=True, truncation=True, max_length=32, return_tensors="pt")
-            h = model(**enc).last_hidden_state
-            m = enc["attention_mask"].unsqueeze(-1)
-            v = (h * m).sum(1) / m.sum(1)
-            out.append(torch.nn.functional.normalize(v, dim=-1).numpy())
-    return np.concatenate(out)
+    return SentenceEncoder().encode([kb.get_name(r) for r in range(len(kb))])
 
 
 def spacy_el(kb: KnowledgeBase, train: List[Example], dev: List[Example], counts: Counter, epochs: int, seed: int):
@@ -185,9 +170,7 @@ def main() -> None:
     nlp = spacy.load(args.linker)
     linker = next(p for _, p in nlp.pipeline if type(p).__name__ == "GenreLinker")
     if args.candidates is not None:
-        linker.cfg["candidates"] = [c for c in args.candidates.split(",") if c]
-        if "dense" in linker.cfg["candidates"] and linker.dense is None:
-            linker.build_dense(progress=True)
+        linker.set_candidates([c for c in args.candidates.split(",") if c], progress=True)
     kb = KnowledgeBase.from_disk(args.kb)
     train = list(Corpus(args.train)(nlp))
     dev = [with_gold_mentions(eg) for eg in Corpus(args.dev)(nlp)]

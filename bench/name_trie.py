@@ -8,7 +8,6 @@ subprocess, so the peak RSS of one does not hide in the other's.
 
 import argparse
 import json
-import os
 import random
 import resource
 import subprocess
@@ -18,7 +17,6 @@ import time
 from pathlib import Path
 from typing import List
 
-import numpy as np
 
 
 def synthetic_names(n: int, seed: int = 0) -> List[str]:
@@ -36,7 +34,6 @@ def synthetic_names(n: int, seed: int = 0) -> List[str]:
 
 
 def tokenize(names: List[str]):
-    from spacy_entlink.linking.seq2seq import Seq2Seq  # noqa: F401  (same conventions as the linker)
     from transformers import AutoTokenizer
 
     from spacy_entlink.models.hf import embedded_model_path

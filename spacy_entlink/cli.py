@@ -198,9 +198,7 @@ def calibrate_linker_cmd(
         raise EntlinkError(f"--name: no component {name!r} in {pipeline} (it has {nlp.pipe_names})")
     linker = nlp.get_pipe(name)
     if candidates is not None:
-        linker.cfg["candidates"] = [c for c in candidates.split(",") if c]
-        if "dense" in linker.cfg["candidates"] and linker.dense is None:
-            linker.build_dense(progress=True)
+        linker.set_candidates([c for c in candidates.split(",") if c], progress=True)
     if train is not None:
         counts = linker.set_counts(Corpus(train)(nlp))
         typer.echo(f"frequency prior from {train}: {len(counts):,} entities")

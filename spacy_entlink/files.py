@@ -1,9 +1,13 @@
-"""Reading input files line by line with errors that name the file and the line."""
+"""Reading input files line by line with errors that name the file and the line; memory-mapped
+arrays and folder copies for the on-disk formats (KB, name trie, dense index)."""
 
 import gzip
 import json
+import shutil
 from pathlib import Path
 from typing import Iterator, Tuple, Union
+
+import numpy as np
 
 from .errors import DataError
 
@@ -84,3 +88,18 @@ def iter_jsonl(path: PathLike) -> Iterator[Tuple[int, dict]]:
             yield n, obj
 
 
+def mmap_array(path: PathLike) -> np.ndarray:
+    """A memory-mapped .npy file as a plain ndarray view (indexing an np.memmap goes through
+    Python-level __getitem__ on every access)."""
+    return np.asarray(np.load(path, mmap_mode="r"))
+
+
+def copy_files(source: PathLike, target: PathLike) -> None:
+    """Copy the files of folder `source` into `target` (a no-op when they are the same folder)."""
+    source, target = Path(source), Path(target)
+    if target.exists() and target.resolve() == source.resolve():
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for f in source.iterdir():
+        if f.is_file():
+            shutil.copyfile(f, target / f.name)

@@ -19,7 +19,6 @@ Layout of a KB folder (no pickle anywhere; every file is memory-mapped on load):
 """
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Tuple, Union
@@ -28,6 +27,7 @@ import marisa_trie
 import numpy as np
 
 from ..errors import KBFormatError
+from ..files import copy_files, mmap_array
 from ..text import Normalizer, NormalizerConfig, get_normalizer
 from .grams import GramIndex
 from .neighbours import within_one_edit
@@ -105,9 +105,7 @@ class KnowledgeBase:
             self._keys = marisa_trie.Trie().mmap(str(path / "keys.marisa"))
             self._words = marisa_trie.Trie().mmap(str(path / "words.marisa"))
             self._alt = marisa_trie.Trie().mmap(str(path / "alt_ids.marisa"))
-            # Plain ndarray views of the memory maps: indexing a np.memmap goes through
-            # Python-level __getitem__ on every access.
-            load = lambda name: np.asarray(np.load(path / name, mmap_mode="r"))  # noqa: E731
+            load = lambda name: mmap_array(path / name)  # noqa: E731
             self._alt_rows = load("alt_rows.npy")
             self._key_ptr = load("key_ptr.npy")
             self._key_ent = load("key_ent.npy")
@@ -132,13 +130,7 @@ class KnowledgeBase:
 
     def to_disk(self, path: PathLike) -> None:
         """Copy the KB's files to `path` (a no-op when it already lives there)."""
-        path = Path(path)
-        if path.exists() and path.resolve() == self.path.resolve():
-            return
-        path.mkdir(parents=True, exist_ok=True)
-        for f in self.path.iterdir():
-            if f.is_file():
-                shutil.copyfile(f, path / f.name)
+        copy_files(self.path, path)
 
     def __reduce__(self):
         return (KnowledgeBase, (str(self.path),))

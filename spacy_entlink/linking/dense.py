@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import KBFormatError
+from ..files import copy_files, mmap_array
 from ..kb import KnowledgeBase
 from ..models.hf import resolve_model_name
 
@@ -58,8 +59,8 @@ class DenseIndex:
         path = Path(path)
         try:
             self.meta = json.loads((path / "meta.json").read_text(encoding="utf8"))
-            self.vectors = np.load(path / "vectors.npy", mmap_mode="r")
-            self.rows = np.load(path / "rows.npy", mmap_mode="r")
+            self.vectors = mmap_array(path / "vectors.npy")
+            self.rows = mmap_array(path / "rows.npy")
         except (OSError, ValueError) as err:
             raise KBFormatError(f"{path}: not a dense name index ({err})") from err
         self.path = path
@@ -92,13 +93,7 @@ class DenseIndex:
         return cls(path, encoder)
 
     def to_disk(self, path: Union[str, Path]) -> None:
-        path = Path(path)
-        if path.exists() and path.resolve() == self.path.resolve():
-            return
-        path.mkdir(parents=True, exist_ok=True)
-        for f in self.path.iterdir():
-            if f.is_file():
-                (path / f.name).write_bytes(f.read_bytes())
+        copy_files(self.path, path)
 
     def search(self, texts: Sequence[str], k: int = 8) -> List[List[int]]:
         """Up to `k` distinct KB rows per text, most similar name first."""

@@ -3,11 +3,10 @@ their names, constrained to the name trie or to the mention's candidates."""
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
 from tqdm import tqdm
 

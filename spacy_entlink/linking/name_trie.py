@@ -26,6 +26,7 @@ import marisa_trie
 import numpy as np
 
 from ..errors import KBFormatError
+from ..files import copy_files, mmap_array
 
 FORMAT = "spacy-entlink-name-trie"
 VERSION = 1
@@ -80,7 +81,7 @@ class NameTrie:
         self.eos_token_id: int = int(meta["eos_token_id"])
         try:
             self._names = marisa_trie.Trie().mmap(str(path / "names.marisa"))
-            load = lambda name: np.asarray(np.load(path / name, mmap_mode="r"))  # noqa: E731
+            load = lambda name: mmap_array(path / name)  # noqa: E731
             self._seq_ent_ptr = load("seq_ent_ptr.npy")
             self._seq_ent = load("seq_ent.npy")
             self._ent_seq_ptr = load("ent_seq_ptr.npy")
@@ -189,13 +190,7 @@ class NameTrie:
 
     def to_disk(self, path: Union[str, Path]) -> None:
         """Copy the trie's files to `path` (a no-op when it already lives there)."""
-        path = Path(path)
-        if path.exists() and path.resolve() == self.path.resolve():
-            return
-        path.mkdir(parents=True, exist_ok=True)
-        for f in self.path.iterdir():
-            if f.is_file():
-                (path / f.name).write_bytes(f.read_bytes())
+        copy_files(self.path, path)
 
     # --- lookups -------------------------------------------------------------------------
     def __len__(self) -> int:

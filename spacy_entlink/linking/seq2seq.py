@@ -8,7 +8,6 @@ already is a seq2seq model (e.g. `facebook/genre-linking-blink`) is used as it i
 mention markers as plain text, as the public GENRE checkpoints expect.
 """
 
-import logging
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
@@ -83,7 +82,7 @@ class Seq2Seq:
     @classmethod
     def warm_start(cls, path: str, tokenizer, *, decoder_layers: int = 2, **kwargs) -> "Seq2Seq":
         """An `EncoderDecoderModel` whose encoder and decoder start from the encoder at `path`."""
-        from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, EncoderDecoderModel
+        from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
         with _quiet_transformers():
             encoder = AutoModel.from_pretrained(path)

@@ -15,7 +15,7 @@ from spacy.training import Example
 from tqdm import tqdm
 
 from ..errors import ConfigError
-from .examples import Pair, gold_pairs, kb_pairs
+from .examples import gold_pairs, kb_pairs
 
 
 def gold_mentions(examples: Iterable[Example], labels: Optional[Sequence[str]] = None) -> List[Tuple[Span, str]]:

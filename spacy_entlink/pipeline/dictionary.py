@@ -18,12 +18,12 @@ from spacy.training import Example
 from ..errors import ConfigError, EntlinkError, check_choice
 from ..extensions import install_extensions
 from ..kb import KnowledgeBase
+from ..kb.registry import KBSource, resolve_kb
 from ..matching.abbreviations import find_abbreviations
 from ..matching.exact import ExactMatcher, Match, word_breaks
 from ..matching.fusion import FUSION_POLICIES, SpanCandidate, fuse, merge_same_boundaries
 from ..matching.fuzzy import FuzzyMatcher
 
-KBSource = Union[KnowledgeBase, str, Path, Callable[[], KnowledgeBase]]
 ASSIGN_KB_ID = ("unambiguous", "top", "never")
 ALIGNMENT_MODES = ("strict", "contract", "expand")
 
@@ -127,12 +127,7 @@ class DictionaryMatcher(Pipe):
     # --- set-up -------------------------------------------------------------------------
     def set_kb(self, kb: KBSource) -> "DictionaryMatcher":
         """Use `kb` (a KnowledgeBase, a KB folder, or a callable returning one)."""
-        if callable(kb) and not isinstance(kb, KnowledgeBase):
-            kb = kb()
-        if isinstance(kb, (str, Path)):
-            kb = KnowledgeBase.from_disk(kb)
-        if not isinstance(kb, KnowledgeBase):
-            raise ConfigError(f"{self.name}: kb must be a KnowledgeBase or a KB folder, got {type(kb).__name__}")
+        kb = resolve_kb(kb, self.name)
         self.kb = kb
         self._exact = ExactMatcher(kb, max_words=self.cfg["max_words"])
         self._fuzzy = None

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import srsly
@@ -26,15 +26,15 @@ from thinc.api import Config, Model
 from ..errors import ConfigError, EntlinkError, check_choice
 from ..extensions import install_extensions
 from ..kb import KnowledgeBase
+from ..kb.registry import KBSource, resolve_kb
 from ..linking.calibration import Calibration
 from ..linking.dense import DenseIndex, SentenceEncoder
 from ..matching.abbreviations import find_abbreviations
-from ..linking.examples import Pair, gold_pairs, kb_pairs, span_context
+from ..linking.examples import Pair, gold_pairs, span_context
 from ..linking.linker import Linker, LinkerSettings, Ranked, build_name_trie
 from ..linking.name_trie import NameTrie
 from ..linking.seq2seq import Seq2Seq
 
-KBSource = Union[KnowledgeBase, str, Path, Callable[[], KnowledgeBase]]
 CANDIDATE_SOURCES = ("span", "kb", "abbreviation", "fuzzy", "dense")
 
 DEFAULT_MODEL = """
@@ -177,12 +177,7 @@ class GenreLinker(TrainablePipe):
 
     def set_kb(self, kb: KBSource, *, progress: bool = False) -> "GenreLinker":
         """Use `kb` and build its name trie with the model's tokenizer."""
-        if callable(kb) and not isinstance(kb, KnowledgeBase):
-            kb = kb()
-        if isinstance(kb, (str, Path)):
-            kb = KnowledgeBase.from_disk(kb)
-        if not isinstance(kb, KnowledgeBase):
-            raise ConfigError(f"{self.name}: kb must be a KnowledgeBase or a KB folder, got {type(kb).__name__}")
+        kb = resolve_kb(kb, self.name)
         seq2seq = self._load_seq2seq()
         folder = Path(tempfile.mkdtemp(prefix="entlink_trie_"))
         weakref.finalize(self, shutil.rmtree, folder, True)
@@ -191,6 +186,15 @@ class GenreLinker(TrainablePipe):
         self._use(kb, trie)
         self.dense = None
         if "dense" in self.cfg.get("candidates", []):
+            self.build_dense(progress=progress)
+        return self
+
+    def set_candidates(self, sources: Sequence[str], *, progress: bool = False) -> "GenreLinker":
+        """Use these candidate sources (building the dense name index when "dense" needs one)."""
+        for src in sources:
+            check_choice("candidates", src, CANDIDATE_SOURCES)
+        self.cfg["candidates"] = list(sources)
+        if "dense" in self.cfg["candidates"] and self.dense is None:
             self.build_dense(progress=progress)
         return self
 

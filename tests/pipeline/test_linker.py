@@ -3,7 +3,7 @@ serialization, and awkward documents."""
 
 import pytest
 import spacy
-from spacy.tokens import Doc, DocBin, Span
+from spacy.tokens import DocBin
 from spacy.training import Example
 
 from spacy_entlink.errors import ConfigError

@@ -8,7 +8,7 @@ from spacy.tokens import DocBin
 
 from spacy_entlink.cli import main
 from tests.linking.conftest import tiny_bart
-from tests.pipeline.test_linker import ENTS, TEXT, make_doc
+from tests.pipeline.test_linker import make_doc
 
 REPO = Path(__file__).resolve().parents[2]
 

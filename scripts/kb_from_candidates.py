@@ -1,10 +1,10 @@
-"""Entity records (JSONL for `build-kb`) for AIDA-CoNLL from the PPRforNED candidate files.
+"""Entity records (JSONL for `build-kb`) from candidate-list files such as AIDA-CoNLL's PPRforNED ones.
 
 Every candidate title of the given candidate files, and every gold title of the training file, becomes an entity: id = the
 Wikipedia title, name = the title with spaces, prior = its Wikipedia in-link count
 (`in_count`), aliases = the mention texts that link to it in the *training* file only.
 
-    python scripts/aida_kb.py ../shared/data/aida/candidates_train.jsonl \
+    python scripts/kb_from_candidates.py ../shared/data/aida/candidates_train.jsonl \
         ../shared/data/aida/candidates_testa.jsonl --train ../shared/data/aida/candidates_train.jsonl \
         --output corpus/aida_entities.jsonl
 """
