@@ -164,6 +164,10 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="first N dev mentions only")
     ap.add_argument("--gold-in-candidates", action="store_true",
                     help="keep only mentions whose gold id is among their supplied candidates (AIDA in-KB)")
+    ap.add_argument("--precision", nargs="+", default=["auto"], choices=["float32", "bfloat16", "auto"],
+                    help="run (e) once per inference precision")
+    ap.add_argument("--full-trie", type=int, default=0,
+                    help="also link the first N mentions without candidates (beam search over the whole trie)")
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args()
 
@@ -208,15 +212,33 @@ def main() -> None:
         index = {id(eg.reference): i for i, eg in enumerate(dev)}
         ranked = [[(pred.get((index[id(s.doc)], s.start, s.end), ""), 1.0)] for s in spans]
         add("(d) spaCy entity_linker", ranked, secs, kb_build_s=build_s, train_s=train_s)
-    linker.linker.stats.reset()
-    t = time.perf_counter()
-    ranked = link_gold_mentions(linker, mentions)
-    secs = time.perf_counter() - t
-    st = linker.linker.stats
-    add("(e) entlink_linker (GENRE-style)", ranked, secs, trie_share=st.trie_s / max(st.total_s, 1e-9),
-        skipped=st.skipped, scored=st.scored, generated=st.generated)
-    print(f"    linker: {st.skipped} single-candidate, {st.scored} scored, {st.generated} generated over the trie; "
-          f"trie share of linker time {100 * st.trie_s / max(st.total_s, 1e-9):.2f}%")
+    seq2seq = linker.linker.seq2seq
+    for precision in args.precision:
+        seq2seq.precision = precision
+        label = f"(e) entlink_linker, {str(seq2seq.inference_dtype).replace('torch.', '')}"
+        linker.linker.stats.reset()
+        t = time.perf_counter()
+        ranked = link_gold_mentions(linker, mentions)
+        secs = time.perf_counter() - t
+        st = linker.linker.stats
+        add(label, ranked, secs, trie_share=st.trie_s / max(st.total_s, 1e-9),
+            skipped=st.skipped, scored=st.scored, generated=st.generated)
+        print(f"    linker: {st.skipped} single-candidate, {st.scored} scored, {st.generated} generated over the "
+              f"trie; trie share of linker time {100 * st.trie_s / max(st.total_s, 1e-9):.2f}%")
+    if args.full_trie:
+        part = mentions[: args.full_trie]
+        linker.linker.stats.reset()
+        t = time.perf_counter()
+        ranked = link_gold_mentions(linker, part, candidates=[None] * len(part))
+        secs = time.perf_counter() - t
+        st = linker.linker.stats
+        acc = accuracy(ranked, gold[: len(part)])
+        rows.append({"system": "(e) full-trie beam search", "acc": acc, "mentions": len(part),
+                     "mentions_per_s": len(part) / secs, "trie_share": st.trie_s / max(st.total_s, 1e-9),
+                     "beam_size": linker.linker.settings.beam_size})
+        print(f"{'(e) full-trie beam search':<34} accuracy@1 {100 * acc:6.2f}   {len(part) / secs:10,.1f} mentions/s "
+              f"({len(part)} mentions, beam {linker.linker.settings.beam_size}; trie share "
+              f"{100 * st.trie_s / max(st.total_s, 1e-9):.2f}%)")
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps({"dev": str(args.dev), "kb": str(args.kb), "mentions": len(gold),

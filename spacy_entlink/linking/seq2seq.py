@@ -20,6 +20,7 @@ from ..models.hf import resolve_model_name
 
 START_ENT = "[START_ENT]"
 END_ENT = "[END_ENT]"
+PRECISIONS = ("float32", "bfloat16", "auto")
 
 
 @contextmanager
@@ -38,8 +39,12 @@ def _quiet_transformers() -> Iterator[None]:
 class Seq2Seq:
     """A seq2seq model and its tokenizer, with the target conventions of that model."""
 
-    def __init__(self, model, tokenizer, *, max_context_tokens: int = 128, max_name_tokens: int = 32):
+    def __init__(self, model, tokenizer, *, max_context_tokens: int = 128, max_name_tokens: int = 32,
+                 precision: str = "float32"):
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
         self.model = model
+        self.precision = precision
         self.tokenizer = tokenizer
         self.max_context_tokens = max_context_tokens
         self.max_name_tokens = max_name_tokens
@@ -201,35 +206,84 @@ class Seq2Seq:
     def score(self, texts: Sequence[str], targets: Sequence[Sequence[Sequence[int]]],
               chunk: int = 256) -> List[np.ndarray]:
         """Length-normalised log-probability (mean per token) of each candidate target of
-        each text: the encoder runs once per text, the decoder once per chunk of targets."""
+        each text: the encoder runs once per text, the decoder once per chunk of targets, and
+        the output softmax's normaliser once per distinct (text, prefix) in the chunk."""
         out: List[np.ndarray] = [np.zeros(len(t), dtype=np.float32) for t in targets]
         pairs = [(i, j) for i, ts in enumerate(targets) for j in range(len(ts))]
         if not pairs:
             return out
-        batch = self.contexts(texts)
-        hidden = self.model.get_encoder()(**batch).last_hidden_state
-        for start in range(0, len(pairs), chunk):
-            part = pairs[start : start + chunk]
-            rows = torch.tensor([i for i, _ in part], device=self.device)
-            seqs = [targets[i][j] for i, j in part]
-            logits, labels = self._decode(hidden, batch["attention_mask"], rows, seqs)
-            logp = torch.log_softmax(logits.float(), dim=-1)
-            mask = labels != -100
-            tok = logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
-            mean = (tok.sum(-1) / mask.sum(-1)).cpu().numpy()
-            for (i, j), v in zip(part, mean):
-                out[i][j] = v
+        pairs.sort(key=lambda p: len(targets[p[0]][p[1]]))  # little padding per chunk
+        with self._precision():
+            batch = self.contexts(texts)
+            hidden = self.model.get_encoder()(**batch).last_hidden_state
+            for start in range(0, len(pairs), chunk):
+                part = pairs[start : start + chunk]
+                rows = torch.tensor([i for i, _ in part], device=self.device)
+                seqs = [targets[i][j] for i, j in part]
+                with _head_inputs(self.model) as captured, _shared_cross_kv(self.model, hidden, rows):
+                    _, labels = self._decode(hidden, batch["attention_mask"], rows, seqs)
+                tok = self._token_logprobs(captured[-1], part, seqs, labels)
+                mask = labels != -100
+                mean = (tok.sum(-1) / mask.sum(-1)).cpu().numpy()
+                for (i, j), v in zip(part, mean):
+                    out[i][j] = v
         return out
+
+    def _token_logprobs(self, states: torch.Tensor, part, seqs, labels: torch.Tensor) -> torch.Tensor:
+        """log p(label | prefix) from the states entering the output projection, with the
+        normaliser computed once per distinct (text, prefix); padding positions are 0."""
+        weight, bias = _output_projection(self.model)
+        mask = labels != -100
+        index = torch.zeros(labels.shape, dtype=torch.long)
+        first: dict = {}
+        for p, ((i, _), seq) in enumerate(zip(part, seqs)):
+            for k in range(len(seq)):
+                index[p, k] = first.setdefault((i, tuple(seq[:k])), len(first))
+        where = torch.zeros((len(first), 2), dtype=torch.long)
+        for p, seq in enumerate(seqs):
+            for k in range(len(seq)):
+                where[index[p, k], 0] = p
+                where[index[p, k], 1] = k
+        states = states.float()
+        unique = states[where[:, 0], where[:, 1]]
+        lse = torch.empty(len(first), dtype=torch.float32, device=states.device)
+        for s in range(0, len(first), 2048):
+            z = torch.nn.functional.linear(unique[s : s + 2048], weight.to(unique.dtype), None).float()
+            if bias is not None:
+                z += bias
+            m = z.amax(-1, keepdim=True)
+            lse[s : s + 2048] = z.sub_(m).exp_().sum(-1).log_() + m.squeeze(-1)
+        gold = labels.clamp(min=0)
+        logit = (states * weight.float()[gold]).sum(-1)
+        if bias is not None:
+            logit = logit + bias[gold]
+        return (logit - lse[index.to(states.device)]) * mask
+
+    @property
+    def inference_dtype(self) -> torch.dtype:
+        """bfloat16 when asked for, or with `auto` on hardware that computes it natively."""
+        if self.precision == "bfloat16" or (self.precision == "auto" and _native_bf16(self.device)):
+            return torch.bfloat16
+        return torch.float32
+
+    @contextmanager
+    def _precision(self) -> Iterator[None]:
+        if self.inference_dtype == torch.bfloat16:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                yield
+        else:
+            yield
 
     @torch.no_grad()
     def generate(self, texts: Sequence[str], allowed, *, num_beams: int, num_return: int) -> List[List[List[int]]]:
         """Constrained beam search; `allowed` is a `prefix_allowed_tokens_fn`. Returns, per
         text, up to `num_return` target sequences (without the start token, ending in eos)."""
         batch = self.contexts(texts)
-        seqs = self.model.generate(
-            **batch, num_beams=num_beams, num_return_sequences=num_return, do_sample=False,
-            max_new_tokens=self.max_name_tokens + 2, prefix_allowed_tokens_fn=allowed, early_stopping=True,
-        )
+        with self._precision():
+            seqs = self.model.generate(
+                **batch, num_beams=num_beams, num_return_sequences=num_return, do_sample=False,
+                max_new_tokens=self.max_name_tokens + 2, prefix_allowed_tokens_fn=allowed, early_stopping=True,
+            )
         result: List[List[List[int]]] = [[] for _ in texts]
         for k, row in enumerate(seqs.tolist()):
             row = row[1:]
@@ -239,6 +293,85 @@ class Seq2Seq:
                 continue  # ran out of length: not a complete name
             result[k // num_return].append(row)
         return result
+
+
+@contextmanager
+def _head_inputs(model) -> Iterator[List[torch.Tensor]]:
+    """Run `model` without its vocabulary projection, collecting the states that would enter
+    it (after any head transform or scaling); logits come back as zeros of width 1."""
+    head = model.get_output_embeddings()
+    captured: List[torch.Tensor] = []
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        captured.append(x)
+        return x.new_zeros(x.shape[:-1] + (1,))
+
+    owners = [m for m in (model, getattr(model, "model", None)) if isinstance(getattr(m, "final_logits_bias", None), torch.Tensor)]
+    saved = [m.final_logits_bias for m in owners]
+    head.forward = forward
+    for m in owners:  # BART adds this after the projection; keep the zeros narrow
+        m.final_logits_bias = m.final_logits_bias.new_zeros((1, 1))
+    try:
+        yield captured
+    finally:
+        del head.forward
+        for m, b in zip(owners, saved):
+            m.final_logits_bias = b
+
+
+# The key/value projections of encoder states in the cross-attention of BERT-style decoders,
+# BART/mBART/Marian and T5.
+_CROSS_KV = (".crossattention.self.key", ".crossattention.self.value", ".encoder_attn.k_proj",
+             ".encoder_attn.v_proj", ".EncDecAttention.k", ".EncDecAttention.v")
+
+
+@contextmanager
+def _shared_cross_kv(model, encoder_hidden: torch.Tensor, rows: torch.Tensor) -> Iterator[None]:
+    """While decoding many targets per text (`rows` maps targets to texts), project each
+    text's encoder states once per cross-attention layer instead of once per target."""
+    modules = [m for name, m in model.named_modules()
+               if name.endswith(_CROSS_KV) and isinstance(m, torch.nn.Linear)]
+    shape = (len(rows),) + tuple(encoder_hidden.shape[1:])
+
+    def shared(module: torch.nn.Linear):
+        projected: List[torch.Tensor] = []
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            if tuple(x.shape) != shape:  # not the encoder states (e.g. a projected encoder)
+                return torch.nn.functional.linear(x, module.weight, module.bias)
+            if not projected:
+                projected.append(torch.nn.functional.linear(encoder_hidden, module.weight, module.bias))
+            return projected[0].index_select(0, rows)
+
+        return forward
+
+    for m in modules:
+        m.forward = shared(m)
+    try:
+        yield
+    finally:
+        for m in modules:
+            del m.forward
+
+
+def _output_projection(model) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Weight and total bias of the vocabulary projection (incl. BART's `final_logits_bias`)."""
+    head = model.get_output_embeddings()
+    bias = head.bias.float() if getattr(head, "bias", None) is not None else None
+    extra = getattr(model, "final_logits_bias", None)
+    if isinstance(extra, torch.Tensor):
+        extra = extra.reshape(-1).float()
+        bias = extra if bias is None else bias + extra
+    return head.weight, bias
+
+
+def _native_bf16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        checks = [getattr(torch.cpu, n, None) for n in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+        return any(c() for c in checks if c is not None)
+    return False
 
 
 def _first_int(*values) -> Optional[int]:

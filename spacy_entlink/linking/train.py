@@ -32,14 +32,18 @@ def gold_mentions(examples: Iterable[Example], labels: Optional[Sequence[str]] =
     return out
 
 
-def link_gold_mentions(linker, mentions: Sequence[Tuple[Span, str]]) -> List[List[Tuple[str, float]]]:
+def link_gold_mentions(linker, mentions: Sequence[Tuple[Span, str]], *,
+                       candidates: Optional[Sequence[Optional[Sequence[int]]]] = None) -> List[List[Tuple[str, float]]]:
     """Top-k `(kb_id, probability)` lists of an `entlink_linker` for gold mention spans (in the
-    order of the calibrated probabilities)."""
+    order of the calibrated probabilities); `candidates` overrides the component's (None per
+    mention: the whole name trie)."""
     from .examples import span_context
 
     window = linker.cfg.get("context_window", 48)
     spans = [s for s, _ in mentions]
-    ranked = linker._require().rank([span_context(s, window) for s in spans], linker.candidate_rows_batch(spans),
+    if candidates is None:
+        candidates = linker.candidate_rows_batch(spans)
+    ranked = linker._require().rank([span_context(s, window) for s in spans], candidates,
                                     [s.label_ for s in spans])
     return [linker.links(rk)[0] for rk in ranked]
 

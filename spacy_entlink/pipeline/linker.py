@@ -33,7 +33,7 @@ from ..matching.abbreviations import find_abbreviations
 from ..linking.examples import Pair, gold_pairs, span_context
 from ..linking.linker import Linker, LinkerSettings, Ranked, build_name_trie
 from ..linking.name_trie import NameTrie
-from ..linking.seq2seq import Seq2Seq
+from ..linking.seq2seq import PRECISIONS, Seq2Seq
 
 CANDIDATE_SOURCES = ("span", "kb", "abbreviation", "fuzzy", "dense")
 
@@ -70,21 +70,27 @@ DEFAULT_CONFIG = {
 
 
 def genre_linker_model(name: str = "", decoder_layers: int = 2, max_context_tokens: int = 128,
-                       max_name_tokens: int = 32) -> Model:
+                       max_name_tokens: int = 32, precision: str = "auto") -> Model:
     """`spacy_entlink.GenreLinker.v1`: the seq2seq model of `entlink_linker`.
 
     `name` is a Hugging Face seq2seq checkpoint (BART, T5, GENRE, an `EncoderDecoderModel`)
     or an encoder to warm-start an encoder-decoder from (`decoder_layers` of it in the
     decoder); empty means the embedded all-MiniLM-L6-v2. Weights are loaded when the
     component is initialised or read from disk, not when the config is resolved.
+    `precision`: "float32", "bfloat16" (inference under bf16 autocast; training stays
+    float32) or "auto" (bfloat16 where the CPU has AMX/AVX512-BF16 or the GPU supports it).
     """
     if max_context_tokens < 8 or max_name_tokens < 2:
         raise ConfigError("max_context_tokens must be >= 8 and max_name_tokens >= 2")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"spacy_entlink.GenreLinker.v1: precision {precision!r}, expected one of "
+                          f"{', '.join(PRECISIONS)}")
     return Model(
         "entlink_genre",
         _no_forward,
         attrs={"name": name or "", "decoder_layers": int(decoder_layers),
-               "max_context_tokens": int(max_context_tokens), "max_name_tokens": int(max_name_tokens)},
+               "max_context_tokens": int(max_context_tokens), "max_name_tokens": int(max_name_tokens),
+               "precision": precision},
     )
 
 
@@ -164,7 +170,8 @@ class GenreLinker(TrainablePipe):
             a = self.model.attrs
             self.seq2seq = Seq2Seq.load(a["name"], decoder_layers=a["decoder_layers"],
                                         max_context_tokens=a["max_context_tokens"],
-                                        max_name_tokens=a["max_name_tokens"])
+                                        max_name_tokens=a["max_name_tokens"],
+                                        precision=a.get("precision", "auto"))
         return self.seq2seq
 
     def set_seq2seq(self, seq2seq: Seq2Seq) -> "GenreLinker":
@@ -471,12 +478,15 @@ class GenreLinker(TrainablePipe):
             raise ConfigError(f"{self.name}: {path} has no cfg file; is it an entlink_linker folder?")
         cfg = srsly.read_json(path / "cfg")
         self.calibration = Calibration.from_dict(cfg.pop("calibration", None))
-        self.model.attrs.update(cfg.pop("model_attrs", {}))
+        saved = cfg.pop("model_attrs", {})
+        saved.pop("precision", None)  # a run-time choice: the loading config's value wins
+        self.model.attrs.update(saved)
         self.cfg.update(cfg)
         a = self.model.attrs
         if (path / "model").exists() and "model" not in exclude:
             self.seq2seq = Seq2Seq.from_saved(path / "model", max_context_tokens=a["max_context_tokens"],
-                                              max_name_tokens=a["max_name_tokens"])
+                                              max_name_tokens=a["max_name_tokens"],
+                                              precision=a.get("precision", "auto"))
             self._optimizer = None
         if (path / "kb").exists() and "kb" not in exclude:
             kb = KnowledgeBase.from_disk(path / "kb")

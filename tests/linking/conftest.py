@@ -71,3 +71,16 @@ def tiny_bert2bert(folder: Path) -> Seq2Seq:
 @pytest.fixture(params=["bart", "bert2bert"])
 def tiny_seq2seq(request, tmp_path) -> Seq2Seq:
     return tiny_bart(tmp_path / "bart") if request.param == "bart" else tiny_bert2bert(tmp_path / "b2b")
+
+
+def tiny_t5(folder: Path) -> Seq2Seq:
+    """A tiny T5 (tied embeddings: the decoder output is rescaled before the projection)."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    bart = tiny_bart(folder)
+    tok = bart.tokenizer
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=len(tok), d_model=32, d_ff=64, d_kv=16, num_layers=1, num_heads=2,
+                   pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                   decoder_start_token_id=tok.pad_token_id)
+    return Seq2Seq(T5ForConditionalGeneration(cfg), tok, max_context_tokens=64, max_name_tokens=24)

@@ -1,11 +1,16 @@
 """The seq2seq wrapper and the linker core with tiny random BART and BERT2BERT models."""
 
+import numpy as np
+import pytest
 import torch
 
 from spacy_entlink.linking.examples import kb_pairs
 from spacy_entlink.linking.linker import Linker, LinkerSettings, build_name_trie
 from spacy_entlink.linking.name_trie import PrefixConstraint
+from spacy_entlink.errors import ConfigError
 from spacy_entlink.linking.seq2seq import Seq2Seq
+
+from .conftest import tiny_bart, tiny_bert2bert, tiny_t5
 
 CONTEXTS = [
     "The patient had [START_ENT] T2DM [END_ENT] for years .",
@@ -92,3 +97,38 @@ def test_save_and_reload_score_identically(tiny_seq2seq, demo_kb, tmp_path):
     again = Seq2Seq.from_saved(tmp_path / "saved", max_context_tokens=64, max_name_tokens=24)
     assert again.fingerprint == tiny_seq2seq.fingerprint
     assert (again.score(CONTEXTS[:1], targets)[0] == before).all()
+
+
+@pytest.mark.parametrize("kind", ["bart", "bert2bert", "t5"])
+def test_scores_equal_the_full_softmax(kind, demo_kb, tmp_path):
+    """Scoring skips the vocabulary projection of repeated prefixes; the numbers must equal
+    those of the model's own logits (BART with a non-zero final_logits_bias, T5 rescaled)."""
+    seq2seq = {"bart": tiny_bart, "bert2bert": tiny_bert2bert, "t5": tiny_t5}[kind](tmp_path / kind)
+    if kind == "bart":
+        seq2seq.model.final_logits_bias.normal_()
+    names = ["Hypertension", "Hypotension", "Heart failure", "Heart attack", "Myocardial infarction"]
+    targets = [seq2seq.target_ids(names), seq2seq.target_ids(names[2:4]), []]
+    got = seq2seq.score(CONTEXTS, targets, chunk=3)
+    with torch.no_grad():
+        for text, seqs, scores in zip(CONTEXTS, targets, got):
+            for seq, value in zip(seqs, scores):
+                batch = seq2seq.contexts([text])
+                dec_in = torch.tensor([[seq2seq.start_id] + seq[:-1]])
+                logits = seq2seq.model(**batch, decoder_input_ids=dec_in).logits[0]
+                ref = torch.log_softmax(logits, -1)[torch.arange(len(seq)), torch.tensor(seq)].mean()
+                assert value == pytest.approx(float(ref), abs=1e-4)
+    assert [len(s) for s in got] == [5, 2, 0]
+    assert seq2seq.model.get_output_embeddings().forward.__func__ is type(seq2seq.model.get_output_embeddings()).forward
+
+
+def test_bfloat16_precision_ranks_like_float32(demo_kb, tmp_path):
+    seq2seq = tiny_bert2bert(tmp_path / "b2b")
+    names = ["Hypertension", "Hypotension", "Heart failure", "Heart attack"]
+    targets = [seq2seq.target_ids(names)] * len(CONTEXTS)
+    full = seq2seq.score(CONTEXTS, targets)
+    seq2seq.precision = "bfloat16"
+    half = seq2seq.score(CONTEXTS, targets)
+    for a, b in zip(full, half):
+        assert np.allclose(a, b, atol=0.05)
+    with pytest.raises(ConfigError, match="precision"):
+        Seq2Seq(seq2seq.model, seq2seq.tokenizer, precision="float8")
