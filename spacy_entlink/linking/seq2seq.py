@@ -100,6 +100,7 @@ class Seq2Seq:
             except ValueError as err:
                 raise ConfigError(f"linker model {path!r}: {type(encoder).__name__} has no causal-LM "
                                   f"head to warm-start a decoder from ({err})") from err
+            _cross_from_self_attention(decoder)
         return cls.from_encoder_decoder(encoder, decoder, tokenizer, **kwargs)
 
     @classmethod
@@ -317,6 +318,22 @@ def _head_inputs(model) -> Iterator[List[torch.Tensor]]:
         del head.forward
         for m, b in zip(owners, saved):
             m.final_logits_bias = b
+
+
+def _cross_from_self_attention(decoder) -> int:
+    """Start each new cross-attention block as a copy of its layer's pretrained self-attention
+    (same shapes only): the decoder then attends to the context from the first step instead of
+    through random projections. Returns the number of blocks copied."""
+    copied = 0
+    for module in decoder.modules():
+        own, cross = getattr(module, "attention", None), getattr(module, "crossattention", None)
+        if own is None or cross is None:
+            continue
+        src, dst = own.state_dict(), cross.state_dict()
+        if src.keys() == dst.keys() and all(src[k].shape == dst[k].shape for k in src):
+            cross.load_state_dict(src)
+            copied += 1
+    return copied
 
 
 # The key/value projections of encoder states in the cross-attention of BERT-style decoders,

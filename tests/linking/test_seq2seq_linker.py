@@ -132,3 +132,24 @@ def test_bfloat16_precision_ranks_like_float32(demo_kb, tmp_path):
         assert np.allclose(a, b, atol=0.05)
     with pytest.raises(ConfigError, match="precision"):
         Seq2Seq(seq2seq.model, seq2seq.tokenizer, precision="float8")
+
+
+def test_warm_start_copies_self_attention_into_cross_attention(tmp_path):
+    """An encoder folder becomes an encoder-decoder whose cross-attention starts as the
+    pretrained self-attention of each decoder layer, with the mention markers added."""
+    from transformers import BertConfig, BertModel
+
+    seed = tiny_bert2bert(tmp_path / "b2b")
+    folder = tmp_path / "encoder"
+    cfg = BertConfig(vocab_size=len(seed.tokenizer), hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=256)
+    BertModel(cfg).save_pretrained(folder)
+    seed.tokenizer.save_pretrained(folder)
+    s2s = Seq2Seq.load(str(folder), decoder_layers=2)
+    layers = s2s.model.decoder.bert.encoder.layer
+    assert len(layers) == 2
+    for layer in layers:
+        for name, value in layer.attention.state_dict().items():
+            assert torch.equal(value, layer.crossattention.state_dict()[name])
+    assert "[START_ENT]" in s2s.tokenizer.get_vocab()
+    assert len(s2s.score(CONTEXTS[:1], [s2s.target_ids(["Hypertension", "Asthma"])])[0]) == 2

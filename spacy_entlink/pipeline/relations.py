@@ -1,0 +1,511 @@
+"""`entlink_relations`: retriever-reader relation extraction (ReLiK-style).
+
+Each document is cut into overlapping windows that fit the reader. For each window the
+candidate relation types are every type (a label set no larger than the reader's markers) or
+the retriever's top-k; the reader reads the window and the candidates in one pass and scores
+every (head, tail, candidate) at once. Entities come from `doc.ents` (`entities = "doc"`) or
+from the reader's own span classifier (`entities = "predict"`, which also writes `doc.ents`).
+Results go to `doc._.entlink_relations` as `Relation(head Span, label, tail Span, score)`, or,
+with `aggregate = "kb_id"`, as document-level relations between the spans' KB ids (the best
+mention pair's score), as BC5CDR's chemical-induced-disease relations are annotated.
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+import numpy as np
+import srsly
+import torch
+from spacy import util
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from spacy.vocab import Vocab
+from thinc.api import Config, Model
+
+from ..errors import ConfigError, EntlinkError, check_choice
+from ..extensions import Relation, install_extensions
+from ..relations.labels import RelationType, load_relation_types
+from ..relations.reader import ReaderInput, RelationReader, evaluating
+from ..relations.retriever import Retriever
+from ..relations.windows import Window, make_windows
+
+DEFAULT_MODEL = """
+[model]
+@architectures = "spacy_entlink.RelationReader.v1"
+name = ""
+retriever = ""
+max_candidates = 8
+max_span_width = 10
+hidden = 256
+max_text_tokens = 256
+"""
+
+DEFAULT_CONFIG = {
+    "model": Config().from_str(DEFAULT_MODEL)["model"],
+    "relation_types": "conll04",
+    "entities": "doc",
+    "entity_labels": [],
+    "aggregate": "mention",
+    "threshold": 0.5,
+    "type_constraints": True,
+    "window_overlap": 64,
+    "batch_size": 8,
+    "learning_rate": 5e-5,
+    "grad_clip": 1.0,
+    "scorer": {"@scorers": "spacy_entlink.relation_scorer.v1"},
+}
+
+ENTITY_MODES = ("doc", "predict")
+AGGREGATES = ("mention", "kb_id")
+
+
+def relation_reader_model(name: str = "", retriever: str = "", max_candidates: int = 8, max_span_width: int = 10,
+                          hidden: int = 256, max_text_tokens: int = 256) -> Model:
+    """`spacy_entlink.RelationReader.v1`: the reader (and retriever) of `entlink_relations`.
+
+    `name`: the reader's Hugging Face encoder (empty: the embedded all-MiniLM-L6-v2);
+    `retriever`: the retriever's encoder (empty: the embedded MiniLM), used only when there
+    are more relation types than `max_candidates` (the reader's candidate markers).
+    Weights load when the component is initialised or read from disk.
+    """
+    if max_candidates < 1 or max_span_width < 1 or hidden < 8 or max_text_tokens < 16:
+        raise ConfigError("spacy_entlink.RelationReader.v1: max_candidates and max_span_width must be >= 1, "
+                          "hidden >= 8 and max_text_tokens >= 16")
+    return Model("entlink_relation_reader", _no_forward,
+                 attrs={"name": name or "", "retriever": retriever or "", "max_candidates": int(max_candidates),
+                        "max_span_width": int(max_span_width), "hidden": int(hidden),
+                        "max_text_tokens": int(max_text_tokens)})
+
+
+def _no_forward(model: Model, X: Any, is_train: bool):
+    raise EntlinkError("the entlink_relations model runs through the component (nlp.pipe), not as a thinc layer")
+
+
+@Language.factory(
+    "entlink_relations",
+    assigns=["doc._.entlink_relations"],
+    default_config=DEFAULT_CONFIG,
+    default_score_weights={"rel_micro_f": 1.0, "rel_micro_p": None, "rel_micro_r": None},
+)
+def make_relations(nlp: Language, name: str, model: Model, relation_types: Any, entities: str,
+                   entity_labels: List[str], aggregate: str, threshold: float, type_constraints: bool,
+                   window_overlap: int, batch_size: int, learning_rate: float, grad_clip: float,
+                   scorer: Optional[Callable]) -> "RelationExtractor":
+    """Create an `entlink_relations` component.
+
+    relation_types: a built-in set ("conll04", "cid"), a JSONL file of
+        `{"name", "description", "head_types", "tail_types"}` or a list of such objects.
+    entities: "doc" (relate `doc.ents`, e.g. from an upstream NER) or "predict" (the reader
+        finds and labels entity spans itself and writes `doc.ents`; `entity_labels` then lists
+        the labels, or they are read from the training data at initialisation).
+    aggregate: "mention" (relations between spans) or "kb_id" (between the spans' KB ids).
+    threshold: default probability threshold (per-label thresholds come from `fit_thresholds`).
+    type_constraints: drop pairs whose entity labels a type's head/tail types exclude.
+    """
+    return RelationExtractor(nlp.vocab, model, name, relation_types=relation_types, entities=entities,
+                             entity_labels=entity_labels, aggregate=aggregate, threshold=threshold,
+                             type_constraints=type_constraints, window_overlap=window_overlap,
+                             batch_size=batch_size, learning_rate=learning_rate, grad_clip=grad_clip, scorer=scorer)
+
+
+Key = Tuple[int, int]  # doc token offsets of a span
+Arg = Tuple[int, int, str, str]  # an entity argument: doc token start, end, label, kb_id
+
+
+class RelationExtractor(TrainablePipe):
+    """Finds relations between entities with a retriever and a one-pass reader."""
+
+    def __init__(self, vocab: Vocab, model: Model, name: str = "entlink_relations", *,
+                 scorer: Optional[Callable] = None, **cfg: Any):
+        install_extensions()
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        check_choice("entities", cfg.get("entities", "doc"), ENTITY_MODES)
+        check_choice("aggregate", cfg.get("aggregate", "mention"), AGGREGATES)
+        th = float(cfg.get("threshold", 0.5))
+        if not 0.0 <= th <= 1.0:
+            raise ConfigError(f"{name}: threshold must be between 0 and 1, got {th!r}")
+        self.types: List[RelationType] = load_relation_types(cfg.get("relation_types"))
+        cfg["relation_types"] = [t.to_dict() for t in self.types]
+        self.cfg: Dict[str, Any] = dict(cfg)
+        self.cfg.setdefault("thresholds", {})
+        self.reader: Optional[RelationReader] = None
+        self.retriever: Optional[Retriever] = None
+        self._optimizer: Optional[torch.optim.Optimizer] = None
+
+    # --- set-up -------------------------------------------------------------------------
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(t.name for t in self.types)
+
+    @property
+    def needs_retriever(self) -> bool:
+        return len(self.types) > self.model.attrs["max_candidates"]
+
+    def _load(self, entity_labels: Sequence[str]) -> None:
+        a = self.model.attrs
+        self.reader = RelationReader.from_pretrained(
+            a["name"], entity_labels=list(entity_labels), max_candidates=a["max_candidates"],
+            max_span_width=a["max_span_width"], hidden=a["hidden"], max_text_tokens=a["max_text_tokens"]).eval()
+        if self.needs_retriever:
+            self.retriever = Retriever.from_pretrained(a["retriever"]).eval()
+            self.retriever.build_index([t.text for t in self.types])
+        self._optimizer = None
+
+    def set_reader(self, reader: RelationReader, retriever: Optional[Retriever] = None) -> "RelationExtractor":
+        """Use already built (e.g. tiny, test) models."""
+        if self.needs_retriever and retriever is None:
+            raise ConfigError(f"{self.name}: {len(self.types)} relation types but {reader.max_candidates} "
+                              "candidate markers: a retriever is needed")
+        self.reader, self.retriever = reader.eval(), retriever
+        if retriever is not None:
+            retriever.build_index([t.text for t in self.types])
+        self._optimizer = None
+        return self
+
+    def initialize(self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *,
+                   nlp: Optional[Language] = None) -> None:
+        """Check the training data's relation labels and load the models (entity labels for
+        `entities = "predict"` come from the config or the training data)."""
+        labels = list(self.cfg.get("entity_labels") or [])
+        if get_examples is not None:
+            seen: Set[str] = set()
+            for eg in get_examples():
+                self._check_labels(eg.reference)
+                seen.update(e.label_ for e in eg.reference.ents)
+            labels = labels or sorted(seen)
+        if self.cfg["entities"] == "predict" and not labels:
+            raise ConfigError(f"{self.name}: entities = \"predict\" needs entity_labels (or training examples with "
+                              "entities to read them from)")
+        self.cfg["entity_labels"] = labels
+        if self.reader is None or self.reader.entity_labels != labels:
+            self._load(labels)
+
+    def _check_labels(self, doc: Doc) -> None:
+        for rel in doc._.entlink_relations:
+            if rel.label not in self.labels:
+                doc_id = doc.user_data.get("entlink_doc_id", doc.text[:40])
+                raise ConfigError(f"{self.name}: training document {doc_id!r} has relation label {rel.label!r}, "
+                                  f"which is not among the relation types {list(self.labels)}; add it to "
+                                  "relation_types (a JSONL file or a list of {\"name\", \"description\"})")
+
+    def _require(self) -> RelationReader:
+        if self.reader is None:
+            raise ConfigError(f"{self.name}: not initialised; call nlp.initialize() or set_reader()")
+        return self.reader
+
+    # --- windows and inputs -------------------------------------------------------------
+    def _windows(self, doc: Doc) -> List[Window]:
+        reader = self._require()
+        words = [t.text for t in doc]
+        sents = [t.is_sent_start for t in doc] if doc.has_annotation("SENT_START") else None
+        return make_windows(reader.word_pieces(words), reader.max_text_tokens,
+                            int(self.cfg.get("window_overlap", 64)), sents)
+
+    def _candidates(self, texts: Sequence[str], gold: Optional[Sequence[Set[int]]] = None) -> List[List[int]]:
+        k = self.model.attrs["max_candidates"]
+        if not self.needs_retriever:
+            return [list(range(len(self.types))) for _ in texts]
+        assert self.retriever is not None
+        found = self.retriever.retrieve(texts, k)
+        if gold is None:
+            return found
+        out = []
+        for cands, g in zip(found, gold):  # the reader learns from the gold types plus retrieved negatives
+            extra = [t for t in sorted(g) if t not in cands]
+            keep = [c for c in cands if c in g or len(extra) == 0 or c not in cands[len(cands) - len(extra):]]
+            out.append((keep + extra)[:k] if extra else cands)
+        return out
+
+    def _inputs(self, docs: Sequence[Doc], *, gold: bool) -> Tuple[List[ReaderInput], List[Tuple[int, Window, List[Arg], List[int]]]]:
+        """Reader inputs of every window of `docs` and, per input, (doc index, window,
+        entity arguments as (start, end, label, kb_id) doc token offsets, candidate types)."""
+        predict_entities = self.cfg["entities"] == "predict"
+        index = {t.name: i for i, t in enumerate(self.types)}
+        ent_index = {label: i + 1 for i, label in enumerate(self._require().entity_labels)}
+        plans = []
+        for d, doc in enumerate(docs):
+            rels = self._gold_relations(doc) if gold else {}
+            for w in self._windows(doc):
+                args = [(e.start, e.end, e.label_, e.kb_id_) for e in doc.ents if e.start >= w.start and e.end <= w.end]
+                pairs = {}
+                if gold:
+                    for i, a in enumerate(args):
+                        for j, b in enumerate(args):
+                            if i != j:
+                                labels = self._gold_labels(rels, a, b)
+                                if labels:
+                                    pairs[(i, j)] = labels
+                text = doc[w.start : w.end].text if w.end > w.start else ""
+                plans.append((d, w, args, text, pairs))
+        gold_types = [{index[label] for labels in p[4].values() for label in labels} for p in plans]
+        cands = self._candidates([p[3] for p in plans], gold_types if gold else None)
+        inputs, meta = [], []
+        for (d, w, args, _, pairs), cand in zip(plans, cands):
+            doc = docs[d]
+            x = ReaderInput([t.text for t in doc[w.start : w.end]], [(a[0] - w.start, a[1] - w.start) for a in args],
+                            [self.types[c].text for c in cand], enumerate_spans=predict_entities)
+            pos = {c: k for k, c in enumerate(cand)}
+            for (i, j), labels in pairs.items():
+                for label in labels:
+                    if index[label] in pos:
+                        x.gold_relations[(i, j, pos[index[label]])] = 1.0
+            if gold and predict_entities:
+                x.gold_entities = {(a[0] - w.start, a[1] - w.start): ent_index[a[2]] for a in args if a[2] in ent_index}
+            inputs.append(x)
+            meta.append((d, w, args, cand))
+        return inputs, meta
+
+    def _gold_relations(self, doc: Doc) -> Dict:
+        """Gold relations keyed for lookup: (head key, label, tail key), keys being token
+        offsets for span arguments and ids for KB-id arguments."""
+        self._check_labels(doc)
+        out = {}
+        for rel in doc._.entlink_relations:
+            out[(_arg_key(rel.head), rel.label, _arg_key(rel.tail))] = rel
+        return out
+
+    def _gold_labels(self, rels: Dict, a: "Arg", b: "Arg") -> List[str]:
+        if self.cfg["aggregate"] == "kb_id":
+            return [label for (h, label, t) in rels if h and h == a[3] and t == b[3]]
+        return [label for (h, label, t) in rels if h == (a[0], a[1]) and t == (b[0], b[1])]
+
+    # --- prediction ---------------------------------------------------------------------
+    def predict(self, docs: Iterable[Doc]) -> List[Dict[str, Any]]:
+        docs = list(docs)
+        reader = self._require()
+        inputs, meta = self._inputs(docs, gold=False)
+        results: List[Dict[str, Any]] = [{"ents": {}, "rels": {}} for _ in docs]
+        bs = int(self.cfg.get("batch_size", 8))
+        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i].words))
+        decode = self.cfg["entities"] == "predict"
+        with evaluating(reader):
+            for start in range(0, len(order), bs):
+                part = order[start : start + bs]
+                for i, out in zip(part, reader.forward([inputs[i] for i in part], decode_entities=decode)):
+                    if decode:
+                        meta[i] = self._found_entities(meta[i], out.entities, results)
+                    self._collect(meta[i], out.relation_logits, results)
+        return results
+
+    def _found_entities(self, meta, entities, results) -> Tuple[int, Window, List[Arg], List[int]]:
+        """Record a window's decoded entities (overlapping windows: the better score wins);
+        they become the window's relation arguments."""
+        d, w, _, cand = meta
+        names = self._require().entity_labels
+        args = []
+        for score, (s, e), label in entities:
+            key = (w.start + s, w.start + e)
+            old = results[d]["ents"].get(key)
+            if old is None or old[1] < score:
+                results[d]["ents"][key] = (names[label], score)
+            args.append((key[0], key[1], names[label], ""))
+        return d, w, args, cand
+
+    def _collect(self, meta, logits: torch.Tensor, results) -> None:
+        d, w, spans, cand = meta
+        if len(spans) < 2 or not cand:
+            return
+        probs = torch.sigmoid(logits.float()).cpu().numpy()
+        floor = min([float(self.cfg["threshold"])] + [float(v) for v in self.cfg["thresholds"].values()])
+        for i, j, k in zip(*np.nonzero(probs >= floor)):
+            if i == j:
+                continue
+            rtype = self.types[cand[k]]
+            if probs[i, j, k] < float(self.cfg["thresholds"].get(rtype.name, self.cfg["threshold"])):
+                continue
+            head, tail = spans[i], spans[j]
+            if self.cfg.get("type_constraints", True) and not rtype.allows(head[2], tail[2]):
+                continue
+            key = (head[:2], rtype.name, tail[:2])
+            old = results[d]["rels"].get(key)
+            if old is None or old < probs[i, j, k]:
+                results[d]["rels"][key] = float(probs[i, j, k])
+
+    def set_annotations(self, docs: Iterable[Doc], results: List[Dict[str, Any]]) -> None:
+        for doc, res in zip(docs, results):
+            if self.cfg["entities"] == "predict":  # windows overlap: the more probable entity wins
+                taken: Set[int] = set()
+                ents = []
+                for (s, e), (label, _) in sorted(res["ents"].items(), key=lambda kv: -kv[1][1]):
+                    if not taken.intersection(range(s, e)):
+                        taken.update(range(s, e))
+                        ents.append(Span(doc, s, e, label=label))
+                doc.ents = sorted(ents)
+            spans = {(e.start, e.end): e for e in doc.ents}
+            rels: Dict[Tuple, float] = {}
+            for (h, label, t), score in res["rels"].items():
+                head, tail = spans.get(h), spans.get(t)
+                if head is None or tail is None:
+                    continue  # an entity dropped when windows were merged
+                if self.cfg["aggregate"] == "kb_id":
+                    if not head.kb_id_ or not tail.kb_id_ or head.kb_id_ == tail.kb_id_:
+                        continue
+                    key: Tuple = (head.kb_id_, label, tail.kb_id_)
+                else:
+                    key = (head, label, tail)
+                rels[key] = max(score, rels.get(key, 0.0))
+            doc._.entlink_relations = [Relation(h, label, t, s) for (h, label, t), s in
+                                       sorted(rels.items(), key=lambda kv: -kv[1])]
+
+    # --- training -----------------------------------------------------------------------
+    def _parameters(self) -> List[torch.nn.Parameter]:
+        params = list(self._require().parameters())
+        if self.retriever is not None:
+            params += list(self.retriever.parameters())
+        return [p for p in params if p.requires_grad]
+
+    def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None,
+               losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+        """Accumulate gradients of the reader (and retriever) loss on the gold entities and
+        relations of `examples`; the step is taken in `finish_update`."""
+        losses = {} if losses is None else losses
+        losses.setdefault(self.name, 0.0)
+        reader = self._require()
+        docs = [eg.reference for eg in examples]
+        if not docs:
+            return losses
+        inputs, meta = self._inputs(docs, gold=True)
+        reader.train()
+        try:
+            bs = int(self.cfg.get("batch_size", 8))
+            for start in range(0, len(inputs), bs):
+                part = inputs[start : start + bs]
+                loss = reader.loss(part) * len(part) / len(inputs)
+                if self.retriever is not None:
+                    texts = [docs[m[0]][m[1].start : m[1].end].text for m in meta[start : start + bs]]
+                    gold = [{m[3][c] for (_, _, c) in x.gold_relations} for x, m in zip(part, meta[start : start + bs])]
+                    r_loss = self.retriever.loss(texts, gold, [t.text for t in self.types])
+                    if r_loss is not None:
+                        loss = loss + r_loss * len(part) / len(inputs)
+                loss.backward()
+                losses[self.name] += float(loss.detach())
+        finally:
+            reader.eval()
+        if sgd not in (None, False):
+            self.finish_update(sgd)
+        return losses
+
+    def finish_update(self, sgd=None) -> None:
+        """Take the AdamW step for the accumulated gradients (spaCy's `sgd` is not used)."""
+        if self.reader is None:
+            return
+        if self._optimizer is None:
+            self._optimizer = torch.optim.AdamW(self._parameters(), lr=float(self.cfg.get("learning_rate", 5e-5)))
+        clip = float(self.cfg.get("grad_clip", 0.0) or 0.0)
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_(self._parameters(), clip)
+        self._optimizer.step()
+        self._optimizer.zero_grad(set_to_none=True)
+        if self.retriever is not None:
+            self.retriever.build_index([t.text for t in self.types])
+
+    def use_params(self, params):
+        from contextlib import nullcontext
+
+        return nullcontext()
+
+    def get_loss(self, examples, scores):
+        raise NotImplementedError(f"{self.name}: the loss is computed inside update()")
+
+    def add_label(self, label: str) -> int:
+        raise NotImplementedError(f"{self.name}: relation types come from relation_types in the config")
+
+    def fit_thresholds(self, examples: Iterable[Example], grid: Sequence[float] = tuple(np.arange(0.05, 0.96, 0.05))) -> Dict[str, float]:
+        """Per-label thresholds that maximise F1 on `examples` (dev), from one prediction pass."""
+        from ..scoring import relation_keys
+
+        examples = list(examples)
+        saved = dict(self.cfg["thresholds"]), self.cfg["threshold"]
+        self.cfg["thresholds"], self.cfg["threshold"] = {}, float(min(grid))
+        docs = [eg.predicted.copy() if self.cfg["entities"] == "predict" else _with_ents(eg) for eg in examples]
+        self.set_annotations(docs, self.predict(docs))
+        self.cfg["thresholds"], self.cfg["threshold"] = saved
+        fitted = {}
+        for label in self.labels:
+            best = (-1.0, float(self.cfg["threshold"]))
+            for th in grid:
+                tp = fp = fn = 0
+                for eg, doc in zip(examples, docs):
+                    gold = relation_keys(eg.reference, {label})
+                    pred = {key for key, rel in _keys_with_scores(doc, label) if rel >= th}
+                    tp += len(gold & pred)
+                    fp += len(pred - gold)
+                    fn += len(gold - pred)
+                f = 2 * tp / max(1, 2 * tp + fp + fn)
+                if f > best[0]:
+                    best = (f, float(th))
+            fitted[label] = best[1]
+        self.cfg["thresholds"] = fitted
+        return fitted
+
+    # --- serialization --------------------------------------------------------------------
+    def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
+        path = util.ensure_path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        serialize = {"cfg": lambda p: srsly.write_json(p, {**self.cfg, "model_attrs": dict(self.model.attrs)})}
+        if self.reader is not None:
+            serialize["reader"] = lambda p: _replace_dir(p, self.reader.save)
+        if self.retriever is not None:
+            serialize["retriever"] = lambda p: _replace_dir(p, self.retriever.save)
+        util.to_disk(path, serialize, exclude)
+
+    def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "RelationExtractor":
+        path = util.ensure_path(path)
+        if not (path / "cfg").exists():
+            raise ConfigError(f"{self.name}: {path} has no cfg file; is it an entlink_relations folder?")
+        cfg = srsly.read_json(path / "cfg")
+        self.model.attrs.update(cfg.pop("model_attrs", {}))
+        self.cfg.update(cfg)
+        self.types = load_relation_types(self.cfg["relation_types"])
+        if (path / "reader").exists() and "reader" not in exclude:
+            self.reader = RelationReader.load(path / "reader")
+        if (path / "retriever").exists() and "retriever" not in exclude:
+            self.retriever = Retriever.load(path / "retriever")
+        self._optimizer = None
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
+        with tempfile.TemporaryDirectory(prefix="entlink_relations_") as tmp:
+            self.to_disk(tmp, exclude=exclude)
+            files = {str(f.relative_to(tmp)): f.read_bytes() for f in Path(tmp).rglob("*") if f.is_file()}
+        return srsly.msgpack_dumps(files)
+
+    def from_bytes(self, data: bytes, *, exclude: Iterable[str] = tuple()) -> "RelationExtractor":
+        files = srsly.msgpack_loads(data)
+        with tempfile.TemporaryDirectory(prefix="entlink_relations_") as tmp:
+            for rel, content in files.items():
+                target = Path(tmp) / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+            return self.from_disk(tmp, exclude=exclude)
+
+
+def _replace_dir(path: Path, save: Callable[[Path], None]) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+    save(path)
+
+
+def _arg_key(arg) -> Any:
+    return (arg.start, arg.end) if isinstance(arg, Span) else str(arg)
+
+
+def _with_ents(eg: Example) -> Doc:
+    doc = eg.predicted.copy()
+    doc.ents = [Span(doc, e.start, e.end, label=e.label_, kb_id=e.kb_id_) for e in eg.reference.ents]
+    return doc
+
+
+def _keys_with_scores(doc: Doc, label: str):
+    for rel in doc._.entlink_relations:
+        if rel.label != label:
+            continue
+        args = [(a.start_char, a.end_char, a.label_) if isinstance(a, Span) else (a,) for a in (rel.head, rel.tail)]
+        yield (args[0], rel.label, args[1]), rel.score

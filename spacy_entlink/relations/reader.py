@@ -1,0 +1,282 @@
+"""The reader: one encoder pass over `text [SEP] [R-0] type₀ [R-1] type₁ …` that scores every
+(head span, tail span, candidate type) of a window at once, and optionally classifies
+enumerated spans into entity labels (for end-to-end use without an upstream NER).
+
+Span representation: the first wordpiece of its first word, the last wordpiece of its last
+word, and a width embedding. A relation logit is `GELU(H·s_head + T·s_tail) · R·m_k`, where
+`m_k` is the encoder state of the candidate marker `[R-k]`: all pairs and all candidates
+come from one matrix product, never a pass per pair or per candidate.
+
+Saved as a folder: `encoder/` (Hugging Face `save_pretrained`, safetensors, with the
+tokenizer and its added markers), `heads.safetensors` and `reader.json`.
+"""
+
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, KBFormatError
+from ..models.hf import resolve_model_name
+
+Spans = List[Tuple[int, int]]  # word offsets (start, end exclusive) within a window
+
+
+def marker(i: int) -> str:
+    return f"[R-{i}]"
+
+
+@dataclass
+class ReaderInput:
+    """One window: its words, the entity spans to relate, and the candidate type texts."""
+
+    words: List[str]
+    spans: Spans
+    candidates: List[str]
+    enumerate_spans: bool = False
+    gold_relations: Dict[Tuple[int, int, int], float] = field(default_factory=dict)  # (head, tail, cand) -> 1
+    gold_entities: Dict[Tuple[int, int], int] = field(default_factory=dict)  # span -> entity label index (1-based)
+
+
+@dataclass
+class ReaderOutput:
+    relation_logits: torch.Tensor  # [n_spans, n_spans, n_candidates]
+    entity_spans: Spans = field(default_factory=list)  # enumerated spans
+    entity_logits: Optional[torch.Tensor] = None  # [n_enumerated, 1 + n_entity_labels]
+    entities: List[Tuple[float, Tuple[int, int], int]] = field(default_factory=list)  # decoded (score, span, label)
+
+
+def decode_spans(spans: Spans, logits: torch.Tensor) -> List[Tuple[float, Tuple[int, int], int]]:
+    """Spans whose best entity label beats "no entity", the most probable first when they
+    overlap; returned in text order as (probability, span, label index from 0)."""
+    if not len(spans):
+        return []
+    probs = torch.softmax(logits.detach().float(), -1)
+    best, label = probs[:, 1:].max(-1)
+    chosen = sorted(((float(best[k]), spans[k], int(label[k])) for k in torch.nonzero(best > probs[:, 0]).flatten().tolist()),
+                    key=lambda c: -c[0])
+    taken: set = set()
+    keep = []
+    for score, (s, e), lab in chosen:
+        if any(i in taken for i in range(s, e)):
+            continue
+        taken.update(range(s, e))
+        keep.append((score, (s, e), lab))
+    return sorted(keep, key=lambda c: c[1])
+
+
+class RelationReader(nn.Module):
+    def __init__(self, encoder, tokenizer, *, entity_labels: Sequence[str], max_candidates: int,
+                 max_span_width: int = 10, hidden: int = 256, dropout: float = 0.1, max_text_tokens: int = 256):
+        super().__init__()
+        if max_candidates < 1 or max_span_width < 1 or hidden < 1:
+            raise ConfigError("max_candidates, max_span_width and hidden must be positive")
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.entity_labels = list(entity_labels)
+        self.max_candidates = int(max_candidates)
+        self.max_span_width = int(max_span_width)
+        self.max_text_tokens = int(max_text_tokens)
+        self.hidden = int(hidden)
+        self.dropout_p = float(dropout)
+        markers = [marker(i) for i in range(self.max_candidates)]
+        missing = [m for m in markers if m not in tokenizer.get_vocab()]
+        if missing:
+            tokenizer.add_special_tokens({"additional_special_tokens": markers}, replace_additional_special_tokens=False)
+            encoder.resize_token_embeddings(len(tokenizer))
+        self.marker_ids = tokenizer.convert_tokens_to_ids(markers)
+        size = encoder.config.hidden_size
+        span_dim = 2 * size + 32
+        self.width = nn.Embedding(self.max_span_width + 1, 32)
+        self.dropout = nn.Dropout(dropout)
+        self.entity_head = nn.Sequential(nn.Linear(span_dim, hidden), nn.GELU(), nn.Dropout(dropout),
+                                         nn.Linear(hidden, len(self.entity_labels) + 1))
+        self.head_proj = nn.Linear(span_dim, hidden)
+        self.tail_proj = nn.Linear(span_dim, hidden)
+        self.rel_proj = nn.Linear(size, hidden)
+        self.rel_bias = nn.Linear(size, 1)
+
+    # --- construction -----------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, name: Optional[str] = None, **kwargs) -> "RelationReader":
+        """A reader on a Hugging Face encoder (name or folder; empty: the embedded MiniLM)."""
+        from transformers import AutoModel, AutoTokenizer
+
+        path = resolve_model_name(name)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            encoder = AutoModel.from_pretrained(path)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"relation reader model {name!r}: cannot load a Hugging Face encoder from "
+                              f"{path!r} ({err})") from err
+        return cls(encoder, tokenizer, **kwargs)
+
+    def save(self, path: Union[str, Path]) -> None:
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.encoder.save_pretrained(path / "encoder", safe_serialization=True)
+        self.tokenizer.save_pretrained(path / "encoder")
+        heads = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items() if not k.startswith("encoder.")}
+        save_file(heads, str(path / "heads.safetensors"))
+        (path / "reader.json").write_text(json.dumps(self.settings(), indent=2), encoding="utf8")
+
+    def settings(self) -> Dict:
+        return {"entity_labels": self.entity_labels, "max_candidates": self.max_candidates,
+                "max_span_width": self.max_span_width, "hidden": self.hidden, "dropout": self.dropout_p,
+                "max_text_tokens": self.max_text_tokens}
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "RelationReader":
+        from safetensors.torch import load_file
+        from transformers import AutoModel, AutoTokenizer
+
+        path = Path(path)
+        for f in ("reader.json", "heads.safetensors", "encoder"):
+            if not (path / f).exists():
+                raise KBFormatError(f"{path} is not a relation reader folder (no {f})")
+        settings = json.loads((path / "reader.json").read_text(encoding="utf8"))
+        tokenizer = AutoTokenizer.from_pretrained(path / "encoder")
+        encoder = AutoModel.from_pretrained(path / "encoder", use_safetensors=True)
+        reader = cls(encoder, tokenizer, **settings)
+        missing, unexpected = reader.load_state_dict(load_file(str(path / "heads.safetensors")), strict=False)
+        missing = [k for k in missing if not k.startswith("encoder.")]
+        if missing or unexpected:
+            raise KBFormatError(f"{path}/heads.safetensors does not fit the reader: missing {missing}, "
+                                f"unexpected {unexpected}")
+        return reader.eval()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # --- wordpieces ---------------------------------------------------------------------
+    def word_pieces(self, words: Sequence[str]) -> List[int]:
+        """Wordpieces per word (at least 1), to cut windows by."""
+        if not words:
+            return []
+        enc = self.tokenizer(list(words), is_split_into_words=True, add_special_tokens=False)
+        counts = [0] * len(words)
+        for w in enc.word_ids():
+            if w is not None:
+                counts[w] += 1
+        return [max(c, 1) for c in counts]
+
+    def _encode(self, inputs: Sequence[ReaderInput]):
+        cand_words = []
+        for x in inputs:
+            if len(x.candidates) > self.max_candidates:
+                raise ConfigError(f"{len(x.candidates)} candidates for a window; the reader has "
+                                  f"{self.max_candidates} markers")
+            words: List[str] = []
+            for i, text in enumerate(x.candidates):
+                words.append(marker(i))
+                words.extend(text.split())
+            cand_words.append(words or [self.tokenizer.sep_token or "."])
+        texts = [x.words or ["."] for x in inputs]
+        longest = max(self._length(tuple(w)) for w in cand_words)
+        enc = self.tokenizer(texts, cand_words, is_split_into_words=True, truncation="only_first",
+                             max_length=self.max_text_tokens + longest + 4, padding=True, return_tensors="pt")
+        batch = {k: v.to(self.device) for k, v in enc.items()
+                 if k in ("input_ids", "attention_mask", "token_type_ids")}
+        hidden = self.encoder(**batch).last_hidden_state
+        firsts, lasts, markers = [], [], []
+        marker_set = {m: i for i, m in enumerate(self.marker_ids)}
+        ids = enc["input_ids"].tolist()
+        for b, x in enumerate(inputs):
+            first: Dict[int, int] = {}
+            last: Dict[int, int] = {}
+            seq = enc.sequence_ids(b)
+            for pos, w in enumerate(enc.word_ids(b)):
+                if w is None or seq[pos] != 0:
+                    continue
+                first.setdefault(w, pos)
+                last[w] = pos
+            firsts.append(first)
+            lasts.append(last)
+            found = {marker_set[t]: pos for pos, (t, s) in enumerate(zip(ids[b], seq)) if s == 1 and t in marker_set}
+            markers.append([found.get(i, 0) for i in range(len(x.candidates))])
+        return hidden, firsts, lasts, markers
+
+    def _length(self, words: Tuple[str, ...]) -> int:
+        cache = self.__dict__.setdefault("_lengths", {})
+        if words not in cache:
+            cache[words] = len(self.tokenizer(list(words), is_split_into_words=True, add_special_tokens=False)["input_ids"])
+        return cache[words]
+
+    def _span_repr(self, h: torch.Tensor, spans: Spans, first: Dict[int, int], last: Dict[int, int]) -> torch.Tensor:
+        if not spans:
+            return h.new_zeros((0, 2 * h.shape[-1] + 32))
+        # a word cut off by truncation falls back to the last encoded position
+        end_pos = max(last.values()) if last else 0
+        starts = torch.tensor([first.get(s, end_pos) for s, _ in spans], device=h.device)
+        ends = torch.tensor([last.get(e - 1, end_pos) for _, e in spans], device=h.device)
+        widths = torch.tensor([min(e - s, self.max_span_width) for s, e in spans], device=h.device)
+        return torch.cat([h[starts], h[ends], self.width(widths)], dim=-1)
+
+    def enumerate_spans(self, n_words: int) -> Spans:
+        return [(s, e) for s in range(n_words) for e in range(s + 1, min(n_words, s + self.max_span_width) + 1)]
+
+    def forward(self, inputs: Sequence[ReaderInput], *, decode_entities: bool = False) -> List[ReaderOutput]:
+        """Relation logits of each window's spans; with `enumerate_spans`, entity logits of
+        every span up to `max_span_width` words. With `decode_entities` the window's spans are
+        first replaced, in the same encoder pass, by its best non-overlapping entity spans
+        (`ReaderOutput.entities`: (score, span, label index))."""
+        hidden, firsts, lasts, markers = self._encode(inputs)
+        hidden = self.dropout(hidden)
+        out = []
+        for b, x in enumerate(inputs):
+            h = hidden[b]
+            entity_spans: Spans = []
+            entity_logits = None
+            entities: List[Tuple[float, Tuple[int, int], int]] = []
+            if x.enumerate_spans:
+                entity_spans = self.enumerate_spans(len(x.words))
+                entity_logits = self.entity_head(self._span_repr(h, entity_spans, firsts[b], lasts[b]))
+                if decode_entities:
+                    entities = decode_spans(entity_spans, entity_logits)
+                    x.spans = [sp for _, sp, _ in entities]
+            spans = self._span_repr(h, x.spans, firsts[b], lasts[b])
+            m = h[torch.tensor(markers[b], dtype=torch.long, device=h.device)] if x.candidates else h[:0]
+            pair = torch.nn.functional.gelu(self.head_proj(spans)[:, None, :] + self.tail_proj(spans)[None, :, :])
+            logits = self.dropout(pair) @ self.rel_proj(m).T + self.rel_bias(m).squeeze(-1)
+            out.append(ReaderOutput(logits, entity_spans, entity_logits, entities))
+        return out
+
+    # --- training -------------------------------------------------------------------------
+    def loss(self, inputs: Sequence[ReaderInput]) -> torch.Tensor:
+        """Binary cross-entropy over every (head, tail, candidate) of every window (the
+        diagonal excluded), plus span classification loss where `enumerate_spans` is set."""
+        outputs = self.forward(inputs)
+        rel_terms, ent_terms = [], []
+        for x, o in zip(inputs, outputs):
+            n, k = len(x.spans), len(x.candidates)
+            if n > 1 and k:
+                target = torch.zeros((n, n, k), device=o.relation_logits.device)
+                for (i, j, c), v in x.gold_relations.items():
+                    target[i, j, c] = v
+                off_diag = ~torch.eye(n, dtype=torch.bool, device=target.device)
+                rel_terms.append(nn.functional.binary_cross_entropy_with_logits(
+                    o.relation_logits[off_diag], target[off_diag], reduction="sum") / max(1, k))
+            if o.entity_logits is not None and len(o.entity_spans):
+                gold = torch.tensor([x.gold_entities.get(sp, 0) for sp in o.entity_spans], device=o.entity_logits.device)
+                ent_terms.append(nn.functional.cross_entropy(o.entity_logits, gold, reduction="sum")
+                                 / max(1, len(x.gold_entities) + 1))
+        total = sum(rel_terms, torch.zeros((), device=self.device)) + sum(ent_terms, torch.zeros((), device=self.device))
+        return total / max(1, len(inputs))
+
+
+@contextmanager
+def evaluating(module: nn.Module) -> Iterator[None]:
+    was = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        module.train(was)

@@ -1,0 +1,178 @@
+"""entlink_relations with tiny random encoders: training, prediction, serialization, scale."""
+
+import pytest
+import spacy
+import torch
+from spacy.tokens import Doc, DocBin, Span
+from spacy.training import Example
+
+from spacy_entlink.errors import ConfigError
+from spacy_entlink.extensions import Relation
+from spacy_entlink.relations.reader import RelationReader
+from spacy_entlink.relations.retriever import Retriever
+from spacy_entlink.scoring import score_relations
+
+from ..relations.conftest import tiny_encoder
+
+SENTS = [
+    ("john smith works for acme corp in paris .", [(0, 2, "Peop"), (4, 6, "Org"), (7, 8, "Loc")],
+     [(0, "Work_For", 1), (1, "OrgBased_In", 2)]),
+    ("mary jones lives in london .", [(0, 2, "Peop"), (4, 5, "Loc")], [(0, "Live_In", 1)]),
+    ("ibm is based in new york city .", [(0, 1, "Org"), (4, 7, "Loc")], [(0, "OrgBased_In", 1)]),
+    ("new york city is located in usa .", [(0, 3, "Loc"), (6, 7, "Loc")], [(0, "Located_In", 1)]),
+]
+
+
+def gold_doc(nlp, text, ents, rels) -> Doc:
+    doc = Doc(nlp.vocab, words=text.split())
+    spans = [Span(doc, s, e, label=label) for s, e, label in ents]
+    doc.ents = spans
+    doc._.entlink_relations = [Relation(spans[h], label, spans[t]) for h, label, t in rels]
+    return doc
+
+
+def examples(nlp):
+    out = []
+    for text, ents, rels in SENTS:
+        ref = gold_doc(nlp, text, ents, rels)
+        out.append(Example(Doc(nlp.vocab, words=text.split()), ref))
+    return out
+
+
+def make_nlp(tmp_path, entities="doc", relation_types="conll04", max_candidates=8, **cfg):
+    model, tok = tiny_encoder(tmp_path / "enc")
+    nlp = spacy.blank("en")
+    rel = nlp.add_pipe("entlink_relations", config={
+        "entities": entities, "relation_types": relation_types, "learning_rate": 1e-3, "type_constraints": False,
+        "model": {"@architectures": "spacy_entlink.RelationReader.v1", "name": str(tmp_path / "enc"),
+                  "retriever": str(tmp_path / "enc"), "max_candidates": max_candidates, "hidden": 32,
+                  "max_text_tokens": 64}, **cfg})
+    return nlp, rel
+
+
+def train(nlp, egs, steps=40):
+    losses = []
+    for _ in range(steps):
+        out = {}
+        nlp.update(egs, losses=out)
+        losses.append(out["entlink_relations"])
+    return losses
+
+
+def test_training_reduces_loss_and_predicts_span_relations(tmp_path):
+    nlp, rel = make_nlp(tmp_path)
+    egs = examples(nlp)
+    nlp.initialize(lambda: egs)
+    torch.manual_seed(0)
+    losses = train(nlp, egs)
+    assert losses[-1] < 0.3 * losses[0]
+    docs = [eg.reference.copy() for eg in egs]
+    for d in docs:
+        d._.entlink_relations = []
+    docs = [rel(d) for d in docs]
+    found = docs[0]._.entlink_relations
+    assert found and all(isinstance(r.head, Span) and isinstance(r.tail, Span) and 0 < r.score <= 1 for r in found)
+    scores = score_relations([Example(d, eg.reference) for d, eg in zip(docs, egs)])
+    assert scores["rel_micro_f"] > 0.8  # it fits its training data
+
+
+def test_relations_survive_docbin_and_to_disk(tmp_path):
+    nlp, rel = make_nlp(tmp_path)
+    egs = examples(nlp)
+    nlp.initialize(lambda: egs)
+    train(nlp, egs, steps=15)
+    rel.cfg["threshold"] = 0.3
+    text, ents, _ = SENTS[0]
+    doc = nlp(gold_doc(nlp, text, ents, []))
+    before = [(r.head.text, r.label, r.tail.text, round(r.score, 5)) for r in doc._.entlink_relations]
+    restored = list(DocBin(docs=[doc], store_user_data=True).get_docs(nlp.vocab))[0]
+    assert [(r.head.text, r.label, r.tail.text, round(r.score, 5)) for r in restored._.entlink_relations] == before
+    nlp.to_disk(tmp_path / "pipe")
+    nlp2 = spacy.load(tmp_path / "pipe")
+    doc2 = nlp2(gold_doc(nlp2, text, ents, []))
+    assert [(r.head.text, r.label, r.tail.text, round(r.score, 5)) for r in doc2._.entlink_relations] == before
+    rel2 = nlp2.get_pipe("entlink_relations")
+    rel3 = spacy.blank("en").add_pipe("entlink_relations", config={"relation_types": "cid"})
+    rel3.from_bytes(rel2.to_bytes())
+    assert rel3.labels == rel2.labels and rel3.cfg["threshold"] == pytest.approx(0.3)
+
+
+def test_long_documents_and_documents_without_entities(tmp_path):
+    nlp, rel = make_nlp(tmp_path)
+    egs = examples(nlp)
+    nlp.initialize(lambda: egs)
+    train(nlp, egs, steps=10)
+    rel.cfg["threshold"] = 0.0  # every pair passes: relations must stay inside windows
+    words = ("john smith works for acme corp in paris . " * 2223).split()[:20000]
+    doc = Doc(nlp.vocab, words=words)
+    doc.ents = [Span(doc, i, i + 2, label="Peop") for i in range(0, 20000, 9)] + [
+        Span(doc, i, i + 2, label="Org") for i in range(4, 20000, 9)]
+    windows = rel._windows(doc)
+    assert len(windows) > 100 and windows[-1].end == len(doc)
+    out = rel(doc)
+    assert len(out) == 20000 and out._.entlink_relations
+    assert all(abs(r.head.start - r.tail.start) < 64 for r in out._.entlink_relations)
+    empty = rel(Doc(nlp.vocab, words=["nothing", "here", "."]))
+    assert empty._.entlink_relations == []
+    assert list(nlp.pipe([Doc(nlp.vocab, words=[]), Doc(nlp.vocab, words=["x"])])) != []
+
+
+def test_unknown_training_label_is_a_clear_error(tmp_path):
+    nlp, rel = make_nlp(tmp_path)
+    bad = examples(nlp)
+    doc = bad[0].reference
+    doc._.entlink_relations = [Relation(doc.ents[0], "Married_To", doc.ents[1])]
+    with pytest.raises(ConfigError, match="Married_To"):
+        nlp.initialize(lambda: bad)
+
+
+def test_end_to_end_mode_predicts_entities(tmp_path):
+    nlp, rel = make_nlp(tmp_path, entities="predict")
+    egs = examples(nlp)
+    nlp.initialize(lambda: egs)
+    assert rel.reader.entity_labels == ["Loc", "Org", "Peop"]
+    train(nlp, egs, steps=60)
+    doc = nlp(SENTS[1][0])
+    assert [(e.text, e.label_) for e in doc.ents] == [("mary jones", "Peop"), ("london", "Loc")]
+
+
+def test_retriever_picks_candidates_from_a_large_label_set(tmp_path):
+    types = [{"name": n, "description": d} for n, d in [
+        ("Work_For", "works for"), ("Live_In", "lives in"), ("OrgBased_In", "based in"), ("Located_In", "located in"),
+        ("Kill", "killed"), ("Met", "met"), ("Sibling", "sister of"), ("Owns", "owns")]]
+    nlp, rel = make_nlp(tmp_path, relation_types=types, max_candidates=3)
+    egs = examples(nlp)
+    nlp.initialize(lambda: egs)
+    assert rel.needs_retriever and rel.retriever is not None
+    assert all(len(c) == 3 for c in rel._candidates(["a text", "another"]))
+    losses = train(nlp, egs, steps=25)
+    assert losses[-1] < losses[0]
+    with pytest.raises(ConfigError, match="retriever"):
+        rel.set_reader(rel.reader, None)
+
+
+def test_kb_id_aggregation(tmp_path):
+    nlp, rel = make_nlp(tmp_path, relation_types="cid", aggregate="kb_id")
+    doc = Doc(nlp.vocab, words="acme corp causes paris and acme corp again .".split())
+    doc.ents = [Span(doc, 0, 2, "Chemical", kb_id="C1"), Span(doc, 3, 4, "Disease", kb_id="D1"),
+                Span(doc, 5, 7, "Chemical", kb_id="C1")]
+    doc._.entlink_relations = [Relation("C1", "CID", "D1")]
+    eg = Example(Doc(nlp.vocab, words=[t.text for t in doc]), doc)
+    nlp.initialize(lambda: [eg])
+    train(nlp, [eg], steps=30)
+    pred = doc.copy()
+    pred._.entlink_relations = []
+    out = rel(pred)._.entlink_relations
+    assert [(r.head, r.label, r.tail) for r in out] == [("C1", "CID", "D1")]
+
+
+def test_relation_scorer_counts_strict_matches(tmp_path):
+    nlp = spacy.blank("en")
+    text, ents, rels = SENTS[0]
+    gold = gold_doc(nlp, text, ents, rels)
+    pred = gold_doc(nlp, text, ents, [(0, "Work_For", 1), (2, "Located_In", 1)])
+    s = score_relations([Example(pred, gold)])
+    assert s["rel_micro_p"] == 0.5 and s["rel_micro_r"] == 0.5
+    assert s["rel_f_per_type"]["Work_For"]["f"] == 1.0 and s["rel_f_per_type"]["OrgBased_In"]["r"] == 0.0
+    mislabelled = gold_doc(nlp, text, [(0, 2, "Org"), (4, 6, "Org"), (7, 8, "Loc")], [(0, "Work_For", 1)])
+    assert score_relations([Example(mislabelled, gold)])["rel_micro_p"] == 0.0  # strict: entity types count

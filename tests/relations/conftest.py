@@ -1,0 +1,34 @@
+"""Tiny random encoders for the relation extractor (never downloaded)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+WORDS = ("john smith works for acme corp in paris . mary jones lives in london and ibm is based in new york "
+         "city which is located in usa the killed by met").split()
+
+
+def tiny_encoder(folder: Path, *, layers: int = 1, hidden: int = 32, max_positions: int = 512):
+    """A tiny BERT and its word-level tokenizer, saved in `folder` (a Hugging Face folder)."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    torch.manual_seed(0)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("abcdefghijklmnopqrstuvwxyz0123456789.,:;-")
+    vocab += ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"] + sorted(set(WORDS))
+    vocab = list(dict.fromkeys(vocab))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
+    tok = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                     intermediate_size=2 * hidden, max_position_embeddings=max_positions)
+    model = BertModel(cfg)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return model, tok
+
+
+@pytest.fixture
+def encoder_dir(tmp_path) -> Path:
+    tiny_encoder(tmp_path / "enc")
+    return tmp_path / "enc"

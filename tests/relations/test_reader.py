@@ -1,0 +1,54 @@
+import pytest
+import torch
+
+from spacy_entlink.errors import ConfigError, KBFormatError
+from spacy_entlink.relations.labels import BUILTIN, load_relation_types
+from spacy_entlink.relations.reader import ReaderInput, RelationReader
+from spacy_entlink.errors import DataError
+
+
+def reader(folder) -> RelationReader:
+    torch.manual_seed(0)
+    return RelationReader.from_pretrained(str(folder), entity_labels=["Org", "Peop"], max_candidates=4,
+                                          hidden=16, max_text_tokens=32).eval()
+
+
+def test_one_pass_scores_every_pair_and_candidate(encoder_dir):
+    r = reader(encoder_dir)
+    x = ReaderInput("john smith works for acme corp".split(), [(0, 2), (4, 6), (3, 4)], ["work for", "kill", "live in"],
+                    enumerate_spans=True)
+    calls = []
+    hook = r.encoder.register_forward_hook(lambda *a: calls.append(1))
+    (out,) = r([x])
+    hook.remove()
+    assert len(calls) == 1
+    assert out.relation_logits.shape == (3, 3, 3)
+    assert out.entity_logits.shape == (len(out.entity_spans), 3) and (0, 6) in out.entity_spans
+    with pytest.raises(ConfigError, match="markers"):
+        r([ReaderInput(["x"], [], ["a"] * 5)])
+
+
+def test_save_and_load_give_identical_scores(encoder_dir, tmp_path):
+    r = reader(encoder_dir)
+    x = ReaderInput("mary jones lives in london".split(), [(0, 2), (4, 5)], ["live in", "work for"])
+    before = r([x])[0].relation_logits
+    r.save(tmp_path / "reader")
+    again = RelationReader.load(tmp_path / "reader")
+    assert torch.allclose(again([x])[0].relation_logits, before, atol=1e-6)
+    with pytest.raises(KBFormatError, match="reader.json"):
+        RelationReader.load(tmp_path)
+
+
+def test_relation_type_sources(tmp_path):
+    assert [t.name for t in load_relation_types("conll04")] == [t.name for t in BUILTIN["conll04"]]
+    path = tmp_path / "types.jsonl"
+    path.write_text('{"name": "Treats", "description": "drug treats disease"}\n\n{"description": "x"}\n')
+    with pytest.raises(DataError, match="types.jsonl, line 3"):
+        load_relation_types(path)
+    path.write_text('{"name": "Treats", "head_types": ["Chemical"]}\n')
+    (t,) = load_relation_types(path)
+    assert t.allows("Chemical", "Disease") and not t.allows("Disease", "Chemical")
+    with pytest.raises(ConfigError, match="twice"):
+        load_relation_types([{"name": "A"}, {"name": "A"}])
+    with pytest.raises(ConfigError, match="no such file"):
+        load_relation_types("nonexistent_types.jsonl")
