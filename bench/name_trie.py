@@ -51,6 +51,32 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def current_rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def load_child(folder: str) -> None:
+    """RSS of a loaded (memory-mapped) trie before and after 2,000 decoding walks."""
+    from spacy_entlink.linking.name_trie import NameTrie
+
+    base = current_rss_mb()
+    t = time.perf_counter()
+    trie = NameTrie(folder)
+    load_s = time.perf_counter() - t
+    loaded = current_rss_mb()
+    rng = random.Random(2)
+    for _ in range(2000):
+        node = 0
+        for tok in trie.sequence(rng.randrange(len(trie))):
+            trie.children(node)
+            node = trie.step(node, tok)
+    print(json.dumps({"load_s": load_s, "rss_loaded_mb": loaded - base, "rss_after_walks_mb": current_rss_mb() - base}))
+
+
 def child(kind: str, n: int, folder: str) -> None:
     names = synthetic_names(n)
     seqs, eos = tokenize(names)
@@ -105,18 +131,28 @@ def main() -> None:
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]), args.child[2])
+        if args.child[0] == "load":
+            load_child(args.child[2])
+        else:
+            child(args.child[0], int(args.child[1]), args.child[2])
         return
     rows = []
     for n in args.sizes:
         for kind in args.kinds:
             with tempfile.TemporaryDirectory() as tmp:
                 res = subprocess.run([sys.executable, __file__, "--child", kind, str(n), tmp], capture_output=True, text=True)
-            if res.returncode != 0:
-                print(res.stderr[-2000:], file=sys.stderr)
-                rows.append({"kind": kind, "names": n, "error": res.stderr.strip().splitlines()[-1:]})
-                continue
-            row = json.loads(res.stdout.strip().splitlines()[-1])
+                if res.returncode != 0:
+                    print(res.stderr[-2000:], file=sys.stderr)
+                    rows.append({"kind": kind, "names": n, "error": res.stderr.strip().splitlines()[-1:]})
+                    continue
+                row = json.loads(res.stdout.strip().splitlines()[-1])
+                if kind == "marisa":
+                    res = subprocess.run([sys.executable, __file__, "--child", "load", str(n), tmp],
+                                         capture_output=True, text=True)
+                    if res.returncode == 0:
+                        row.update(json.loads(res.stdout.strip().splitlines()[-1]))
+                        print(f"        loaded: {row['load_s'] * 1000:.0f} ms, RSS +{row['rss_loaded_mb']:.1f} MB, "
+                              f"+{row['rss_after_walks_mb']:.1f} MB after 2,000 random name walks")
             rows.append(row)
             print(f"{kind:<7} {n:>10,} names: build {row['build_s']:7.1f} s   disk {row['disk_mb']:8.1f} MB   "
                   f"peak RSS {row['peak_rss_mb']:8.0f} MB (tokenised names alone {row['rss_before_build_mb']:.0f} MB)"

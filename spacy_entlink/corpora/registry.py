@@ -118,13 +118,13 @@ def prodigy_corpus(
     return GoldCorpus(read_prodigy, path, raw_text=True, limit=limit, name="spacy_entlink.ProdigyCorpus.v1")
 
 
-def with_gold_mentions(example: Example) -> Example:
-    """A copy of `example` whose predicted doc has the reference's entity spans, without their
-    kb ids, plus the reference's span extensions (e.g. AIDA candidates): the input of a linker
-    evaluated on gold mentions."""
+def with_gold_mentions(example: Example, *, kb_ids: bool = False) -> Example:
+    """A copy of `example` whose predicted doc has the reference's entity spans (with their kb
+    ids only if `kb_ids`), plus the reference's span extensions (e.g. AIDA candidates): the
+    input of a linker evaluated on gold mentions, or of relation extraction on gold entities."""
     ref = example.reference
     pred = Doc(ref.vocab, words=[t.text for t in ref], spaces=[bool(t.whitespace_) for t in ref])
-    pred.ents = [Span(pred, e.start, e.end, label=e.label) for e in ref.ents]
+    pred.ents = [Span(pred, e.start, e.end, label=e.label, kb_id=e.kb_id if kb_ids else 0) for e in ref.ents]
     pred.user_data.update({k: v for k, v in ref.user_data.items() if isinstance(k, tuple) and k[:1] == ("._.",)})
     return Example(pred, ref)
 
@@ -133,16 +133,17 @@ def gold_mentions_corpus(
     path: Optional[Path],
     *,
     limit: int = 0,
+    kb_ids: bool = False,
 ) -> Callable[[Language], Iterator[Example]]:
-    """`spacy.Corpus.v1` over a .spacy file, with the gold entity spans (not their ids) already
-    on the predicted docs, so that `spacy train`/`spacy evaluate` measure linking on gold
-    mentions when no NER runs before the linker."""
+    """`spacy.Corpus.v1` over a .spacy file, with the gold entity spans (not their ids, unless
+    `kb_ids`) already on the predicted docs, so that `spacy train`/`spacy evaluate` measure
+    linking on gold mentions (or relations on gold entities) when no NER runs before."""
     from spacy.training import Corpus
 
     def corpus(nlp: Language) -> Iterator[Example]:
         if path is None:
             raise ConfigError("spacy_entlink.GoldMentionsCorpus.v1: the corpus path is None; set it in the config")
         for eg in Corpus(path, limit=limit)(nlp):
-            yield with_gold_mentions(eg)
+            yield with_gold_mentions(eg, kb_ids=kb_ids)
 
     return corpus

@@ -10,6 +10,7 @@ with `aggregate = "kb_id"`, as document-level relations between the spans' KB id
 mention pair's score), as BC5CDR's chemical-induced-disease relations are annotated.
 """
 
+import random
 import shutil
 import tempfile
 from pathlib import Path
@@ -138,6 +139,7 @@ class RelationExtractor(TrainablePipe):
         self.reader: Optional[RelationReader] = None
         self.retriever: Optional[Retriever] = None
         self._optimizer: Optional[torch.optim.Optimizer] = None
+        self._rng = random.Random(0)
 
     # --- set-up -------------------------------------------------------------------------
     @property
@@ -179,7 +181,8 @@ class RelationExtractor(TrainablePipe):
             for eg in get_examples():
                 self._check_labels(eg.reference)
                 seen.update(e.label_ for e in eg.reference.ents)
-            labels = labels or sorted(seen)
+            if self.cfg["entities"] == "predict":
+                labels = labels or sorted(seen)
         if self.cfg["entities"] == "predict" and not labels:
             raise ConfigError(f"{self.name}: entities = \"predict\" needs entity_labels (or training examples with "
                               "entities to read them from)")
@@ -217,10 +220,11 @@ class RelationExtractor(TrainablePipe):
         if gold is None:
             return found
         out = []
-        for cands, g in zip(found, gold):  # the reader learns from the gold types plus retrieved negatives
-            extra = [t for t in sorted(g) if t not in cands]
-            keep = [c for c in cands if c in g or len(extra) == 0 or c not in cands[len(cands) - len(extra):]]
-            out.append((keep + extra)[:k] if extra else cands)
+        for cands, g in zip(found, gold):  # the gold types plus the best retrieved negatives,
+            negatives = [c for c in cands if c not in g]  # in random order (no position cue)
+            chosen = sorted(g)[:k] + negatives[: max(0, k - len(g))]
+            self._rng.shuffle(chosen)
+            out.append(chosen)
         return out
 
     def _inputs(self, docs: Sequence[Doc], *, gold: bool) -> Tuple[List[ReaderInput], List[Tuple[int, Window, List[Arg], List[int]]]]:

@@ -1,0 +1,207 @@
+"""Relation extraction on a dev set: entlink_relations beside a pairwise baseline.
+
+Systems, all on the same dev documents:
+  reader, gold entities   the trained `entlink_relations` pipeline relating the gold entities
+  reader, end to end      the same pipeline finding the entities itself (`entities = "predict"`)
+  pairwise baseline       in the style of spaCy's relation-extraction tutorial: the same encoder
+                          (default the embedded MiniLM) runs over the text, each entity is the
+                          mean of its wordpiece vectors, and every ordered entity pair is one
+                          instance, [head; tail; head*tail] -> MLP -> one sigmoid per relation
+                          type; trained here on the same training data. Evaluated with gold
+                          entities and with the reader's predicted entities (end to end).
+Strict micro F1: head and tail offsets and entity types and the relation label must match.
+Words/second counts dev words over the wall time of each system's prediction on this CPU.
+
+    python bench/relations.py --pipeline training/relations_conll04/model-best \\
+        --train corpus/conll04_train.spacy --dev corpus/conll04_dev.spacy --output metrics/bench_relations_conll04.json
+"""
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import spacy
+import torch
+from spacy.tokens import Doc, DocBin, Span
+from spacy.training import Example
+from torch import nn
+from tqdm import tqdm
+
+from spacy_entlink.extensions import Relation
+from spacy_entlink.models.hf import resolve_model_name
+from spacy_entlink.scoring import score_relations
+
+
+class PairwiseBaseline(nn.Module):
+    def __init__(self, name: str, labels: Sequence[str], hidden: int = 256):
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        path = resolve_model_name(name)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.encoder = AutoModel.from_pretrained(path)
+        self.labels = list(labels)
+        size = self.encoder.config.hidden_size
+        self.mlp = nn.Sequential(nn.Linear(3 * size, hidden), nn.GELU(), nn.Dropout(0.1), nn.Linear(hidden, len(labels)))
+
+    def forward(self, docs: Sequence[Doc]) -> List[torch.Tensor]:
+        words = [[t.text for t in d] or ["."] for d in docs]
+        enc = self.tokenizer(words, is_split_into_words=True, truncation=True, max_length=512, padding=True,
+                             return_tensors="pt")
+        hidden = self.encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+        out = []
+        for b, doc in enumerate(docs):
+            pieces: Dict[int, List[int]] = {}
+            for pos, w in enumerate(enc.word_ids(b)):
+                if w is not None:
+                    pieces.setdefault(w, []).append(pos)
+            vecs = []
+            for e in doc.ents:
+                pos = [p for i in range(e.start, e.end) for p in pieces.get(i, [])] or [0]
+                vecs.append(hidden[b, pos].mean(0))
+            if len(vecs) < 2:
+                out.append(hidden.new_zeros((len(vecs), len(vecs), len(self.labels))))
+                continue
+            v = torch.stack(vecs)
+            n = len(vecs)
+            h, t = v[:, None, :].expand(n, n, -1), v[None, :, :].expand(n, n, -1)
+            out.append(self.mlp(torch.cat([h, t, h * t], dim=-1)))  # one classification per ordered pair
+        return out
+
+
+def gold_targets(doc: Doc, labels: Sequence[str]) -> torch.Tensor:
+    index = {(e.start, e.end): i for i, e in enumerate(doc.ents)}
+    n = len(doc.ents)
+    y = torch.zeros((n, n, len(labels)))
+    for r in doc._.entlink_relations:
+        if isinstance(r.head, Span) and r.label in labels:
+            i, j = index.get((r.head.start, r.head.end)), index.get((r.tail.start, r.tail.end))
+            if i is not None and j is not None:
+                y[i, j, labels.index(r.label)] = 1.0
+    return y
+
+
+def train_baseline(model: PairwiseBaseline, docs: List[Doc], epochs: int, batch: int, lr: float) -> float:
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    t0 = time.perf_counter()
+    model.train()
+    steps = epochs * ((len(docs) + batch - 1) // batch)
+    bar = tqdm(total=steps, desc="pairwise baseline", unit="step")
+    for _ in range(epochs):
+        random.shuffle(docs)
+        for i in range(0, len(docs), batch):
+            part = docs[i : i + batch]
+            losses = []
+            for logits, d in zip(model(part), part):
+                if logits.shape[0] > 1:
+                    off = ~torch.eye(logits.shape[0], dtype=torch.bool)
+                    losses.append(nn.functional.binary_cross_entropy_with_logits(logits[off], gold_targets(d, model.labels)[off]))
+            if losses:
+                loss = torch.stack(losses).mean()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                opt.zero_grad()
+                bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.update(1)
+    bar.close()
+    model.eval()
+    return time.perf_counter() - t0
+
+
+@torch.no_grad()
+def baseline_predict(model: PairwiseBaseline, docs: List[Doc], threshold: float, batch: int = 16) -> None:
+    for i in range(0, len(docs), batch):
+        part = docs[i : i + batch]
+        for logits, d in zip(model(part), part):
+            probs = torch.sigmoid(logits)
+            ents = list(d.ents)
+            rels = []
+            for a, b, k in torch.nonzero(probs >= threshold).tolist():
+                if a != b:
+                    rels.append(Relation(ents[a], model.labels[k], ents[b], float(probs[a, b, k])))
+            d._.entlink_relations = rels
+
+
+def with_ents(doc: Doc, ents) -> Doc:
+    out = Doc(doc.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
+    out.ents = [Span(out, e.start, e.end, label=e.label_, kb_id=e.kb_id_) for e in ents]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pipeline", type=Path, required=True, help="pipeline with a trained entlink_relations")
+    ap.add_argument("--train", type=Path, required=True)
+    ap.add_argument("--dev", type=Path, required=True)
+    ap.add_argument("--baseline-epochs", type=int, default=5)
+    ap.add_argument("--baseline-model", default="", help="encoder of the baseline (empty: embedded MiniLM)")
+    ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--fit-thresholds", action="store_true",
+                    help="also report the reader with per-label thresholds fitted on this dev set (optimistic)")
+    ap.add_argument("--output", type=Path, default=None)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    random.seed(0)
+
+    nlp = spacy.load(args.pipeline)
+    rel = next(p for _, p in nlp.pipeline if type(p).__name__ == "RelationExtractor")
+    gold = list(DocBin(store_user_data=True).from_disk(args.dev).get_docs(nlp.vocab))
+    words = sum(len(d) for d in gold)
+    print(f"{len(gold)} dev docs, {words:,} words, {sum(len(d._.entlink_relations) for d in gold):,} gold relations")
+    rows = []
+
+    def add(name: str, docs: List[Doc], seconds: float, **extra) -> None:
+        s = score_relations([Example(d, g) for d, g in zip(docs, gold)])
+        row = {"system": name, "rel_f": s["rel_micro_f"], "rel_p": s["rel_micro_p"], "rel_r": s["rel_micro_r"],
+               "ents_f": s["ents_f"], "words_per_s": words / seconds, "per_type": s["rel_f_per_type"], **extra}
+        rows.append(row)
+        print(f"{name:<40} rel F {100 * row['rel_f']:6.2f} (P {100 * row['rel_p']:5.1f} R {100 * row['rel_r']:5.1f})"
+              f"  ents F {100 * (row['ents_f'] or 0):6.2f}  {row['words_per_s']:8,.0f} words/s")
+
+    mode = rel.cfg["entities"]
+    predicted_ents = None
+    for suffix in ("", ", per-label thresholds fitted on dev") if args.fit_thresholds else ("",):
+        if suffix:
+            rel.cfg["entities"] = mode
+            fitted = rel.fit_thresholds([Example(nlp.make_doc(g.text), g) for g in gold])
+            print(f"thresholds fitted on dev: {fitted}")
+        rel.cfg["entities"] = "doc"
+        docs = [with_ents(d, d.ents) for d in gold]
+        t = time.perf_counter()
+        docs = list(nlp.pipe(docs))
+        add("reader, gold entities" + suffix, docs, time.perf_counter() - t)
+        if mode == "predict":
+            rel.cfg["entities"] = "predict"
+            docs = [nlp.make_doc(d.text) for d in gold]
+            t = time.perf_counter()
+            docs = list(nlp.pipe(docs))
+            add("reader, end to end" + suffix, docs, time.perf_counter() - t)
+            if not suffix:
+                predicted_ents = [list(d.ents) for d in docs]
+    rel.cfg["entities"] = mode
+    if not args.skip_baseline:
+        train_docs = list(DocBin(store_user_data=True).from_disk(args.train).get_docs(nlp.vocab))
+        model = PairwiseBaseline(args.baseline_model, list(rel.labels))
+        train_s = train_baseline(model, train_docs, args.baseline_epochs, batch=8, lr=5e-5)
+        docs = [with_ents(d, d.ents) for d in gold]
+        t = time.perf_counter()
+        baseline_predict(model, docs, 0.5)
+        add("pairwise baseline, gold entities", docs, time.perf_counter() - t, train_s=train_s)
+        if predicted_ents is not None:
+            docs = [with_ents(d, ents) for d, ents in zip(gold, predicted_ents)]
+            t = time.perf_counter()
+            baseline_predict(model, docs, 0.5)
+            add("pairwise baseline, reader's entities", docs, time.perf_counter() - t)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps({"dev": str(args.dev), "pipeline": str(args.pipeline), "words": words,
+                                           "rows": rows}, indent=2))
+        print(f"✔ {args.output}")
+
+
+if __name__ == "__main__":
+    main()
