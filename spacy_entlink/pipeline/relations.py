@@ -56,6 +56,7 @@ DEFAULT_CONFIG = {
     "window_overlap": 64,
     "batch_size": 8,
     "learning_rate": 5e-5,
+    "head_lr_factor": 20.0,
     "grad_clip": 1.0,
     "scorer": {"@scorers": "spacy_entlink.relation_scorer.v1"},
 }
@@ -94,8 +95,8 @@ def _no_forward(model: Model, X: Any, is_train: bool):
 )
 def make_relations(nlp: Language, name: str, model: Model, relation_types: Any, entities: str,
                    entity_labels: List[str], aggregate: str, threshold: float, type_constraints: bool,
-                   window_overlap: int, batch_size: int, learning_rate: float, grad_clip: float,
-                   scorer: Optional[Callable]) -> "RelationExtractor":
+                   window_overlap: int, batch_size: int, learning_rate: float, head_lr_factor: float,
+                   grad_clip: float, scorer: Optional[Callable]) -> "RelationExtractor":
     """Create an `entlink_relations` component.
 
     relation_types: a built-in set ("conll04", "cid"), a JSONL file of
@@ -106,11 +107,13 @@ def make_relations(nlp: Language, name: str, model: Model, relation_types: Any, 
     aggregate: "mention" (relations between spans) or "kb_id" (between the spans' KB ids).
     threshold: default probability threshold (per-label thresholds come from `fit_thresholds`).
     type_constraints: drop pairs whose entity labels a type's head/tail types exclude.
+    learning_rate: AdamW rate of the encoders; the new layers use `head_lr_factor` times it.
     """
     return RelationExtractor(nlp.vocab, model, name, relation_types=relation_types, entities=entities,
                              entity_labels=entity_labels, aggregate=aggregate, threshold=threshold,
                              type_constraints=type_constraints, window_overlap=window_overlap,
-                             batch_size=batch_size, learning_rate=learning_rate, grad_clip=grad_clip, scorer=scorer)
+                             batch_size=batch_size, learning_rate=learning_rate, head_lr_factor=head_lr_factor,
+                             grad_clip=grad_clip, scorer=scorer)
 
 
 Key = Tuple[int, int]  # doc token offsets of a span
@@ -401,7 +404,14 @@ class RelationExtractor(TrainablePipe):
         if self.reader is None:
             return
         if self._optimizer is None:
-            self._optimizer = torch.optim.AdamW(self._parameters(), lr=float(self.cfg.get("learning_rate", 5e-5)))
+            lr = float(self.cfg.get("learning_rate", 5e-5))
+            encoders = {id(p) for m in (self.reader.encoder, getattr(self.retriever, "encoder", None)) if m is not None
+                        for p in m.parameters()}
+            params = self._parameters()
+            self._optimizer = torch.optim.AdamW([  # new layers learn faster than the pretrained encoders
+                {"params": [p for p in params if id(p) in encoders], "lr": lr},
+                {"params": [p for p in params if id(p) not in encoders], "lr": lr * float(self.cfg.get("head_lr_factor", 20))},
+            ])
         clip = float(self.cfg.get("grad_clip", 0.0) or 0.0)
         if clip > 0:
             torch.nn.utils.clip_grad_norm_(self._parameters(), clip)

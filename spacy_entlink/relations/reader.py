@@ -3,9 +3,11 @@
 enumerated spans into entity labels (for end-to-end use without an upstream NER).
 
 Span representation: the first wordpiece of its first word, the last wordpiece of its last
-word, and a width embedding. A relation logit is `GELU(H·s_head + T·s_tail) · R·m_k`, where
-`m_k` is the encoder state of the candidate marker `[R-k]`: all pairs and all candidates
-come from one matrix product, never a pass per pair or per candidate.
+word, the mean of its wordpieces and a width embedding. A relation logit is
+`GELU(H·s_head + T·s_tail + C·c_ht) · R·m_k`, where `c_ht` is the mean of the wordpieces between
+the two spans and `m_k` the encoder state of the candidate marker `[R-k]`: all pairs and all
+candidates come from one matrix product (means from one cumulative sum), never a pass per pair
+or per candidate.
 
 Saved as a folder: `encoder/` (Hugging Face `save_pretrained`, safetensors, with the
 tokenizer and its added markers), `heads.safetensors` and `reader.json`.
@@ -90,13 +92,14 @@ class RelationReader(nn.Module):
             encoder.resize_token_embeddings(len(tokenizer))
         self.marker_ids = tokenizer.convert_tokens_to_ids(markers)
         size = encoder.config.hidden_size
-        span_dim = 2 * size + 32
+        span_dim = 3 * size + 32
         self.width = nn.Embedding(self.max_span_width + 1, 32)
         self.dropout = nn.Dropout(dropout)
         self.entity_head = nn.Sequential(nn.Linear(span_dim, hidden), nn.GELU(), nn.Dropout(dropout),
                                          nn.Linear(hidden, len(self.entity_labels) + 1))
         self.head_proj = nn.Linear(span_dim, hidden)
         self.tail_proj = nn.Linear(span_dim, hidden)
+        self.between_proj = nn.Linear(size, hidden)
         self.rel_proj = nn.Linear(size, hidden)
         self.rel_bias = nn.Linear(size, 1)
 
@@ -209,15 +212,29 @@ class RelationReader(nn.Module):
             cache[words] = len(self.tokenizer(list(words), is_split_into_words=True, add_special_tokens=False)["input_ids"])
         return cache[words]
 
-    def _span_repr(self, h: torch.Tensor, spans: Spans, first: Dict[int, int], last: Dict[int, int]) -> torch.Tensor:
-        if not spans:
-            return h.new_zeros((0, 2 * h.shape[-1] + 32))
+    def _positions(self, spans: Spans, first: Dict[int, int], last: Dict[int, int], device) -> Tuple[torch.Tensor, torch.Tensor]:
         # a word cut off by truncation falls back to the last encoded position
         end_pos = max(last.values()) if last else 0
-        starts = torch.tensor([first.get(s, end_pos) for s, _ in spans], device=h.device)
-        ends = torch.tensor([last.get(e - 1, end_pos) for _, e in spans], device=h.device)
+        starts = torch.tensor([first.get(s, end_pos) for s, _ in spans], dtype=torch.long, device=device)
+        ends = torch.tensor([last.get(e - 1, end_pos) for _, e in spans], dtype=torch.long, device=device)
+        return starts, ends
+
+    def _span_repr(self, h: torch.Tensor, cum: torch.Tensor, spans: Spans, first: Dict[int, int],
+                   last: Dict[int, int]) -> torch.Tensor:
+        if not spans:
+            return h.new_zeros((0, 3 * h.shape[-1] + 32))
+        starts, ends = self._positions(spans, first, last, h.device)
+        mean = (cum[ends + 1] - cum[starts]) / (ends + 1 - starts).clamp(min=1).unsqueeze(-1).to(h.dtype)
         widths = torch.tensor([min(e - s, self.max_span_width) for s, e in spans], device=h.device)
-        return torch.cat([h[starts], h[ends], self.width(widths)], dim=-1)
+        return torch.cat([h[starts], h[ends], mean, self.width(widths)], dim=-1)
+
+    def _between(self, cum: torch.Tensor, spans: Spans, first: Dict[int, int], last: Dict[int, int]) -> torch.Tensor:
+        """[n, n, hidden size]: mean of the wordpieces strictly between span i and span j."""
+        starts, ends = self._positions(spans, first, last, cum.device)
+        lo = torch.minimum(ends[:, None], ends[None, :]) + 1
+        hi = torch.maximum(starts[:, None], starts[None, :])
+        hi = torch.maximum(hi, lo)
+        return (cum[hi] - cum[lo]) / (hi - lo).clamp(min=1).unsqueeze(-1).to(cum.dtype)
 
     def enumerate_spans(self, n_words: int) -> Spans:
         return [(s, e) for s in range(n_words) for e in range(s + 1, min(n_words, s + self.max_span_width) + 1)]
@@ -232,19 +249,22 @@ class RelationReader(nn.Module):
         out = []
         for b, x in enumerate(inputs):
             h = hidden[b]
+            cum = torch.cat([h.new_zeros((1, h.shape[-1])), h.cumsum(0)])
             entity_spans: Spans = []
             entity_logits = None
             entities: List[Tuple[float, Tuple[int, int], int]] = []
             if x.enumerate_spans:
                 entity_spans = self.enumerate_spans(len(x.words))
-                entity_logits = self.entity_head(self._span_repr(h, entity_spans, firsts[b], lasts[b]))
+                entity_logits = self.entity_head(self._span_repr(h, cum, entity_spans, firsts[b], lasts[b]))
                 if decode_entities:
                     entities = decode_spans(entity_spans, entity_logits)
                     x.spans = [sp for _, sp, _ in entities]
-            spans = self._span_repr(h, x.spans, firsts[b], lasts[b])
+            spans = self._span_repr(h, cum, x.spans, firsts[b], lasts[b])
             m = h[torch.tensor(markers[b], dtype=torch.long, device=h.device)] if x.candidates else h[:0]
-            pair = torch.nn.functional.gelu(self.head_proj(spans)[:, None, :] + self.tail_proj(spans)[None, :, :])
-            logits = self.dropout(pair) @ self.rel_proj(m).T + self.rel_bias(m).squeeze(-1)
+            pair = self.head_proj(spans)[:, None, :] + self.tail_proj(spans)[None, :, :]
+            if len(x.spans):
+                pair = pair + self.between_proj(self._between(cum, x.spans, firsts[b], lasts[b]))
+            logits = self.dropout(torch.nn.functional.gelu(pair)) @ self.rel_proj(m).T + self.rel_bias(m).squeeze(-1)
             out.append(ReaderOutput(logits, entity_spans, entity_logits, entities))
         return out
 
