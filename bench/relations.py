@@ -128,7 +128,9 @@ def baseline_predict(model: PairwiseBaseline, docs: List[Doc], threshold: float,
 
 def with_ents(doc: Doc, ents) -> Doc:
     out = Doc(doc.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
-    out.ents = [Span(out, e.start, e.end, label=e.label_, kb_id=e.kb_id_) for e in ents]
+    spans = [out.char_span(e.start_char, e.end_char, label=e.label_, kb_id=e.kb_id_, alignment_mode="expand")
+             for e in ents]  # by characters: `ents` may come from another tokenisation of the text
+    out.ents = [s for s in spacy.util.filter_spans([s for s in spans if s is not None])]
     return out
 
 

@@ -143,6 +143,9 @@ def test_gold_mentions_copy_spans_without_ids(nlp):
     assert [(e.start, e.end, e.label_) for e in eg.predicted.ents] == \
         [(e.start, e.end, e.label_) for e in eg.reference.ents]
     assert all(not e.kb_id_ for e in eg.predicted.ents)
+    with_ids = with_gold_mentions(Example(nlp.make_doc(TEXT), make_doc(nlp, with_ids=True)), kb_ids=True)
+    assert [e.kb_id_ for e in with_ids.predicted.ents] == [e.kb_id_ for e in with_ids.reference.ents]
+    assert any(e.kb_id_ for e in with_ids.predicted.ents)
 
 
 def test_clear_errors():
