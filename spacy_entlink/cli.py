@@ -99,24 +99,34 @@ def corpus_aliases(
 @app.command("annotate")
 def annotate(
     model: str = typer.Argument(..., help="pipeline name or folder"),
-    input: Path = typer.Argument(..., help="text file (one document per line) or JSONL with a 'text' field"),
-    output: Path = typer.Argument(..., help="JSONL to write"),
-    batch_size: int = typer.Option(64, help="documents per nlp.pipe batch"),
+    input: Path = typer.Argument(..., help="plain text (one document per line), JSONL with 'text' (and 'id'), or PubTator"),
+    output: Path = typer.Argument(..., help="JSONL to write (one object per document, in input order)"),
+    format: str = typer.Option("auto", "--format", "-f", help="auto, text, jsonl or pubtator"),
+    batch_size: int = typer.Option(64, help="documents per nlp.pipe batch (and per output flush)"),
     n_process: int = typer.Option(1, help="worker processes"),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="continue an interrupted run's output"),
+    stats: Optional[Path] = typer.Option(None, "--stats", help="JSON file for counts and throughput"),
 ) -> None:
-    """Annotate documents and write entities, ids, scores and relations as JSONL."""
+    """Annotate documents with a pipeline and write entities, ids, scores and relations as JSONL;
+    malformed input records are reported with their line and skipped; rerun to resume."""
     import spacy
     import srsly
-    from tqdm import tqdm
 
-    from .io import doc_to_json, read_texts
+    from .annotate import ReadStats, annotate as run, read_records, warn_to_stderr
+    from .io import doc_to_json
 
+    read_stats = ReadStats()
+    records = read_records(input, format, read_stats, warn=warn_to_stderr)
     nlp = spacy.load(model)
-    texts = read_texts(input)
-    with output.open("w", encoding="utf8") as out:
-        docs = nlp.pipe(texts, batch_size=batch_size, n_process=n_process)
-        for doc in tqdm(docs, desc="annotating", unit=" doc"):
-            out.write(srsly.json_dumps(doc_to_json(doc)) + "\n")
+    result = run(nlp, records, output, to_json=doc_to_json, batch_size=batch_size, n_process=n_process,
+                 resume=resume)
+    result["malformed"] = len(read_stats.malformed)
+    if stats is not None:
+        srsly.write_json(stats, result)
+    skipped = f", {result['malformed']} malformed records skipped" if result["malformed"] else ""
+    resumed = f" after {result['skipped_done']:,} already done" if result["skipped_done"] else ""
+    typer.echo(f"✔ {output}: {result['annotated']:,} documents{resumed} in {result['seconds']:.1f} s "
+               f"({result['docs_per_s']:,.1f} docs/s, {result['chars_per_s']:,.0f} chars/s){skipped}")
 
 
 @app.command("train-linker")

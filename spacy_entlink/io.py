@@ -1,35 +1,10 @@
-"""Reading documents to annotate and writing annotations as JSON."""
+"""Annotations of a Doc as JSON (see `annotate` for reading inputs)."""
 
-from pathlib import Path
-from typing import Any, Dict, Iterator
+from typing import Any, Dict
 
-import srsly
 from spacy.tokens import Doc, Span
 
-from .errors import DataError
 from .extensions import install_extensions
-
-
-def read_texts(path: Path) -> Iterator[str]:
-    """Texts of a plain text file (one per line) or a JSONL file with a "text" field."""
-    if not path.exists():
-        raise DataError(path, None, "file not found")
-    is_jsonl = path.suffix in (".jsonl", ".json")
-    with path.open(encoding="utf8") as f:
-        for n, line in enumerate(f, start=1):
-            line = line.rstrip("\n")
-            if not is_jsonl:
-                yield line
-                continue
-            if not line.strip():
-                continue
-            try:
-                obj = srsly.json_loads(line)
-            except ValueError as err:
-                raise DataError(path, n, f"invalid JSON ({err})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                raise DataError(path, n, "expected an object with a string field 'text'")
-            yield obj["text"]
 
 
 def _span_json(span: Span) -> Dict[str, Any]:

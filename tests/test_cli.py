@@ -38,17 +38,20 @@ def test_build_assemble_annotate_demo(tmp_path):
     assert ("Cisplatin", "DEMO:C001") in first
 
 
-def test_annotate_reports_bad_jsonl_line(tmp_path):
+def test_annotate_reports_bad_lines_and_goes_on(tmp_path):
     bad = tmp_path / "in.jsonl"
-    bad.write_text('{"text": "ok"}\n{"txt": "no"}\n')
+    bad.write_text('{"text": "ok Cisplatin"}\n{"txt": "no"}\nnot json\n{"text": "", "id": "e"}\n')
     import spacy
 
     nlp = spacy.blank("en")
     nlp.add_pipe("entlink_dictionary").set_kb(_demo_kb(tmp_path))
     nlp.to_disk(tmp_path / "pipe")
     out = _cli("annotate", tmp_path / "pipe", bad, tmp_path / "out.jsonl")
-    assert out.returncode == 1
-    assert "in.jsonl, line 2" in out.stderr
+    assert out.returncode == 0, out.stderr
+    assert "in.jsonl, line 2" in out.stderr and "in.jsonl, line 3" in out.stderr
+    assert "2 malformed records skipped" in out.stdout
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in lines] == ["1", "e"]
 
 
 def _demo_kb(tmp_path):

@@ -1,0 +1,210 @@
+"""Annotating large inputs: stream records through `nlp.pipe`, write JSONL, resume after a kill.
+
+Input formats: plain text (one document per line, the id is the line number), JSONL (an object
+per line with a string "text" and optionally an "id"), PubTator (title and abstract lines
+`PMID|t|…` / `PMID|a|…`, the id is the PMID). A malformed record is reported with its file
+and line and skipped; the run goes on.
+
+Output: one JSON object per input record, in input order, with the record's "id", the
+entities (offsets, label, KB id, scores) and the relations. Lines are flushed after every
+batch. Resuming reads the output back, drops a partial last line, checks that its last id is
+the id of the same record in the input, and continues after it, so a killed run restarted
+with the same arguments neither loses nor duplicates a document.
+"""
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, List, Optional, Tuple
+
+import srsly
+
+from .errors import DataError, EntlinkError
+
+FORMATS = ("auto", "text", "jsonl", "pubtator")
+
+Record = Tuple[str, str]  # (id, text)
+
+
+@dataclass
+class ReadStats:
+    records: int = 0
+    malformed: List[str] = field(default_factory=list)
+
+
+def detect_format(path: Path) -> str:
+    if path.suffix in (".jsonl", ".json"):
+        return "jsonl"
+    if path.suffix in (".pubtator", ".PubTator") or path.name.endswith(".PubTator.txt"):
+        return "pubtator"
+    return "text"
+
+
+def read_records(path: Path, fmt: str = "auto", stats: Optional[ReadStats] = None,
+                 warn: Optional[Callable[[str], None]] = None) -> Iterator[Record]:
+    """(id, text) records of `path`, streamed; malformed records are reported and skipped."""
+    if fmt not in FORMATS:
+        raise EntlinkError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    if not path.exists():
+        raise DataError(path, None, "file not found")
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    stats = stats if stats is not None else ReadStats()
+
+    def bad(line: int, message: str) -> None:
+        msg = str(DataError(path, line, message + "; skipped"))
+        stats.malformed.append(msg)
+        if warn is not None:
+            warn(msg)
+
+    reader = {"text": _text_records, "jsonl": _jsonl_records, "pubtator": _pubtator_records}[fmt]
+    for rec in reader(path, bad):
+        stats.records += 1
+        yield rec
+
+
+def _text_records(path: Path, bad) -> Iterator[Record]:
+    with path.open(encoding="utf8", errors="strict") as f:
+        n = 0
+        while True:
+            n += 1
+            try:
+                line = f.readline()
+            except UnicodeDecodeError as err:
+                bad(n, f"not UTF-8 ({err.reason})")
+                return  # the stream position is unknown after a decoding error
+            if not line:
+                return
+            yield str(n), line.rstrip("\n")
+
+
+def _jsonl_records(path: Path, bad) -> Iterator[Record]:
+    with path.open(encoding="utf8", errors="replace") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as err:
+                bad(n, f"invalid JSON ({err})")
+                continue
+            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                bad(n, "expected an object with a string field 'text'")
+                continue
+            yield str(obj.get("id", n)), obj["text"]
+
+
+def _pubtator_records(path: Path, bad) -> Iterator[Record]:
+    pmid, title, abstract, start = None, None, None, 0
+
+    def flush():
+        if pmid is not None:
+            if title is None or abstract is None:
+                bad(start, f"document {pmid} lacks its {'title' if title is None else 'abstract'} line")
+                return None
+            return pmid, f"{title} {abstract}"
+        return None
+
+    with path.open(encoding="utf8", errors="replace") as f:
+        for n, line in enumerate(f, start=1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                rec = flush()
+                if rec:
+                    yield rec
+                pmid, title, abstract = None, None, None
+                continue
+            parts = line.split("|", 2)
+            if len(parts) == 3 and parts[1] in ("t", "a"):
+                if pmid is not None and parts[0] != pmid:
+                    rec = flush()
+                    if rec:
+                        yield rec
+                    pmid, title, abstract = None, None, None
+                if pmid is None:
+                    pmid, start = parts[0], n
+                if parts[1] == "t":
+                    title = parts[2]
+                else:
+                    abstract = parts[2]
+            elif "\t" in line and pmid is not None:
+                continue  # an annotation line of the current document
+            else:
+                bad(n, "neither a title/abstract line (PMID|t|text) nor an annotation line")
+        rec = flush()
+        if rec:
+            yield rec
+
+
+def resume_point(output: Path) -> Tuple[int, Optional[str]]:
+    """Complete lines in `output` and the id of the last one; a partial last line (a run
+    killed while writing) is cut off."""
+    if not output.exists():
+        return 0, None
+    done, last_id, good_end = 0, None, 0
+    with output.open("rb") as f:
+        offset = 0
+        for raw in f:
+            offset += len(raw)
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                last_id = json.loads(raw)["id"]
+            except (ValueError, KeyError, TypeError):
+                break
+            done += 1
+            good_end = offset
+    if good_end != output.stat().st_size:
+        with output.open("r+b") as f:
+            f.truncate(good_end)
+    return done, last_id
+
+
+def annotate(nlp, records: Iterable[Record], output: Path, *, to_json: Callable, batch_size: int = 64,
+             n_process: int = 1, resume: bool = True, progress: bool = True) -> dict:
+    """Annotate `records` with `nlp` into `output` (JSONL); returns counts and throughput."""
+    from tqdm import tqdm
+
+    skip, last_id = resume_point(output) if resume else (0, None)
+    records = iter(records)
+    if skip:
+        seen = list(islice(records, skip))
+        if len(seen) < skip or seen[-1][0] != str(last_id):
+            raise EntlinkError(f"{output} has {skip:,} annotated records ending with id {last_id!r}, which do not "
+                               "match the input; resume with the same input, or pass --no-resume to start over")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    n, chars = 0, 0
+    bar = tqdm(desc="annotating", unit=" doc", initial=skip, disable=not progress, mininterval=1)
+
+    def texts() -> Iterator[Tuple[str, str]]:
+        for rec_id, text in records:
+            yield text, rec_id
+
+    with output.open("a" if resume else "w", encoding="utf8") as out:
+        pending: List[str] = []
+        for doc, rec_id in nlp.pipe(texts(), batch_size=batch_size, n_process=n_process, as_tuples=True):
+            obj = to_json(doc)
+            pending.append(srsly.json_dumps({"id": rec_id, **obj}) + "\n")
+            n += 1
+            chars += len(doc.text)
+            if len(pending) >= batch_size:
+                out.write("".join(pending))
+                out.flush()
+                bar.update(len(pending))
+                pending = []
+        out.write("".join(pending))
+        out.flush()
+        os.fsync(out.fileno())
+        bar.update(len(pending))
+    bar.close()
+    seconds = time.perf_counter() - t0
+    return {"skipped_done": skip, "annotated": n, "seconds": seconds, "docs_per_s": n / seconds if seconds else 0.0,
+            "chars_per_s": chars / seconds if seconds else 0.0}
+
+
+def warn_to_stderr(message: str) -> None:
+    print(f"⚠ {message}", file=sys.stderr, flush=True)
