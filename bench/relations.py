@@ -12,8 +12,10 @@ Systems, all on the same dev documents:
 Strict micro F1: head and tail offsets and entity types and the relation label must match.
 Words/second counts dev words over the wall time of each system's prediction on this CPU.
 
-    python bench/relations.py --pipeline training/relations_conll04/model-best \\
-        --train corpus/conll04_train.spacy --dev corpus/conll04_dev.spacy --output metrics/bench_relations_conll04.json
+    python bench/relations.py --fit-thresholds \\
+        --task conll04 training/relations_conll04/model-best corpus/conll04_train.spacy corpus/conll04_dev.spacy \\
+        --task cid training/relations_cid/model-best corpus/bc5cdr_train.spacy corpus/bc5cdr_dev.spacy \\
+        --output metrics/bench_relations.json
 """
 
 import argparse
@@ -73,14 +75,27 @@ class PairwiseBaseline(nn.Module):
 
 
 def gold_targets(doc: Doc, labels: Sequence[str]) -> torch.Tensor:
+    """[n, n, labels] targets over ordered pairs of `doc.ents`; a document-level relation
+    between KB ids marks every pair of mentions of the two ids."""
     index = {(e.start, e.end): i for i, e in enumerate(doc.ents)}
+    by_id: Dict[str, List[int]] = {}
+    for i, e in enumerate(doc.ents):
+        if e.kb_id_:
+            by_id.setdefault(e.kb_id_, []).append(i)
     n = len(doc.ents)
     y = torch.zeros((n, n, len(labels)))
     for r in doc._.entlink_relations:
-        if isinstance(r.head, Span) and r.label in labels:
+        if r.label not in labels:
+            continue
+        k = labels.index(r.label)
+        if isinstance(r.head, Span):
             i, j = index.get((r.head.start, r.head.end)), index.get((r.tail.start, r.tail.end))
             if i is not None and j is not None:
-                y[i, j, labels.index(r.label)] = 1.0
+                y[i, j, k] = 1.0
+        else:
+            for i in by_id.get(r.head, ()):
+                for j in by_id.get(r.tail, ()):
+                    y[i, j, k] = 1.0
     return y
 
 
@@ -113,17 +128,30 @@ def train_baseline(model: PairwiseBaseline, docs: List[Doc], epochs: int, batch:
 
 
 @torch.no_grad()
-def baseline_predict(model: PairwiseBaseline, docs: List[Doc], threshold: float, batch: int = 16) -> None:
+def baseline_predict(model: PairwiseBaseline, docs: List[Doc], threshold: float, types: Sequence = (),
+                     aggregate: str = "mention", batch: int = 16) -> None:
+    """Relations above `threshold` for every ordered entity pair, within the relation types'
+    head/tail entity types (as the reader's `type_constraints`); with `aggregate="kb_id"` the
+    best mention pair per (head id, label, tail id), as the reader aggregates."""
+    allowed = {t.name: t for t in types}
     for i in range(0, len(docs), batch):
         part = docs[i : i + batch]
         for logits, d in zip(model(part), part):
             probs = torch.sigmoid(logits)
             ents = list(d.ents)
-            rels = []
+            rels: Dict[tuple, float] = {}
             for a, b, k in torch.nonzero(probs >= threshold).tolist():
-                if a != b:
-                    rels.append(Relation(ents[a], model.labels[k], ents[b], float(probs[a, b, k])))
-            d._.entlink_relations = rels
+                label = model.labels[k]
+                if a == b or (label in allowed and not allowed[label].allows(ents[a].label_, ents[b].label_)):
+                    continue
+                if aggregate == "kb_id":
+                    if not ents[a].kb_id_ or not ents[b].kb_id_ or ents[a].kb_id_ == ents[b].kb_id_:
+                        continue
+                    key: tuple = (ents[a].kb_id_, label, ents[b].kb_id_)
+                else:
+                    key = (ents[a], label, ents[b])
+                rels[key] = max(float(probs[a, b, k]), rels.get(key, 0.0))
+            d._.entlink_relations = [Relation(h, label, t, p) for (h, label, t), p in rels.items()]
 
 
 def with_ents(doc: Doc, ents) -> Doc:
@@ -134,35 +162,24 @@ def with_ents(doc: Doc, ents) -> Doc:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--pipeline", type=Path, required=True, help="pipeline with a trained entlink_relations")
-    ap.add_argument("--train", type=Path, required=True)
-    ap.add_argument("--dev", type=Path, required=True)
-    ap.add_argument("--baseline-epochs", type=int, default=5)
-    ap.add_argument("--baseline-model", default="", help="encoder of the baseline (empty: embedded MiniLM)")
-    ap.add_argument("--skip-baseline", action="store_true")
-    ap.add_argument("--fit-thresholds", action="store_true",
-                    help="also report the reader with per-label thresholds fitted on this dev set (optimistic)")
-    ap.add_argument("--output", type=Path, default=None)
-    args = ap.parse_args()
-    torch.manual_seed(0)
-    random.seed(0)
-
-    nlp = spacy.load(args.pipeline)
+def run_task(name: str, pipeline: Path, train: Path, dev: Path, args) -> List[Dict]:
+    """All systems of one dataset, on its dev documents, one after another in this process."""
+    nlp = spacy.load(pipeline)
     rel = next(p for _, p in nlp.pipeline if type(p).__name__ == "RelationExtractor")
-    gold = list(DocBin(store_user_data=True).from_disk(args.dev).get_docs(nlp.vocab))
+    gold = list(DocBin(store_user_data=True).from_disk(dev).get_docs(nlp.vocab))
     words = sum(len(d) for d in gold)
-    print(f"{len(gold)} dev docs, {words:,} words, {sum(len(d._.entlink_relations) for d in gold):,} gold relations")
-    rows = []
+    print(f"[{name}] {len(gold)} dev docs, {words:,} words, "
+          f"{sum(len(d._.entlink_relations) for d in gold):,} gold relations")
+    rows: List[Dict] = []
 
-    def add(name: str, docs: List[Doc], seconds: float, **extra) -> None:
+    def add(system: str, docs: List[Doc], seconds: float, **extra) -> None:
         s = score_relations([Example(d, g) for d, g in zip(docs, gold)])
-        row = {"system": name, "rel_f": s["rel_micro_f"], "rel_p": s["rel_micro_p"], "rel_r": s["rel_micro_r"],
-               "ents_f": s["ents_f"], "words_per_s": words / seconds, "per_type": s["rel_f_per_type"], **extra}
+        row = {"task": name, "system": system, "rel_f": s["rel_micro_f"], "rel_p": s["rel_micro_p"],
+               "rel_r": s["rel_micro_r"], "ents_f": s["ents_f"], "words_per_s": words / seconds,
+               "per_type": s["rel_f_per_type"], **extra}
         rows.append(row)
-        print(f"{name:<40} rel F {100 * row['rel_f']:6.2f} (P {100 * row['rel_p']:5.1f} R {100 * row['rel_r']:5.1f})"
-              f"  ents F {100 * (row['ents_f'] or 0):6.2f}  {row['words_per_s']:8,.0f} words/s")
+        print(f"[{name}] {system:<40} rel F {100 * row['rel_f']:6.2f} (P {100 * row['rel_p']:5.1f} "
+              f"R {100 * row['rel_r']:5.1f})  ents F {100 * (row['ents_f'] or 0):6.2f}  {row['words_per_s']:8,.0f} words/s")
 
     mode = rel.cfg["entities"]
     predicted_ents = None
@@ -170,7 +187,7 @@ def main() -> None:
         if suffix:
             rel.cfg["entities"] = mode
             fitted = rel.fit_thresholds([Example(nlp.make_doc(g.text), g) for g in gold])
-            print(f"thresholds fitted on dev: {fitted}")
+            print(f"[{name}] thresholds fitted on dev: {fitted}")
         rel.cfg["entities"] = "doc"
         docs = [with_ents(d, d.ents) for d in gold]
         t = time.perf_counter()
@@ -186,21 +203,61 @@ def main() -> None:
                 predicted_ents = [list(d.ents) for d in docs]
     rel.cfg["entities"] = mode
     if not args.skip_baseline:
-        train_docs = list(DocBin(store_user_data=True).from_disk(args.train).get_docs(nlp.vocab))
+        aggregate = rel.cfg.get("aggregate", "mention")
+        types = rel.types if rel.cfg.get("type_constraints", True) else ()
+        train_docs = list(DocBin(store_user_data=True).from_disk(train).get_docs(nlp.vocab))
         model = PairwiseBaseline(args.baseline_model, list(rel.labels))
         train_s = train_baseline(model, train_docs, args.baseline_epochs, batch=8, lr=5e-5)
         docs = [with_ents(d, d.ents) for d in gold]
         t = time.perf_counter()
-        baseline_predict(model, docs, 0.5)
+        baseline_predict(model, docs, 0.5, types, aggregate)
         add("pairwise baseline, gold entities", docs, time.perf_counter() - t, train_s=train_s)
         if predicted_ents is not None:
             docs = [with_ents(d, ents) for d, ents in zip(gold, predicted_ents)]
             t = time.perf_counter()
-            baseline_predict(model, docs, 0.5)
+            baseline_predict(model, docs, 0.5, types, aggregate)
             add("pairwise baseline, reader's entities", docs, time.perf_counter() - t)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--task", nargs=4, action="append", default=[], metavar=("NAME", "PIPELINE", "TRAIN", "DEV"),
+                    help="a dataset to run (repeat for several, e.g. conll04 and cid in one run)")
+    ap.add_argument("--pipeline", type=Path, help="pipeline with a trained entlink_relations (single task)")
+    ap.add_argument("--train", type=Path)
+    ap.add_argument("--dev", type=Path)
+    ap.add_argument("--baseline-epochs", type=int, default=5)
+    ap.add_argument("--baseline-model", default="", help="encoder of the baseline (empty: embedded MiniLM)")
+    ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--fit-thresholds", action="store_true",
+                    help="also report the reader with per-label thresholds fitted on this dev set (optimistic)")
+    ap.add_argument("--output", type=Path, default=None)
+    args = ap.parse_args()
+    tasks = [(n, Path(p), Path(t), Path(d)) for n, p, t, d in args.task]
+    if args.pipeline is not None:
+        if args.train is None or args.dev is None:
+            ap.error("--pipeline needs --train and --dev")
+        tasks.append(("relations", args.pipeline, args.train, args.dev))
+    if not tasks:
+        ap.error("give --task NAME PIPELINE TRAIN DEV (repeatable) or --pipeline/--train/--dev")
+    for name, *paths in tasks:
+        for path in paths:
+            if not path.exists():
+                ap.error(f"{name}: {path} does not exist")
+    rows = []
+    for name, pipeline, train, dev in tasks:
+        torch.manual_seed(0)
+        random.seed(0)
+        rows += run_task(name, pipeline, train, dev, args)
+    print("\n| task | system | rel F | P | R | ents F | words/s |\n|---|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        ents = "(gold)" if "gold entities" in r["system"] else f"{100 * (r['ents_f'] or 0):.2f}"
+        print(f"| {r['task']} | {r['system']} | {100 * r['rel_f']:.2f} | {100 * r['rel_p']:.1f} | "
+              f"{100 * r['rel_r']:.1f} | {ents} | {r['words_per_s']:,.0f} |")
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps({"dev": str(args.dev), "pipeline": str(args.pipeline), "words": words,
+        args.output.write_text(json.dumps({"tasks": [[n, str(p), str(t), str(d)] for n, p, t, d in tasks],
                                            "rows": rows}, indent=2))
         print(f"✔ {args.output}")
 

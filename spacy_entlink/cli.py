@@ -1,4 +1,4 @@
-"""`python -m spacy_entlink …`: build-kb, convert, annotate."""
+"""`python -m spacy_entlink …`: build-kb, convert, annotate, visualize, train-linker, calibrate-linker."""
 
 import sys
 from pathlib import Path
@@ -216,6 +216,69 @@ def calibrate_linker_cmd(
     nlp.to_disk(output)
     typer.echo(f"✔ {output}: scale {cal.scale:.3f}, prior weights {[round(w, 3) for w in cal.prior_weights]}, "
                f"NIL score {cal.nil_score}, fitted on {cal.fitted_on:,} mentions")
+
+
+@app.command("visualize")
+def visualize_cmd(
+    input: Path = typer.Argument(..., help="annotate output (JSONL), a .spacy DocBin, or with --model any annotate input"),
+    output: Path = typer.Argument(..., help="HTML file to write"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="pipeline to annotate INPUT with first"),
+    format: str = typer.Option("auto", "--format", "-f", help="input format with --model: auto, text, jsonl or pubtator"),
+    kb_url: Optional[str] = typer.Option(None, "--kb-url", help="link template for KB ids, e.g. 'https://meshb.nlm.nih.gov/record/ui?ui={}'"),
+    limit: int = typer.Option(50, help="at most this many documents (0: all)"),
+    title: str = typer.Option("spacy-entlink", help="page title"),
+) -> None:
+    """Write an HTML page of entities with KB ids and relations as arcs (displaCy)."""
+    from itertools import islice
+
+    import srsly
+
+    from .io import doc_from_json
+    from .visualize import render
+
+    if not input.exists():
+        raise EntlinkError(f"INPUT: {input} does not exist")
+    if kb_url is not None and "{}" not in kb_url:
+        raise EntlinkError(f"--kb-url: {kb_url!r} has no '{{}}' for the KB id")
+    stop = limit if limit > 0 else None
+    names: List[str] = []
+    if model is not None:
+        import spacy
+
+        from .annotate import read_records, warn_to_stderr
+
+        nlp = spacy.load(model)
+        records = list(islice(read_records(input, format, warn=warn_to_stderr), stop))
+        names = [f"{input.name} · {rid}" for rid, _ in records]
+        docs = list(nlp.pipe(text for _, text in records))
+    elif input.suffix == ".spacy":
+        import spacy
+        from spacy.tokens import DocBin
+
+        try:
+            docs = list(islice(DocBin().from_disk(input).get_docs(spacy.blank("en").vocab), stop))
+        except (ValueError, KeyError, OSError) as err:
+            raise EntlinkError(f"INPUT: {input} is not a readable DocBin ({err})") from err
+    else:
+        docs = []
+        for n, line in enumerate(input.open(encoding="utf8"), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = srsly.json_loads(line)
+            except ValueError as err:
+                raise EntlinkError(f"{input}, line {n}: invalid JSON ({err})") from err
+            if not isinstance(record, dict) or "ents" not in record:
+                raise EntlinkError(f"{input}, line {n}: not an annotate output record (no 'ents'); "
+                                   "pass --model to annotate raw input first")
+            docs.append(doc_from_json(record, path=input, line=n))
+            names.append(f"{input.name} · {record.get('id', n)}")
+            if stop is not None and len(docs) >= stop:
+                break
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render(docs, title=title, kb_url_template=kb_url, names=names or None), encoding="utf8")
+    n_rel = sum(len(d._.entlink_relations) for d in docs)
+    typer.echo(f"✔ {output}: {len(docs):,} documents, {sum(len(d.ents) for d in docs):,} entities, {n_rel:,} relations")
 
 
 def main(argv: Optional[List[str]] = None) -> None:
