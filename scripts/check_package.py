@@ -37,8 +37,11 @@ import spacy
 nlp = spacy.load(sys.argv[1])
 loaded = time.perf_counter() - t
 doc = nlp(sys.argv[2])
+rels = getattr(doc._, "entlink_relations", []) if doc.has_extension("entlink_relations") else []
+arg = lambda a: a if isinstance(a, str) else a.text
 print(json.dumps({"pipeline": nlp.pipe_names, "load_s": round(loaded, 2),
-                  "ents": [[e.text, e.label_, e.kb_id_] for e in doc.ents]}))
+                  "ents": [[e.text, e.label_, e.kb_id_] for e in doc.ents],
+                  "relations": [[arg(r.head), r.label, arg(r.tail), round(r.score, 3)] for r in rels]}))
 """
 
 

@@ -391,7 +391,8 @@ class RelationExtractor(TrainablePipe):
                     r_loss = self.retriever.loss(texts, gold, [t.text for t in self.types])
                     if r_loss is not None:
                         loss = loss + r_loss * len(part) / len(inputs)
-                loss.backward()
+                if loss.requires_grad:  # a part whose windows have < 2 entities and no span targets adds nothing
+                    loss.backward()
                 losses[self.name] += float(loss.detach())
         finally:
             reader.eval()

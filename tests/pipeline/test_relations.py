@@ -176,3 +176,20 @@ def test_relation_scorer_counts_strict_matches(tmp_path):
     assert s["rel_f_per_type"]["Work_For"]["f"] == 1.0 and s["rel_f_per_type"]["OrgBased_In"]["r"] == 0.0
     mislabelled = gold_doc(nlp, text, [(0, 2, "Org"), (4, 6, "Org"), (7, 8, "Loc")], [(0, "Work_For", 1)])
     assert score_relations([Example(mislabelled, gold)])["rel_micro_p"] == 0.0  # strict: entity types count
+
+
+def test_update_on_a_batch_without_entity_pairs(tmp_path):
+    """Documents with fewer than two entities give no relation targets: the update is a no-op
+    with zero loss, not an autograd error (BC5CDR windows can hold a single mention)."""
+    nlp, rel = make_nlp(tmp_path)
+    egs = examples(nlp)
+    nlp.initialize(lambda: egs)
+    lonely = Doc(nlp.vocab, words="john smith slept .".split())
+    lonely.ents = [Span(lonely, 0, 2, label="Peop")]
+    batch = [Example(Doc(nlp.vocab, words=[t.text for t in lonely]), lonely),
+             Example(Doc(nlp.vocab, words=["nothing", "."]), Doc(nlp.vocab, words=["nothing", "."]))]
+    before = [p.detach().clone() for p in rel.reader.parameters()]
+    losses = {}
+    nlp.update(batch, losses=losses)
+    assert losses["entlink_relations"] == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(rel.reader.parameters(), before))

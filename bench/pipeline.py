@@ -1,0 +1,115 @@
+"""The whole chain on BC5CDR dev: NER F, linking F, CID F and words/second, in one run.
+
+The pipeline (e.g. `training/bc5cdr_all` from the `all` workflow) reads the raw dev texts; its
+output is scored against the gold annotations:
+  NER        entity P/R/F by offsets and label (`Scorer.score_spans`), per label;
+  linking    `Scorer.score_links` semantics (only spans that NER found with the gold offsets and
+             label are judged, a wrong id is both a false positive and a false negative), and a
+             strict end-to-end F over (offsets, label, KB id) of all predicted and gold entities;
+  CID        document-level chemical-induced-disease F by (chemical id, disease id) pairs.
+Words/second: dev words over the wall time of `nlp.pipe` on the raw texts; a second run, stage
+by stage, gives each component's share. For scale: spaCy publishes about
+684 words/s on CPU for `en_core_web_trf` (https://spacy.io/usage/facts-figures#benchmarks-speed).
+
+    python bench/pipeline.py --pipeline training/bc5cdr_all --dev corpus/bc5cdr_dev.spacy \\
+        --output metrics/bench_pipeline_bc5cdr.json
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import spacy
+from spacy.scorer import PRFScore, Scorer
+from spacy.tokens import DocBin
+from spacy.training import Example
+
+from spacy_entlink.scoring import score_relations
+
+
+def component_seconds(nlp, texts: List[str], batch_size: int) -> Dict[str, float]:
+    """Seconds each component takes when the texts go through the pipeline stage by stage."""
+    out: Dict[str, float] = {}
+    t = time.perf_counter()
+    docs = [nlp.make_doc(text) for text in texts]
+    out["tokenizer"] = time.perf_counter() - t
+    for name, proc in nlp.pipeline:
+        t = time.perf_counter()
+        docs = list(proc.pipe(docs, batch_size=batch_size)) if hasattr(proc, "pipe") else [proc(d) for d in docs]
+        out[name] = time.perf_counter() - t
+    return out
+
+
+def strict_links(examples: List[Example]) -> Dict[str, float]:
+    score = PRFScore()
+    for eg in examples:
+        gold = {(e.start_char, e.end_char, e.label_, e.kb_id_) for e in eg.reference.ents if e.kb_id_}
+        pred = {(e.start_char, e.end_char, e.label_, e.kb_id_) for e in eg.predicted.ents
+                if e.kb_id_ and e.kb_id_ != "NIL"}
+        score.tp += len(gold & pred)
+        score.fp += len(pred - gold)
+        score.fn += len(gold - pred)
+    return {"p": score.precision, "r": score.recall, "f": score.fscore}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pipeline", type=Path, required=True)
+    ap.add_argument("--dev", type=Path, required=True, help=".spacy with gold entities, ids and relations")
+    ap.add_argument("--limit", type=int, default=0, help="first N dev documents only")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--no-shares", dest="shares", action="store_false",
+                    help="skip the second, stage-by-stage run that times each component")
+    ap.add_argument("--output", type=Path, default=None)
+    args = ap.parse_args()
+    for path in (args.pipeline, args.dev):
+        if not path.exists():
+            ap.error(f"{path} does not exist")
+
+    t = time.perf_counter()
+    nlp = spacy.load(args.pipeline)
+    load_s = time.perf_counter() - t
+    gold = list(DocBin(store_user_data=True).from_disk(args.dev).get_docs(nlp.vocab))
+    if args.limit:
+        gold = gold[: args.limit]
+    words = sum(len(d) for d in gold)
+    print(f"{args.pipeline}: {nlp.pipe_names}, loaded in {load_s:.1f} s; {len(gold)} dev docs, {words:,} words")
+    t = time.perf_counter()
+    docs = list(nlp.pipe((g.text for g in gold), batch_size=args.batch_size))
+    total = time.perf_counter() - t
+    print(f"nlp.pipe: {words / total:,.0f} words/s ({total:.1f} s)")
+    own = component_seconds(nlp, [g.text for g in gold], args.batch_size) if args.shares else {}
+    staged = sum(own.values()) or total
+    examples = [Example(d, g) for d, g in zip(docs, gold)]
+    ner = Scorer.score_spans(examples, "ents")
+    links = Scorer.score_links(examples, negative_labels=[])
+    strict = strict_links(examples)
+    rel = score_relations(examples)
+    result = {
+        "pipeline": str(args.pipeline), "dev": str(args.dev), "docs": len(gold), "words": words,
+        "load_s": load_s, "seconds": total, "words_per_s": words / total,
+        "component_seconds": own, "component_share": {k: v / staged for k, v in own.items()},
+        "ner": {"p": ner["ents_p"], "r": ner["ents_r"], "f": ner["ents_f"], "per_type": ner["ents_per_type"]},
+        "links_score_links": {"p": links["nel_micro_p"], "r": links["nel_micro_r"], "f": links["nel_micro_f"]},
+        "links_strict": strict,
+        "cid": {"p": rel["rel_micro_p"], "r": rel["rel_micro_r"], "f": rel["rel_micro_f"]},
+    }
+    print(f"NER          P {100 * ner['ents_p']:.2f}  R {100 * ner['ents_r']:.2f}  F {100 * ner['ents_f']:.2f}")
+    for label, s in sorted(ner["ents_per_type"].items()):
+        print(f"  {label:<10} P {100 * s['p']:.2f}  R {100 * s['r']:.2f}  F {100 * s['f']:.2f}")
+    print(f"linking      score_links F {100 * links['nel_micro_f']:.2f} (P {100 * links['nel_micro_p']:.2f} "
+          f"R {100 * links['nel_micro_r']:.2f}); strict end-to-end F {100 * strict['f']:.2f} "
+          f"(P {100 * strict['p']:.2f} R {100 * strict['r']:.2f})")
+    print(f"CID          F {100 * rel['rel_micro_f']:.2f} (P {100 * rel['rel_micro_p']:.2f} R {100 * rel['rel_micro_r']:.2f})")
+    print(f"speed        {words / total:,.0f} words/s over {total:.1f} s; "
+          + ", ".join(f"{k} {100 * v / staged:.0f} %" for k, v in own.items()))
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, indent=2))
+        print(f"✔ {args.output}")
+
+
+if __name__ == "__main__":
+    main()
