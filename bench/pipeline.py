@@ -76,10 +76,20 @@ def main() -> None:
         gold = gold[: args.limit]
     words = sum(len(d) for d in gold)
     print(f"{args.pipeline}: {nlp.pipe_names}, loaded in {load_s:.1f} s; {len(gold)} dev docs, {words:,} words")
+    linkers = [p for _, p in nlp.pipeline if getattr(p, "linker", None) is not None and hasattr(p.linker, "stats")]
+    for p in linkers:
+        p.linker.stats.reset()
     t = time.perf_counter()
     docs = list(nlp.pipe((g.text for g in gold), batch_size=args.batch_size))
     total = time.perf_counter() - t
     print(f"nlp.pipe: {words / total:,.0f} words/s ({total:.1f} s)")
+    link_stats = {}
+    for p in linkers:
+        st = p.linker.stats
+        link_stats = {"mentions": st.mentions, "single_candidate": st.skipped, "scored": st.scored,
+                      "generated_over_trie": st.generated, "trie_share": st.trie_s / max(st.total_s, 1e-9)}
+        print(f"linker: {st.mentions:,} mentions: {st.skipped:,} single-candidate, {st.scored:,} scored, "
+              f"{st.generated:,} generated over the whole trie (no candidate)")
     own = component_seconds(nlp, [g.text for g in gold], args.batch_size) if args.shares else {}
     staged = sum(own.values()) or total
     examples = [Example(d, g) for d, g in zip(docs, gold)]
@@ -89,7 +99,7 @@ def main() -> None:
     rel = score_relations(examples)
     result = {
         "pipeline": str(args.pipeline), "dev": str(args.dev), "docs": len(gold), "words": words,
-        "load_s": load_s, "seconds": total, "words_per_s": words / total,
+        "load_s": load_s, "seconds": total, "words_per_s": words / total, "linker": link_stats,
         "component_seconds": own, "component_share": {k: v / staged for k, v in own.items()},
         "ner": {"p": ner["ents_p"], "r": ner["ents_r"], "f": ner["ents_f"], "per_type": ner["ents_per_type"]},
         "links_score_links": {"p": links["nel_micro_p"], "r": links["nel_micro_r"], "f": links["nel_micro_f"]},
