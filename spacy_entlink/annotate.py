@@ -5,6 +5,12 @@ per line with a string "text" and optionally an "id"), PubTator (title and abstr
 `PMID|t|…` / `PMID|a|…`, the id is the PMID). A malformed record is reported with its file
 and line and skipped; the run goes on.
 
+Engines: `annotate` runs `nlp.pipe` in this process (with `n_process` workers);
+`annotate_dask` sends chunks of records to a Dask cluster (`pip install "spacy-entlink[dask]"`;
+an existing scheduler's address, or a local cluster) whose workers load the same pipeline
+(a name or a path they can read) and return the JSON lines; they are written in input order
+with the same resume bookkeeping, so the output is identical.
+
 Output: one JSON object per input record, in input order, with the record's "id", the
 entities (offsets, label, KB id, scores) and the relations. Lines are flushed after every
 batch. Resuming reads the output back, drops a partial last line, checks that its last id is
@@ -19,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import srsly
 
@@ -163,11 +169,8 @@ def resume_point(output: Path) -> Tuple[int, Optional[str]]:
     return done, last_id
 
 
-def annotate(nlp, records: Iterable[Record], output: Path, *, to_json: Callable, batch_size: int = 64,
-             n_process: int = 1, resume: bool = True, progress: bool = True) -> dict:
-    """Annotate `records` with `nlp` into `output` (JSONL); returns counts and throughput."""
-    from tqdm import tqdm
-
+def _skip_done(records: Iterable[Record], output: Path, resume: bool) -> Tuple[Iterator[Record], int]:
+    """The records still to annotate, after checking an existing output's last id."""
     skip, last_id = resume_point(output) if resume else (0, None)
     records = iter(records)
     if skip:
@@ -175,6 +178,15 @@ def annotate(nlp, records: Iterable[Record], output: Path, *, to_json: Callable,
         if len(seen) < skip or seen[-1][0] != str(last_id):
             raise EntlinkError(f"{output} has {skip:,} annotated records ending with id {last_id!r}, which do not "
                                "match the input; resume with the same input, or pass --no-resume to start over")
+    return records, skip
+
+
+def annotate(nlp, records: Iterable[Record], output: Path, *, to_json: Callable, batch_size: int = 64,
+             n_process: int = 1, resume: bool = True, progress: bool = True) -> dict:
+    """Annotate `records` with `nlp` into `output` (JSONL); returns counts and throughput."""
+    from tqdm import tqdm
+
+    records, skip = _skip_done(records, output, resume)
     output.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     n, chars = 0, 0
@@ -204,6 +216,86 @@ def annotate(nlp, records: Iterable[Record], output: Path, *, to_json: Callable,
     seconds = time.perf_counter() - t0
     return {"skipped_done": skip, "annotated": n, "seconds": seconds, "docs_per_s": n / seconds if seconds else 0.0,
             "chars_per_s": chars / seconds if seconds else 0.0}
+
+
+_WORKER_PIPELINES: Dict[str, object] = {}
+
+
+def annotate_chunk(model: str, chunk: List[Record], batch_size: int = 64) -> Tuple[List[str], int]:
+    """JSON lines of `chunk` annotated by the pipeline `model` (loaded once per worker process),
+    and the characters read. Runs on Dask workers."""
+    import spacy
+
+    from .io import doc_to_json
+
+    nlp = _WORKER_PIPELINES.get(model)
+    if nlp is None:
+        nlp = _WORKER_PIPELINES[model] = spacy.load(model)
+    lines, chars = [], 0
+    for doc, rec_id in nlp.pipe(((text, rec_id) for rec_id, text in chunk), batch_size=batch_size, as_tuples=True):
+        lines.append(srsly.json_dumps({"id": rec_id, **doc_to_json(doc)}) + "\n")
+        chars += len(doc.text)
+    return lines, chars
+
+
+def annotate_dask(model: str, records: Iterable[Record], output: Path, *, address: Optional[str] = None,
+                  n_workers: int = 2, chunk_size: int = 500, batch_size: int = 64, in_flight: int = 0,
+                  resume: bool = True, progress: bool = True) -> dict:
+    """Annotate `records` on a Dask cluster: chunks of `chunk_size` records go to the workers,
+    at most `in_flight` chunks at a time (default twice the workers), and come back in input
+    order into `output`, flushed per chunk, resumable like `annotate`. `address`: an existing
+    scheduler (its workers must be able to load `model`); None starts a local cluster of
+    `n_workers` processes."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as err:
+        raise EntlinkError("--engine dask needs Dask: pip install 'spacy-entlink[dask]'") from err
+    from collections import deque
+
+    from tqdm import tqdm
+
+    if chunk_size < 1:
+        raise EntlinkError(f"--chunk-size must be positive, got {chunk_size}")
+    records, skip = _skip_done(records, output, resume)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    cluster = None
+    if address is None:
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(address)
+    limit = in_flight or 2 * max(1, len(client.scheduler_info().get("workers", {})) or n_workers)
+    t0 = time.perf_counter()
+    n, chars = 0, 0
+    bar = tqdm(desc="annotating (dask)", unit=" doc", initial=skip, disable=not progress, mininterval=1)
+    try:
+        with output.open("a" if resume else "w", encoding="utf8") as out:
+            futures: deque = deque()
+            chunks = iter(lambda: list(islice(records, chunk_size)), [])
+            exhausted = False
+            while futures or not exhausted:
+                while not exhausted and len(futures) < limit:
+                    chunk = next(chunks, None)
+                    if chunk is None:
+                        exhausted = True
+                    else:
+                        futures.append(client.submit(annotate_chunk, model, chunk, batch_size, pure=False))
+                if futures:
+                    lines, c = futures.popleft().result()
+                    out.write("".join(lines))
+                    out.flush()
+                    n += len(lines)
+                    chars += c
+                    bar.update(len(lines))
+            os.fsync(out.fileno())
+    finally:
+        bar.close()
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    seconds = time.perf_counter() - t0
+    return {"skipped_done": skip, "annotated": n, "seconds": seconds, "docs_per_s": n / seconds if seconds else 0.0,
+            "chars_per_s": chars / seconds if seconds else 0.0, "engine": "dask"}
 
 
 def warn_to_stderr(message: str) -> None:

@@ -106,20 +106,30 @@ def annotate(
     n_process: int = typer.Option(1, help="worker processes"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="continue an interrupted run's output"),
     stats: Optional[Path] = typer.Option(None, "--stats", help="JSON file for counts and throughput"),
+    engine: str = typer.Option("local", help="local (nlp.pipe here) or dask (a Dask cluster; the `dask` extra)"),
+    address: Optional[str] = typer.Option(None, help="with --engine dask: scheduler address (default: a local cluster of --n-process workers)"),
+    chunk_size: int = typer.Option(500, help="with --engine dask: records per task"),
 ) -> None:
     """Annotate documents with a pipeline and write entities, ids, scores and relations as JSONL;
     malformed input records are reported with their line and skipped; rerun to resume."""
-    import spacy
     import srsly
 
-    from .annotate import ReadStats, annotate as run, read_records, warn_to_stderr
+    from .annotate import ReadStats, annotate as run, annotate_dask, read_records, warn_to_stderr
     from .io import doc_to_json
 
+    if engine not in ("local", "dask"):
+        raise EntlinkError(f"--engine: {engine!r} is not one of local, dask")
     read_stats = ReadStats()
     records = read_records(input, format, read_stats, warn=warn_to_stderr)
-    nlp = spacy.load(model)
-    result = run(nlp, records, output, to_json=doc_to_json, batch_size=batch_size, n_process=n_process,
-                 resume=resume)
+    if engine == "dask":
+        result = annotate_dask(model, records, output, address=address, n_workers=max(1, n_process),
+                               chunk_size=chunk_size, batch_size=batch_size, resume=resume)
+    else:
+        import spacy
+
+        nlp = spacy.load(model)
+        result = run(nlp, records, output, to_json=doc_to_json, batch_size=batch_size, n_process=n_process,
+                     resume=resume)
     result["malformed"] = len(read_stats.malformed)
     if stats is not None:
         srsly.write_json(stats, result)

@@ -75,3 +75,27 @@ def test_killed_run_resumes_without_losing_or_duplicating(tmp_path):
     other.write_text(json.dumps({"id": "zzz", "text": "x"}) + "\n")
     mismatch = subprocess.run(cmd[:5] + [str(other), str(out)], capture_output=True, text=True)
     assert mismatch.returncode == 1 and "do not match the input" in mismatch.stderr
+
+
+@pytest.mark.slow
+def test_dask_engine_writes_the_same_output_and_resumes(tmp_path):
+    pytest.importorskip("dask.distributed")
+    pipe = pipeline(tmp_path)
+    src = tmp_path / "in.jsonl"
+    with src.open("w") as f:
+        for i in range(700):
+            f.write(json.dumps({"id": f"doc{i}", "text": f"Patient {i} received cisplatin ." if i % 3 else ""}) + "\n")
+            if i == 10:
+                f.write("{broken\n")
+    local, dist = tmp_path / "local.jsonl", tmp_path / "dask.jsonl"
+    base = [sys.executable, "-m", "spacy_entlink", "annotate", str(pipe), str(src)]
+    out = subprocess.run(base + [str(local)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    # a previous run was cut after 123 records and half a line: the dask run must resume it
+    lines = local.read_text().splitlines(keepends=True)
+    dist.write_text("".join(lines[:123]) + lines[123][:20])
+    out = subprocess.run(base + [str(dist), "--engine", "dask", "--n-process", "2", "--chunk-size", "100"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "after 123 already done" in out.stdout and "1 malformed records skipped" in out.stdout
+    assert dist.read_text() == local.read_text()
