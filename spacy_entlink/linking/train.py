@@ -45,7 +45,7 @@ def link_gold_mentions(linker, mentions: Sequence[Tuple[Span, str]], *,
         candidates = linker.candidate_rows_batch(spans)
     ranked = linker._require().rank([span_context(s, window) for s in spans], candidates,
                                     [s.label_ for s in spans])
-    return [linker.links(rk)[0] for rk in ranked]
+    return [linker.links(rk, s.text)[0] for rk, s in zip(ranked, spans)]
 
 
 def accuracy(ranked: Sequence[Sequence[Tuple[str, float]]], gold: Sequence[str]) -> float:

@@ -162,6 +162,7 @@ class GenreLinker(TrainablePipe):
         self.dense: Optional[DenseIndex] = None
         self.calibration = Calibration()
         self.entity_counts: Dict[str, int] = {}
+        self.mention_counts: Dict[str, Dict[str, int]] = {}  # normalised mention -> {kb id: count}
         self._optimizer: Optional[torch.optim.Optimizer] = None
 
     # --- set-up -------------------------------------------------------------------------
@@ -313,30 +314,38 @@ class GenreLinker(TrainablePipe):
         return out
 
     def set_counts(self, examples: Iterable[Example]) -> Dict[str, int]:
-        """Count the gold KB ids of `examples` (the training data): the frequency prior that the
+        """Count the gold KB ids of `examples` (the training data), overall and per normalised
+        mention text: the frequency priors p(entity) and p(entity | mention) that the
         calibration can weigh beside the model's scores."""
         counts: Dict[str, int] = {}
+        by_mention: Dict[str, Dict[str, int]] = {}
         for eg in examples:
             for ent in eg.reference.ents:
                 if ent.kb_id_ and self.kb is not None and ent.kb_id_ in self.kb:
                     counts[ent.kb_id_] = counts.get(ent.kb_id_, 0) + 1
+                    ids = by_mention.setdefault(self.kb.normalize(ent.text), {})
+                    ids[ent.kb_id_] = ids.get(ent.kb_id_, 0) + 1
         self.entity_counts = counts
+        self.mention_counts = by_mention
         return counts
 
-    def features(self, rows: Sequence[int]) -> np.ndarray:
-        """Prior features of candidates: log(1 + training count), log(1 + KB prior)."""
+    def features(self, rows: Sequence[int], mention: Optional[str] = None) -> np.ndarray:
+        """Prior features of candidates: log(1 + training count), log(1 + KB prior), and
+        log(1 + training count of the candidate for this mention's normalised text)."""
         kb = self.kb
-        return np.array([[np.log1p(self.entity_counts.get(kb.get_id(r), 0)), np.log1p(max(kb.get_prior(r), 0.0))]
-                         for r in rows], dtype=np.float64).reshape(len(rows), 2)
+        seen = self.mention_counts.get(kb.normalize(mention), {}) if mention and self.mention_counts else {}
+        return np.array([[np.log1p(self.entity_counts.get(kb.get_id(r), 0)), np.log1p(max(kb.get_prior(r), 0.0)),
+                          np.log1p(seen.get(kb.get_id(r), 0))]
+                         for r in rows], dtype=np.float64).reshape(len(rows), 3)
 
-    def links(self, ranked: Ranked) -> Tuple[List[Tuple[str, float]], float]:
+    def links(self, ranked: Ranked, mention: Optional[str] = None) -> Tuple[List[Tuple[str, float]], float]:
         """Top-k `(kb_id, probability)`, most probable first, and the NIL probability of one
         ranked mention (the calibration combines model scores and priors)."""
         if not ranked:
             return [], 1.0
         k = self.settings.top_k
         rows = [r for r, _ in ranked]
-        probs, p_nil = self.calibration.probabilities([s for _, s in ranked], self.features(rows))
+        probs, p_nil = self.calibration.probabilities([s for _, s in ranked], self.features(rows, mention))
         order = np.argsort(-probs, kind="stable")[:k]
         return [(self.kb.get_id(rows[i]), float(probs[i])) for i in order], p_nil
 
@@ -349,7 +358,7 @@ class GenreLinker(TrainablePipe):
                 continue
             new_ids: Dict[Tuple[int, int], str] = {}
             for ent, ranked in preds:
-                top, p_nil = self.links(ranked)
+                top, p_nil = self.links(ranked, ent.text)
                 ent._.entlink_links = top
                 if not top or (threshold is not None and top[0][1] < float(threshold)) or p_nil > top[0][1]:
                     kb_id = nil
@@ -448,7 +457,7 @@ class GenreLinker(TrainablePipe):
         for s, r in zip(spans, ranked):
             ids = [self.kb.get_id(row) for row, _ in r]
             scores.append([sc for _, sc in r])
-            feats.append(self.features([row for row, _ in r]))
+            feats.append(self.features([row for row, _ in r], s.text))
             gold.append(ids.index(s.kb_id_) if s.kb_id_ in ids and s.kb_id_ != nil else None)
         self.calibration = Calibration.fit(scores, gold, with_nil=with_nil, features=feats)
         return self.calibration
@@ -470,6 +479,8 @@ class GenreLinker(TrainablePipe):
             serialize["dense"] = lambda p: self.dense.to_disk(p)
         if self.entity_counts:
             serialize["counts"] = lambda p: srsly.write_json(p, self.entity_counts)
+        if self.mention_counts:
+            serialize["mention_counts"] = lambda p: srsly.write_json(p, self.mention_counts)
         util.to_disk(path, serialize, exclude)
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "GenreLinker":
@@ -498,6 +509,9 @@ class GenreLinker(TrainablePipe):
             self.set_kb(self.kb)  # new weights, same KB: rebuild the trie for their tokenizer
         if (path / "counts").exists() and "counts" not in exclude:
             self.entity_counts = {str(k): int(v) for k, v in srsly.read_json(path / "counts").items()}
+        if (path / "mention_counts").exists() and "mention_counts" not in exclude:
+            self.mention_counts = {str(m): {str(k): int(v) for k, v in ids.items()}
+                                   for m, ids in srsly.read_json(path / "mention_counts").items()}
         if (path / "dense").exists() and "dense" not in exclude:
             self.dense = DenseIndex(path / "dense")
         return self

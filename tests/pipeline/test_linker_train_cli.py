@@ -75,6 +75,12 @@ def test_calibrate_linker_cli_fits_priors(setup):
           "--train", str(tmp / "train.spacy")])
     again = spacy.load(tmp / "calibrated").get_pipe("entlink_linker")
     assert again.entity_counts["DEMO:D001"] == 6
-    assert len(again.calibration.prior_weights) == 2 and again.calibration.fitted_on > 0
+    # p(entity | mention) from the training mentions, keyed by the KB's normalisation
+    assert again.mention_counts[again.kb.normalize("MS")] == {"DEMO:D004": 1}
+    ms, d006 = again.kb.row_of("DEMO:D004"), again.kb.row_of("DEMO:D006")
+    feats = again.features([ms, d006], "MS")
+    assert feats.shape == (2, 3) and feats[0, 2] > 0 and feats[1, 2] == 0
+    assert again.features([ms], None)[0, 2] == 0
+    assert len(again.calibration.prior_weights) == 3 and again.calibration.fitted_on > 0
     with pytest.raises(SystemExit):
         main(["calibrate-linker", str(pipe), str(pipe), "--dev", str(tmp / "dev.spacy")])
