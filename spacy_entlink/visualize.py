@@ -159,9 +159,10 @@ def render_doc(doc: Doc, *, title: str = "", kb_url_template: Optional[str] = No
         data = relation_arcs(doc, rels, max_gap=max_gap)
         if data is None:
             continue
+        widest = max(max(len(w["text"]), len(w["tag"])) for w in data["words"])
         svg = displacy.render(data, style="dep", manual=True, page=False, jupyter=False,
-                              options={"compact": True, "distance": 120, "word_spacing": 30,
-                                       "arrow_spacing": 12, "offset_x": 100})
+                              options={"compact": True, "distance": min(260, max(110, 8 * widest)),
+                                       "word_spacing": 30, "arrow_spacing": 12, "offset_x": 100})
         parts.append(f"<h3>relations: {html.escape(name)}</h3><div class=\"arcs\">{svg}</div>")
     if not tables:
         return "\n".join(parts)

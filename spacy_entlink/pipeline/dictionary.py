@@ -405,10 +405,16 @@ class DictionaryMatcher(Pipe):
             serialize["kb"] = lambda p: self.kb.to_disk(p)
         util.to_disk(path, serialize, exclude)
 
+    def _restore_cfg(self, saved: Dict) -> None:
+        """Settings come from the loading config (so `spacy.load(..., config=...)` can change
+        them); a saved key the config does not have is kept."""
+        for key, value in saved.items():
+            self.cfg.setdefault(key, value)
+
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "DictionaryMatcher":
         path = util.ensure_path(path)
         deserialize = {
-            "cfg": lambda p: self.cfg.update(srsly.read_json(p)),
+            "cfg": lambda p: self._restore_cfg(srsly.read_json(p)),
             "exclusions": lambda p: setattr(self, "excluded", set(srsly.read_json(p))),
         }
         util.from_disk(path, deserialize, exclude)
@@ -424,7 +430,7 @@ class DictionaryMatcher(Pipe):
 
     def from_bytes(self, data: bytes, *, exclude: Iterable[str] = tuple()) -> "DictionaryMatcher":
         msg = srsly.msgpack_loads(data)
-        self.cfg.update(msg["cfg"])
+        self._restore_cfg(msg["cfg"])
         self.excluded = set(msg["exclusions"])
         if msg["kb"]:
             folder = Path(tempfile.mkdtemp(prefix="entlink_kb_"))

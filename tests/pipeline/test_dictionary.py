@@ -178,6 +178,10 @@ def test_serialization_round_trips(nlp, tmp_path):
     from_bytes.add_pipe("entlink_dictionary")
     from_bytes.from_bytes(nlp.to_bytes())
     assert _ents(from_bytes(TEXT)) == before
+    # the loading config wins over the saved settings
+    exact = spacy.load(tmp_path / "pipe", config={"components": {"entlink_dictionary": {"fuzzy": False}}})
+    assert exact.get_pipe("entlink_dictionary").cfg["fuzzy"] is False
+    assert exact.get_pipe("entlink_dictionary")._fuzzy is None
 
 
 def test_docbin_keeps_annotations(nlp):
