@@ -120,7 +120,7 @@ def train_baseline(model: PairwiseBaseline, docs: List[Doc], epochs: int, batch:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
                 opt.zero_grad()
-                bar.set_postfix(loss=f"{float(loss):.3f}")
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
             bar.update(1)
     bar.close()
     model.eval()

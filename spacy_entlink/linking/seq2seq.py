@@ -16,11 +16,10 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..models.hf import resolve_model_name
+from ..models.hf import check_precision, inference_dtype, inference_precision, resolve_model_name
 
 START_ENT = "[START_ENT]"
 END_ENT = "[END_ENT]"
-PRECISIONS = ("float32", "bfloat16", "auto")
 
 
 @contextmanager
@@ -41,8 +40,7 @@ class Seq2Seq:
 
     def __init__(self, model, tokenizer, *, max_context_tokens: int = 128, max_name_tokens: int = 32,
                  precision: str = "float32"):
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+        check_precision(precision, type(self).__name__)
         self.model = model
         self.precision = precision
         self.tokenizer = tokenizer
@@ -263,17 +261,10 @@ class Seq2Seq:
     @property
     def inference_dtype(self) -> torch.dtype:
         """bfloat16 when asked for, or with `auto` on hardware that computes it natively."""
-        if self.precision == "bfloat16" or (self.precision == "auto" and _native_bf16(self.device)):
-            return torch.bfloat16
-        return torch.float32
+        return inference_dtype(self.precision, self.device)
 
-    @contextmanager
-    def _precision(self) -> Iterator[None]:
-        if self.inference_dtype == torch.bfloat16:
-            with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                yield
-        else:
-            yield
+    def _precision(self):
+        return inference_precision(self.precision, self.device)
 
     @torch.no_grad()
     def generate(self, texts: Sequence[str], allowed, *, num_beams: int, num_return: int) -> List[List[List[int]]]:
@@ -380,15 +371,6 @@ def _output_projection(model) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         extra = extra.reshape(-1).float()
         bias = extra if bias is None else bias + extra
     return head.weight, bias
-
-
-def _native_bf16(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        checks = [getattr(torch.cpu, n, None) for n in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
-        return any(c() for c in checks if c is not None)
-    return False
 
 
 def _first_int(*values) -> Optional[int]:

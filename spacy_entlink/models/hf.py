@@ -1,7 +1,8 @@
 """Hugging Face model names: the embedded MiniLM by default, any hub name or local folder otherwise."""
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from ..errors import ConfigError
 
@@ -45,3 +46,47 @@ def model_name(name: str = "") -> str:
     (see `resolve_model_name`)."""
     return resolve_model_name(name)
 
+
+
+PRECISIONS = ("float32", "bfloat16", "auto")
+
+
+def check_precision(precision: str, where: str) -> str:
+    """`precision` if it is one of PRECISIONS, else a ConfigError naming `where`."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"{where}: precision {precision!r}, expected one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def native_bf16(device) -> bool:
+    """Whether `device` computes bfloat16 natively (CUDA with bf16, or a CPU with AMX/AVX512-BF16)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        checks = [getattr(torch.cpu, n, None) for n in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+        return any(c() for c in checks if c is not None)
+    return False
+
+
+def inference_dtype(precision: str, device):
+    """torch.bfloat16 when asked for, or with "auto" on hardware that computes it natively;
+    torch.float32 otherwise."""
+    import torch
+
+    if precision == "bfloat16" or (precision == "auto" and native_bf16(device)):
+        return torch.bfloat16
+    return torch.float32
+
+
+@contextmanager
+def inference_precision(precision: str, device) -> Iterator[None]:
+    """Run the enclosed inference under bfloat16 autocast when `inference_dtype` says so."""
+    import torch
+
+    if inference_dtype(precision, device) == torch.bfloat16:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            yield
+    else:
+        yield

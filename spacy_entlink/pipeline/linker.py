@@ -33,7 +33,8 @@ from ..matching.abbreviations import find_abbreviations
 from ..linking.examples import Pair, gold_pairs, span_context
 from ..linking.linker import Linker, LinkerSettings, Ranked, build_name_trie
 from ..linking.name_trie import NameTrie
-from ..linking.seq2seq import PRECISIONS, Seq2Seq
+from ..linking.seq2seq import Seq2Seq
+from ..models.hf import PRECISIONS
 
 CANDIDATE_SOURCES = ("span", "kb", "abbreviation", "fuzzy", "dense")
 

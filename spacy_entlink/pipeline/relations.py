@@ -11,6 +11,7 @@ mention pair's score), as BC5CDR's chemical-induced-disease relations are annota
 """
 
 import random
+from collections import Counter
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,6 +29,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model
 
 from ..errors import ConfigError, EntlinkError, check_choice
+from ..models.hf import check_precision, inference_precision
 from ..extensions import Relation, install_extensions
 from ..relations.labels import RelationType, load_relation_types
 from ..relations.reader import ReaderInput, RelationReader, evaluating
@@ -58,6 +60,7 @@ DEFAULT_CONFIG = {
     "learning_rate": 5e-5,
     "head_lr_factor": 20.0,
     "grad_clip": 1.0,
+    "precision": "auto",
     "scorer": {"@scorers": "spacy_entlink.relation_scorer.v1"},
 }
 
@@ -96,7 +99,7 @@ def _no_forward(model: Model, X: Any, is_train: bool):
 def make_relations(nlp: Language, name: str, model: Model, relation_types: Any, entities: str,
                    entity_labels: List[str], aggregate: str, threshold: float, type_constraints: bool,
                    window_overlap: int, batch_size: int, learning_rate: float, head_lr_factor: float,
-                   grad_clip: float, scorer: Optional[Callable]) -> "RelationExtractor":
+                   grad_clip: float, precision: str, scorer: Optional[Callable]) -> "RelationExtractor":
     """Create an `entlink_relations` component.
 
     relation_types: a built-in set ("conll04", "cid"), a JSONL file of
@@ -108,12 +111,14 @@ def make_relations(nlp: Language, name: str, model: Model, relation_types: Any, 
     threshold: default probability threshold (per-label thresholds come from `fit_thresholds`).
     type_constraints: drop pairs whose entity labels a type's head/tail types exclude.
     learning_rate: AdamW rate of the encoders; the new layers use `head_lr_factor` times it.
+    precision: inference precision, "float32", "bfloat16" (autocast) or "auto" (bfloat16 where
+        the hardware computes it natively, e.g. CPUs with AMX); training stays float32.
     """
     return RelationExtractor(nlp.vocab, model, name, relation_types=relation_types, entities=entities,
                              entity_labels=entity_labels, aggregate=aggregate, threshold=threshold,
                              type_constraints=type_constraints, window_overlap=window_overlap,
                              batch_size=batch_size, learning_rate=learning_rate, head_lr_factor=head_lr_factor,
-                             grad_clip=grad_clip, scorer=scorer)
+                             grad_clip=grad_clip, precision=precision, scorer=scorer)
 
 
 Key = Tuple[int, int]  # doc token offsets of a span
@@ -132,6 +137,7 @@ class RelationExtractor(TrainablePipe):
         self.scorer = scorer
         check_choice("entities", cfg.get("entities", "doc"), ENTITY_MODES)
         check_choice("aggregate", cfg.get("aggregate", "mention"), AGGREGATES)
+        check_precision(cfg.get("precision", "auto"), name)
         th = float(cfg.get("threshold", 0.5))
         if not 0.0 <= th <= 1.0:
             raise ConfigError(f"{name}: threshold must be between 0 and 1, got {th!r}")
@@ -292,7 +298,9 @@ class RelationExtractor(TrainablePipe):
         bs = int(self.cfg.get("batch_size", 8))
         order = sorted(range(len(inputs)), key=lambda i: len(inputs[i].words))
         decode = self.cfg["entities"] == "predict"
-        with evaluating(reader):
+        if not decode:  # a window without two entities a relation type may join needs no forward pass
+            order = [i for i in order if self._can_relate(meta[i][2], meta[i][3])]
+        with evaluating(reader), inference_precision(self.cfg.get("precision", "auto"), reader.device):
             for start in range(0, len(order), bs):
                 part = order[start : start + bs]
                 for i, out in zip(part, reader.forward([inputs[i] for i in part], decode_entities=decode)):
@@ -300,6 +308,16 @@ class RelationExtractor(TrainablePipe):
                         meta[i] = self._found_entities(meta[i], out.entities, results)
                     self._collect(meta[i], out.relation_logits, results)
         return results
+
+    def _can_relate(self, args: Sequence[Arg], cand: Sequence[int]) -> bool:
+        """Whether some candidate type may join two of `args` (type constraints applied)."""
+        if len(args) < 2 or not cand:
+            return False
+        if not self.cfg.get("type_constraints", True):
+            return True
+        labels = Counter(a[2] for a in args)
+        return any(self.types[c].allows(h, t) and (h != t or labels[h] > 1)
+                   for c in cand for h in labels for t in labels)
 
     def _found_entities(self, meta, entities, results) -> Tuple[int, Window, List[Arg], List[int]]:
         """Record a window's decoded entities (overlapping windows: the better score wins);
@@ -476,6 +494,7 @@ class RelationExtractor(TrainablePipe):
         if not (path / "cfg").exists():
             raise ConfigError(f"{self.name}: {path} has no cfg file; is it an entlink_relations folder?")
         cfg = srsly.read_json(path / "cfg")
+        cfg.pop("precision", None)  # a run-time choice: the loading config's value wins
         self.model.attrs.update(cfg.pop("model_attrs", {}))
         self.cfg.update(cfg)
         self.types = load_relation_types(self.cfg["relation_types"])

@@ -193,3 +193,42 @@ def test_update_on_a_batch_without_entity_pairs(tmp_path):
     nlp.update(batch, losses=losses)
     assert losses["entlink_relations"] == 0.0
     assert all(torch.equal(a, b) for a, b in zip(rel.reader.parameters(), before))
+
+
+def test_windows_no_relation_type_can_join_get_no_forward_pass(tmp_path):
+    nlp, rel = make_nlp(tmp_path, type_constraints=True)
+    egs = examples(nlp)
+    nlp.initialize(lambda: egs)
+    calls = []
+    forward = rel.reader.forward
+    rel.reader.forward = lambda inputs, **kw: calls.append(len(inputs)) or forward(inputs, **kw)
+    # no CoNLL04 type joins two Org entities, nor a lone entity: no forward pass, no relations
+    docs = [gold_doc(nlp, "ibm and acme merged .", [(0, 1, "Org"), (2, 3, "Org")], []),
+            gold_doc(nlp, "ibm grew .", [(0, 1, "Org")], [])]
+    for d in docs:
+        d._.entlink_relations = []
+    out = list(rel.pipe(docs))
+    assert calls == [] and all(d._.entlink_relations == [] for d in out)
+    # a Peop and an Org can be joined by Work_For: that window is read
+    out = rel(gold_doc(nlp, "john works for ibm .", [(0, 1, "Peop"), (3, 4, "Org")], []))
+    assert calls == [1]
+
+
+def test_precision_setting(tmp_path):
+    with pytest.raises(ConfigError, match="precision"):
+        make_nlp(tmp_path, precision="half")
+    nlp, rel = make_nlp(tmp_path, precision="float32")
+    egs = examples(nlp)
+    nlp.initialize(lambda: egs)
+    torch.manual_seed(0)
+    train(nlp, egs, steps=20)
+    docs = [eg.reference.copy() for eg in egs]
+    full = [r.score for d in rel.pipe([d.copy() for d in docs]) for r in d._.entlink_relations]
+    rel.cfg["precision"] = "bfloat16"
+    half = [r.score for d in rel.pipe([d.copy() for d in docs]) for r in d._.entlink_relations]
+    assert len(full) > 0 and len(half) > 0
+    assert abs(sum(full) / len(full) - sum(half) / len(half)) < 0.05  # bf16 autocast: close, not equal
+    # precision is a run-time choice: the loading config wins over the saved one
+    nlp.to_disk(tmp_path / "p")
+    loaded = spacy.load(tmp_path / "p", config={"components": {"entlink_relations": {"precision": "float32"}}})
+    assert loaded.get_pipe("entlink_relations").cfg["precision"] == "float32"
