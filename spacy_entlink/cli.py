@@ -15,7 +15,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 def build_kb(
     inputs: List[Path] = typer.Argument(..., help="KB source files (MEDIC TSV[.gz], JSONL, CSV, popularity TSV)"),
     output: Path = typer.Option(..., "--output", "-o", help="KB folder to write"),
-    format: Optional[str] = typer.Option(None, "--format", "-f", help="medic, jsonl, csv or popularity (guessed if omitted)"),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="medic, jsonl, csv, popularity or obo (guessed if omitted)"),
     type: Optional[str] = typer.Option(None, "--type", "-t", help="entity type for sources without one (MEDIC: Disease)"),
     fuzzy: bool = typer.Option(True, "--fuzzy/--no-fuzzy", help="build the trigram index for fuzzy matching"),
     acronym_max_len: int = typer.Option(5, help="all-caps words up to this many letters keep their case"),

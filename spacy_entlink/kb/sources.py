@@ -9,6 +9,11 @@ Formats:
 - `popularity`: `title<TAB>score` lines (AIDA `popularity.tsv`); the id is the title, the
   name the title with `_` as spaces, and a title with a parenthesised qualifier gets the
   unqualified name as an alias ("Usta River (Russia)" -> "Usta River").
+- `obo`: an OBO 1.2/1.4 ontology (HPO, Disease Ontology, MONDO, ChEBI, ...): every `[Term]`
+  stanza that is not `is_obsolete: true` gives one entity; `id`, `name`, `def` (description),
+  `synonym` lines of the scopes in `OBO_SYNONYM_SCOPES` (aliases), `alt_id` (alternative
+  ids); the type is the `--type` given, else the term's `namespace`. Other stanzas
+  (`[Typedef]`, `[Instance]`) and the header are skipped.
 """
 
 import csv
@@ -21,7 +26,10 @@ from ..errors import DataError
 from ..files import TextLines, iter_jsonl, open_text
 from .base import EntityRecord
 
-FORMATS = ("medic", "jsonl", "csv", "popularity")
+FORMATS = ("medic", "jsonl", "csv", "popularity", "obo")
+OBO_SYNONYM_SCOPES = ("EXACT", "RELATED")  # NARROW and BROAD synonyms name other concepts
+_OBO_QUOTED = re.compile(r'^"((?:[^"\\]|\\.)*)"\s*(.*)$')
+_OBO_ESCAPE = re.compile(r"\\(.)")
 _MEDIC_ID = re.compile(r"^(MESH|OMIM):\S+$")
 _QUALIFIER = re.compile(r"\s*\([^()]*\)\s*$")
 
@@ -48,8 +56,12 @@ def guess_format(path: Union[str, Path]) -> str:
         return "jsonl"
     if name.endswith(".csv") or name.endswith(".csv.gz"):
         return "csv"
+    if name.endswith(".obo") or name.endswith(".obo.gz"):
+        return "obo"
     with _open_text(path) as f:
         for line in f:
+            if line.startswith("format-version:") or line.strip() == "[Term]":
+                return "obo"
             if line.startswith("#") and "DiseaseID" in line:
                 return "medic"
             if line.startswith("#") or not line.strip():
@@ -189,7 +201,82 @@ def aliases_from_docs(
     ]
 
 
-_READERS = {"medic": read_medic, "jsonl": read_jsonl, "csv": read_csv, "popularity": read_popularity}
+def read_obo(path: Union[str, Path], type: str = "",
+             synonym_scopes: Sequence[str] = OBO_SYNONYM_SCOPES) -> Iterator[EntityRecord]:
+    """Entities of the `[Term]` stanzas of an OBO ontology (see the module docstring)."""
+    path = Path(path)
+    term: Optional[Dict] = None
+
+    def finish(t: Optional[Dict]) -> Iterator[EntityRecord]:
+        if t is None or t["obsolete"]:
+            return
+        if not t["id"]:
+            raise DataError(path, t["start"], "[Term] stanza without an 'id:' line")
+        if not t["name"]:
+            raise DataError(path, t["id_line"], f"term {t['id']!r} has no 'name:' line")
+        yield EntityRecord(id=t["id"], name=t["name"], aliases=list(dict.fromkeys(t["aliases"])),
+                           description=t["def"], type=type or t["namespace"], alt_ids=t["alt_ids"],
+                           source=str(path), line=t["id_line"])
+
+    with _open_text(path) as f:
+        for n, line in enumerate(f, start=1):
+            line = line.strip()
+            if line.startswith("["):
+                yield from finish(term)
+                term = None
+                if line == "[Term]":
+                    term = {"start": n, "id": "", "id_line": n, "name": "", "def": "", "namespace": "",
+                            "aliases": [], "alt_ids": [], "obsolete": False}
+                elif not line.endswith("]"):
+                    raise DataError(path, n, f"malformed stanza header {line!r}")
+                continue
+            if term is None or not line or line.startswith("!"):
+                continue
+            tag, sep, value = line.partition(":")
+            if not sep:
+                raise DataError(path, n, f"expected 'tag: value', found {line[:60]!r}")
+            tag, value = tag.strip(), _obo_strip_comment(value.strip())
+            if tag == "id":
+                if term["id"]:
+                    raise DataError(path, n, f"a second 'id:' in the stanza of term {term['id']!r}")
+                term["id"], term["id_line"] = value, n
+            elif tag == "name":
+                term["name"] = value
+            elif tag == "namespace":
+                term["namespace"] = value
+            elif tag == "alt_id":
+                term["alt_ids"].append(value)
+            elif tag == "is_obsolete":
+                term["obsolete"] = value.lower() == "true"
+            elif tag in ("def", "synonym"):
+                m = _OBO_QUOTED.match(value)
+                if m is None:
+                    raise DataError(path, n, f"'{tag}:' needs a quoted text, found {value[:60]!r}")
+                text = _OBO_ESCAPE.sub(r"\1", m.group(1)).strip()
+                if tag == "def":
+                    term["def"] = text
+                else:
+                    scope = (m.group(2).split() or ["RELATED"])[0]  # OBO's default scope
+                    if scope in synonym_scopes and text:
+                        term["aliases"].append(text)
+        yield from finish(term)
+
+
+def _obo_strip_comment(value: str) -> str:
+    """`value` without a trailing ` ! comment` (outside quotes)."""
+    if "!" not in value:
+        return value
+    quoted = False
+    for i, ch in enumerate(value):
+        if ch == '"' and (i == 0 or value[i - 1] != "\\"):
+            quoted = not quoted
+        elif ch == "!" and not quoted and (i == 0 or value[i - 1] == " "):
+            return value[:i].rstrip()
+    return value
+
+
+_READERS = {"medic": read_medic, "jsonl": read_jsonl, "csv": read_csv, "popularity": read_popularity,
+            "obo": read_obo}
 
 
 def read_source(path: Union[str, Path], format: Optional[str] = None, type: Optional[str] = None) -> Iterator[EntityRecord]:

@@ -65,6 +65,22 @@ def csv_text():
     return "\r\n".join(out) + "\r\n"
 
 
+def obo_text():
+    out = ["format-version: 1.2", "ontology: invented", "", "[Typedef]", "id: part_of", "name: part of", ""]
+    for i, (name, eid, alt, definition, syn) in enumerate(ENTITIES):
+        out += ["[Term]", f"id: {eid}", f"name: {name}", "namespace: Disease"]
+        if definition:
+            out.append('def: "' + definition.replace('"', '\\"') + '" [invented:1]')
+        for k, a in enumerate(s for s in syn.split("|") if s):
+            scope = "EXACT" if k % 2 == 0 else "RELATED"
+            out.append(f'synonym: "{a}" {scope} []' + (" ! a comment" if i == 0 else ""))
+        out.append(f'synonym: "narrower {name}" NARROW []')  # other concepts: not aliases
+        out += [f"alt_id: {a}" for a in alt.split("|") if a]
+        out += ["is_a: MESH:D000001 ! parent", ""]
+    out += ["[Term]", "id: MESH:D999999", "name: Withdrawn Zorbitis", "is_obsolete: true", ""]
+    return "\n".join(out)
+
+
 def write(path: Path, text: str) -> Path:
     if path.suffix == ".gz":
         with gzip.open(path, "wt", encoding="utf8", newline="") as f:
@@ -93,6 +109,8 @@ EXPECTED = [
         ("medic", "eight_fields.tsv", medic_text(n_fields=8)),
         ("jsonl", "kb.jsonl", jsonl_text()),
         ("csv", "kb.csv", csv_text()),
+        ("obo", "kb.obo", obo_text()),
+        ("obo", "kb_without_suffix.txt", obo_text()),
     ],
 )
 def test_every_format_reads_the_same_entities(tmp_path, fmt, name, text, suffix):
@@ -134,11 +152,11 @@ def test_popularity_format(tmp_path):
 def test_build_from_every_format_gives_the_same_kb(tmp_path, suffix):
     kbs = []
     for fmt, name, text in [("medic", "d.tsv", medic_text()), ("jsonl", "d.jsonl", jsonl_text()),
-                            ("csv", "d.csv", csv_text())]:
+                            ("csv", "d.csv", csv_text()), ("obo", "d.obo", obo_text())]:
         path = write(tmp_path / (name + suffix), text)
         kbs.append(KnowledgeBase.build(read_source(path), tmp_path / f"kb_{fmt}"))
     snaps = [snapshot(kb) for kb in kbs]
-    assert snaps[0] == snaps[1] == snaps[2]
+    assert snaps[0] == snaps[1] == snaps[2] == snaps[3]
     kb = kbs[0]
     assert len(kb) == len(ENTITIES)
     assert kb.row_of("OMIM:900001") == kb.row_of("MESH:D900001") is not None
@@ -179,6 +197,11 @@ def error_of(path, fmt=None) -> DataError:
         ("bad_pop.tsv", "A\t1\nB\t2\tthree\n", 2, "expected 'title<TAB>score'"),
         ("bad_pop.tsv", "A\t1\nB\tlots\n", 2, "score 'lots' is not a number"),
         ("bad_pop.tsv", "A\t1\n \t2\n", 2, "empty title"),
+        ("bad.obo", "[Term]\nid: X:1\nname: A\n\n[Term]\nname: B\n", 5, "[Term] stanza without an 'id:' line"),
+        ("bad.obo", "[Term]\nid: X:1\n\n[Term]\nid: X:2\nname: B\n", 2, "term 'X:1' has no 'name:' line"),
+        ("bad.obo", "[Term]\nid: X:1\nname: A\nsynonym: unquoted EXACT []\n", 4, "'synonym:' needs a quoted text"),
+        ("bad.obo", "[Term]\nid: X:1\nname: A\nthis line has no tag\n", 4, "expected 'tag: value'"),
+        ("bad.obo", "[Term]\nid: X:1\nid: X:2\nname: A\n", 3, "a second 'id:'"),
     ],
 )
 @pytest.mark.parametrize("suffix", ["", ".gz"])
@@ -192,6 +215,17 @@ def test_malformed_rows_name_file_and_line(tmp_path, name, text, line, message, 
     assert message in str(err)
 
 
+def test_obo_type_option_and_synonym_scopes(tmp_path):
+    path = write(tmp_path / "d.obo", obo_text())
+    records = list(read_source(path, type="Phenotype"))
+    assert {r.type for r in records} == {"Phenotype"}  # --type wins over the namespace
+    assert "MESH:D999999" not in {r.id for r in records}  # obsolete terms are skipped
+    from spacy_entlink.kb.sources import read_obo
+
+    narrow = list(read_obo(path, synonym_scopes=("NARROW",)))
+    assert narrow[0].aliases == ["narrower Gut Grumble Syndrome"]
+
+
 def test_file_level_errors(tmp_path):
     err = error_of(tmp_path / "missing.tsv")
     assert str(tmp_path / "missing.tsv") in str(err) and "file not found" in str(err)
@@ -199,7 +233,7 @@ def test_file_level_errors(tmp_path):
     assert "cannot guess the format" in str(error_of(empty))
     with pytest.raises(DataError, match="unknown KB source format 'xml'"):
         read_source(write(tmp_path / "x.tsv", "a\t1\n"), format="xml")
-    assert set(FORMATS) == {"medic", "jsonl", "csv", "popularity"}
+    assert set(FORMATS) == {"medic", "jsonl", "csv", "popularity", "obo"}
 
 
 def test_duplicate_id_names_both_lines(tmp_path):
