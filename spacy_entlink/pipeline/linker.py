@@ -331,13 +331,27 @@ class GenreLinker(TrainablePipe):
         return counts
 
     def features(self, rows: Sequence[int], mention: Optional[str] = None) -> np.ndarray:
-        """Prior features of candidates: log(1 + training count), log(1 + KB prior), and
-        log(1 + training count of the candidate for this mention's normalised text)."""
+        """Prior features of a mention's candidates: log(1 + training count), log(1 + KB
+        prior), log(1 + training count of the candidate for this mention's normalised text),
+        and two indicators: the candidate is the frequency prior's choice (most training
+        mentions, then highest KB prior), and the one most often seen with this mention text.
+        (A calibration fitted with fewer weights uses the leading columns.)"""
         kb = self.kb
         seen = self.mention_counts.get(kb.normalize(mention), {}) if mention and self.mention_counts else {}
-        return np.array([[np.log1p(self.entity_counts.get(kb.get_id(r), 0)), np.log1p(max(kb.get_prior(r), 0.0)),
-                          np.log1p(seen.get(kb.get_id(r), 0))]
-                         for r in rows], dtype=np.float64).reshape(len(rows), 3)
+        ids = [kb.get_id(r) for r in rows]
+        count = [self.entity_counts.get(i, 0) for i in ids]
+        prior = [max(kb.get_prior(r), 0.0) for r in rows]
+        by_mention = [seen.get(i, 0) for i in ids]
+        feats = np.zeros((len(rows), 5), dtype=np.float64)
+        if not rows:
+            return feats
+        feats[:, 0] = np.log1p(count)
+        feats[:, 1] = np.log1p(prior)
+        feats[:, 2] = np.log1p(by_mention)
+        feats[max(range(len(rows)), key=lambda k: (count[k], prior[k], -k)), 3] = 1.0
+        if max(by_mention) > 0:
+            feats[int(np.argmax(by_mention)), 4] = 1.0
+        return feats
 
     def links(self, ranked: Ranked, mention: Optional[str] = None) -> Tuple[List[Tuple[str, float]], float]:
         """Top-k `(kb_id, probability)`, most probable first, and the NIL probability of one

@@ -79,8 +79,13 @@ def test_calibrate_linker_cli_fits_priors(setup):
     assert again.mention_counts[again.kb.normalize("MS")] == {"DEMO:D004": 1}
     ms, d006 = again.kb.row_of("DEMO:D004"), again.kb.row_of("DEMO:D006")
     feats = again.features([ms, d006], "MS")
-    assert feats.shape == (2, 3) and feats[0, 2] > 0 and feats[1, 2] == 0
+    assert feats.shape == (2, 5) and feats[0, 2] > 0 and feats[1, 2] == 0
     assert again.features([ms], None)[0, 2] == 0
-    assert len(again.calibration.prior_weights) == 3 and again.calibration.fitted_on > 0
+    # indicators: the frequency prior's choice (one per mention) and the mention text's usual id
+    key = [(again.entity_counts.get(again.kb.get_id(r), 0), again.kb.get_prior(r)) for r in (ms, d006)]
+    assert feats[:, 3].sum() == 1 and feats[int(key[1] > key[0]), 3] == 1
+    assert list(feats[:, 4]) == [1.0, 0.0] and again.features([ms, d006], None)[:, 4].sum() == 0
+    assert again.features([], "MS").shape == (0, 5)
+    assert len(again.calibration.prior_weights) == 5 and again.calibration.fitted_on > 0
     with pytest.raises(SystemExit):
         main(["calibrate-linker", str(pipe), str(pipe), "--dev", str(tmp / "dev.spacy")])
