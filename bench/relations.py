@@ -3,6 +3,9 @@
 Systems, all on the same dev documents:
   reader, gold entities   the trained `entlink_relations` pipeline relating the gold entities
   reader, end to end      the same pipeline finding the entities itself (`entities = "predict"`)
+  NER pipeline + reader   with `--ner NAME PIPELINE`: an upstream NER pipeline (e.g. spacy-transformers
+                          `ner`) sets the entities from the raw text, the reader relates them
+                          (end to end; the NER's time is counted in words/s)
   pairwise baseline       in the style of spaCy's relation-extraction tutorial: the same encoder
                           (default the embedded MiniLM) runs over the text, each entity is the
                           mean of its wordpiece vectors, and every ordered entity pair is one
@@ -183,6 +186,12 @@ def run_task(name: str, pipeline: Path, train: Path, dev: Path, args) -> List[Di
 
     mode = rel.cfg["entities"]
     predicted_ents = None
+    ner_ents, ner_s = None, 0.0
+    if args.ner.get(name):  # an upstream NER pipeline finds the entities; the reader relates them
+        ner = spacy.load(args.ner[name])
+        t = time.perf_counter()
+        ner_ents = [list(d.ents) for d in ner.pipe(g.text for g in gold)]
+        ner_s = time.perf_counter() - t
     for suffix in ("", ", per-label thresholds fitted on dev") if args.fit_thresholds else ("",):
         if suffix:
             rel.cfg["entities"] = mode
@@ -193,6 +202,11 @@ def run_task(name: str, pipeline: Path, train: Path, dev: Path, args) -> List[Di
         t = time.perf_counter()
         docs = list(nlp.pipe(docs))
         add("reader, gold entities" + suffix, docs, time.perf_counter() - t)
+        if ner_ents is not None:
+            docs = [with_ents(d, ents) for d, ents in zip(gold, ner_ents)]
+            t = time.perf_counter()
+            docs = list(nlp.pipe(docs))
+            add("NER pipeline + reader, end to end" + suffix, docs, ner_s + time.perf_counter() - t)
         if mode == "predict":
             rel.cfg["entities"] = "predict"
             docs = [nlp.make_doc(d.text) for d in gold]
@@ -217,6 +231,11 @@ def run_task(name: str, pipeline: Path, train: Path, dev: Path, args) -> List[Di
             t = time.perf_counter()
             baseline_predict(model, docs, 0.5, types, aggregate)
             add("pairwise baseline, reader's entities", docs, time.perf_counter() - t)
+        if ner_ents is not None:
+            docs = [with_ents(d, ents) for d, ents in zip(gold, ner_ents)]
+            t = time.perf_counter()
+            baseline_predict(model, docs, 0.5, types, aggregate)
+            add("NER pipeline + pairwise baseline, end to end", docs, ner_s + time.perf_counter() - t)
     return rows
 
 
@@ -232,9 +251,16 @@ def main() -> None:
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--fit-thresholds", action="store_true",
                     help="also report the reader with per-label thresholds fitted on this dev set (optimistic)")
+    ap.add_argument("--ner", nargs=2, action="append", default=[], metavar=("NAME", "PIPELINE"),
+                    help="for task NAME, also relate the entities an NER pipeline finds in the raw text "
+                         "(end to end; its time is counted)")
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args()
     tasks = [(n, Path(p), Path(t), Path(d)) for n, p, t, d in args.task]
+    for n, p in args.ner:
+        if not Path(p).exists():
+            ap.error(f"--ner {n}: {p} does not exist")
+    args.ner = dict(args.ner)
     if args.pipeline is not None:
         if args.train is None or args.dev is None:
             ap.error("--pipeline needs --train and --dev")
