@@ -181,6 +181,11 @@ def _skip_done(records: Iterable[Record], output: Path, resume: bool) -> Tuple[I
     return records, skip
 
 
+def _json_line(rec_id: str, doc, to_json: Callable) -> str:
+    """One output line: the record's id and the Doc's annotations."""
+    return srsly.json_dumps({"id": rec_id, **to_json(doc)}) + "\n"
+
+
 def annotate(nlp, records: Iterable[Record], output: Path, *, to_json: Callable, batch_size: int = 64,
              n_process: int = 1, resume: bool = True, progress: bool = True) -> dict:
     """Annotate `records` with `nlp` into `output` (JSONL); returns counts and throughput."""
@@ -199,8 +204,7 @@ def annotate(nlp, records: Iterable[Record], output: Path, *, to_json: Callable,
     with output.open("a" if resume else "w", encoding="utf8") as out:
         pending: List[str] = []
         for doc, rec_id in nlp.pipe(texts(), batch_size=batch_size, n_process=n_process, as_tuples=True):
-            obj = to_json(doc)
-            pending.append(srsly.json_dumps({"id": rec_id, **obj}) + "\n")
+            pending.append(_json_line(rec_id, doc, to_json))
             n += 1
             chars += len(doc.text)
             if len(pending) >= batch_size:
@@ -233,7 +237,7 @@ def annotate_chunk(model: str, chunk: List[Record], batch_size: int = 64) -> Tup
         nlp = _WORKER_PIPELINES[model] = spacy.load(model)
     lines, chars = [], 0
     for doc, rec_id in nlp.pipe(((text, rec_id) for rec_id, text in chunk), batch_size=batch_size, as_tuples=True):
-        lines.append(srsly.json_dumps({"id": rec_id, **doc_to_json(doc)}) + "\n")
+        lines.append(_json_line(rec_id, doc, doc_to_json))
         chars += len(doc.text)
     return lines, chars
 

@@ -241,8 +241,7 @@ def visualize_cmd(
     """Write an HTML page of entities with KB ids and relations as arcs (displaCy)."""
     from itertools import islice
 
-    import srsly
-
+    from .files import iter_jsonl
     from .io import doc_from_json
     from .visualize import render
 
@@ -271,14 +270,8 @@ def visualize_cmd(
             raise EntlinkError(f"INPUT: {input} is not a readable DocBin ({err})") from err
     else:
         docs = []
-        for n, line in enumerate(input.open(encoding="utf8"), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = srsly.json_loads(line)
-            except ValueError as err:
-                raise EntlinkError(f"{input}, line {n}: invalid JSON ({err})") from err
-            if not isinstance(record, dict) or "ents" not in record:
+        for n, record in iter_jsonl(input):
+            if "ents" not in record:
                 raise EntlinkError(f"{input}, line {n}: not an annotate output record (no 'ents'); "
                                    "pass --model to annotate raw input first")
             docs.append(doc_from_json(record, path=input, line=n))

@@ -73,6 +73,7 @@ def doc_from_json(record: Dict[str, Any], *, vocab: Optional[Vocab] = None, path
             span._.entlink_candidates = [str(c) for c in e["candidates"]]
         if e.get("links") is not None:
             span._.entlink_links = [(str(i), float(p)) for i, p in e["links"]]
+    by_offsets = {(x.start, x.end): x for x in doc.ents}
     rels = []
     for r in record.get("relations", []):
         args = []
@@ -83,8 +84,7 @@ def doc_from_json(record: Dict[str, Any], *, vocab: Optional[Vocab] = None, path
                 span = doc.char_span(int(arg["start"]), int(arg["end"]), alignment_mode="expand")
                 if span is None:
                     raise bad(f"relation argument {arg!r} is outside the text")
-                ent = next((x for x in doc.ents if x.start == span.start and x.end == span.end), span)
-                args.append(ent)
+                args.append(by_offsets.get((span.start, span.end), span))
             else:
                 raise bad(f"bad relation argument {arg!r}")
         rels.append((args[0], str(r.get("label", "")), args[1], float(r.get("score", 1.0))))

@@ -47,7 +47,6 @@ def model_name(name: str = "") -> str:
     return resolve_model_name(name)
 
 
-
 PRECISIONS = ("float32", "bfloat16", "auto")
 
 

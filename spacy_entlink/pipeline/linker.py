@@ -34,7 +34,7 @@ from ..linking.examples import Pair, gold_pairs, span_context
 from ..linking.linker import Linker, LinkerSettings, Ranked, build_name_trie
 from ..linking.name_trie import NameTrie
 from ..linking.seq2seq import Seq2Seq
-from ..models.hf import PRECISIONS
+from ..models.hf import check_precision
 
 CANDIDATE_SOURCES = ("span", "kb", "abbreviation", "fuzzy", "dense")
 
@@ -83,9 +83,7 @@ def genre_linker_model(name: str = "", decoder_layers: int = 2, max_context_toke
     """
     if max_context_tokens < 8 or max_name_tokens < 2:
         raise ConfigError("max_context_tokens must be >= 8 and max_name_tokens >= 2")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"spacy_entlink.GenreLinker.v1: precision {precision!r}, expected one of "
-                          f"{', '.join(PRECISIONS)}")
+    check_precision(precision, "spacy_entlink.GenreLinker.v1")
     return Model(
         "entlink_genre",
         _no_forward,

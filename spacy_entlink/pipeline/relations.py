@@ -11,9 +11,9 @@ mention pair's score), as BC5CDR's chemical-induced-disease relations are annota
 """
 
 import random
-from collections import Counter
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
@@ -29,8 +29,8 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model
 
 from ..errors import ConfigError, EntlinkError, check_choice
-from ..models.hf import check_precision, inference_precision
 from ..extensions import Relation, install_extensions
+from ..models.hf import check_precision, inference_precision
 from ..relations.labels import RelationType, load_relation_types
 from ..relations.reader import ReaderInput, RelationReader, evaluating
 from ..relations.retriever import Retriever
