@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+import srsly
 import typer
 
 from .errors import EntlinkError
@@ -203,8 +204,12 @@ def calibrate_linker_cmd(
     train: Optional[Path] = typer.Option(None, "--train", help=".spacy training file: entity frequencies (prior)"),
     name: str = typer.Option("entlink_linker", help="the linker's name in the pipeline"),
     candidates: Optional[str] = typer.Option(None, help="override the candidate sources, comma-separated"),
+    nil: bool = typer.Option(True, "--nil/--no-nil", help="fit a NIL option (mentions whose gold is not among their candidates); --no-nil for closed-world normalisation, where every mention has an id"),
+    folds: int = typer.Option(5, help="also measure accuracy@1 of calibrations fitted on the other folds' documents (0: skip)"),
+    metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for the calibration and its cross-validated accuracy"),
 ) -> None:
-    """Fit the linker's calibration (model score, frequency and KB priors, NIL) on dev."""
+    """Fit the linker's calibration (model score, frequency and KB priors, name similarity,
+    NIL) on dev."""
     import spacy
     from spacy.training import Corpus
 
@@ -222,10 +227,21 @@ def calibrate_linker_cmd(
     if train is not None:
         counts = linker.set_counts(Corpus(train)(nlp))
         typer.echo(f"frequency prior from {train}: {len(counts):,} entities")
-    cal = linker.calibrate(list(Corpus(dev)(nlp)))
+    if folds == 1 or folds < 0:
+        raise EntlinkError(f"--folds: use 0 (no cross-validation) or at least 2, got {folds}")
+    cal = linker.calibrate(list(Corpus(dev)(nlp)), folds=folds, with_nil=nil)
     nlp.to_disk(output)
     typer.echo(f"✔ {output}: scale {cal.scale:.3f}, prior weights {[round(w, 3) for w in cal.prior_weights]}, "
                f"NIL score {cal.nil_score}, fitted on {cal.fitted_on:,} mentions")
+    cv = linker.calibration_cv if folds else None
+    if cv:
+        typer.echo(f"  accuracy@1 on {dev}: {100 * cv['fit_and_apply_acc']:.2f} fitted and applied on all of it, "
+                   f"{100 * cv['cross_validated_acc']:.2f} with {folds}-fold cross-validation by document "
+                   f"(NIL answers counted wrong: {100 * cv['fit_and_apply_acc_with_nil']:.2f} / "
+                   f"{100 * cv['cross_validated_acc_with_nil']:.2f})")
+    if metrics is not None:
+        metrics.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(metrics, {"calibration": cal.to_dict(), "cross_validation": cv})
 
 
 @app.command("visualize")

@@ -14,7 +14,8 @@ or NIL when the gold entity is not among the candidates). Uncalibrated, a = 1, w
 there is no NIL candidate.
 """
 
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -99,3 +100,51 @@ class Calibration:
         with torch.no_grad():
             return cls(float(log_a.clamp(-5, 5).exp()), float(b) if with_nil else None, len(keep),
                        tuple(float(x) for x in w))
+
+
+@dataclass
+class CalibrationData:
+    """What a calibration is fitted on, one entry per mention: candidate scores, candidate
+    features, the gold candidate's index (None: not among them) and a group (document) id."""
+
+    scores: List[List[float]] = field(default_factory=list)
+    features: List[np.ndarray] = field(default_factory=list)
+    gold: List[Optional[int]] = field(default_factory=list)
+    groups: List[int] = field(default_factory=list)
+
+    def accuracy(self, calibration: Calibration, mentions: Sequence[int], *, nil: bool = False) -> float:
+        """accuracy@1 of `calibration` over these mentions: its most probable candidate is the
+        gold one (with `nil`, also more probable than NIL); empty lists count as wrong."""
+        ok = 0
+        for m in mentions:
+            if not self.scores[m] or self.gold[m] is None:
+                continue
+            probs, p_nil = calibration.probabilities(self.scores[m], self.features[m])
+            best = int(np.argmax(probs))
+            ok += best == self.gold[m] and (not nil or probs[best] >= p_nil)
+        return ok / max(len(mentions), 1)
+
+
+def cross_validate(data: CalibrationData, folds: int, *, with_nil: bool = True, seed: int = 0) -> Dict[str, float]:
+    """accuracy@1 of calibrations fitted on all but one fold of the groups (documents) and
+    applied to the held-out fold, pooled over folds, beside the accuracy of one calibration
+    fitted and applied on everything (the optimistic number); `*_with_nil`: a mention the
+    calibration calls NIL counts as wrong."""
+    groups = sorted(set(data.groups))
+    random.Random(seed).shuffle(groups)
+    fold_of = {g: i % folds for i, g in enumerate(groups)}
+    everything = list(range(len(data.gold)))
+    correct = [0.0, 0.0]
+    for k in range(folds):
+        held = [m for m in everything if fold_of[data.groups[m]] == k]
+        rest = [m for m in everything if fold_of[data.groups[m]] != k]
+        cal = Calibration.fit([data.scores[m] for m in rest], [data.gold[m] for m in rest], with_nil=with_nil,
+                              features=[data.features[m] for m in rest])
+        for i, nil in enumerate((False, True)):
+            correct[i] += data.accuracy(cal, held, nil=nil) * len(held)
+    full = Calibration.fit(data.scores, data.gold, with_nil=with_nil, features=data.features)
+    n = max(len(everything), 1)
+    return {"folds": folds, "mentions": len(everything),
+            "cross_validated_acc": correct[0] / n, "fit_and_apply_acc": data.accuracy(full, everything),
+            "cross_validated_acc_with_nil": correct[1] / n,
+            "fit_and_apply_acc_with_nil": data.accuracy(full, everything, nil=True)}

@@ -78,7 +78,7 @@ class DenseIndex:
               progress: bool = False) -> "DenseIndex":
         texts: List[str] = []
         rows: List[int] = []
-        for row in range(len(kb)):
+        for row in range(len(kb)):  # rows ascend: `similarities` looks them up by bisection
             for name in dict.fromkeys([kb.get_name(row)] + kb.get_aliases(row)):
                 if name:
                     texts.append(name)
@@ -94,6 +94,20 @@ class DenseIndex:
 
     def to_disk(self, path: Union[str, Path]) -> None:
         copy_files(self.path, path)
+
+    def similarities(self, vector: np.ndarray, rows: Sequence[int]) -> np.ndarray:
+        """For each KB row, the highest cosine similarity between `vector` (an L2-normalised
+        embedding from `encoder`) and the row's names (0 for a row without names)."""
+        out = np.zeros(len(rows), dtype=np.float64)
+        if not len(rows) or len(self.rows) == 0:
+            return out
+        q = np.asarray(vector, dtype=np.float32)
+        starts = np.searchsorted(self.rows, rows, side="left")
+        ends = np.searchsorted(self.rows, rows, side="right")
+        for i, (a, b) in enumerate(zip(starts, ends)):
+            if b > a:
+                out[i] = float((np.asarray(self.vectors[a:b], dtype=np.float32) @ q).max())
+        return out
 
     def search(self, texts: Sequence[str], k: int = 8) -> List[List[int]]:
         """Up to `k` distinct KB rows per text, most similar name first."""

@@ -37,15 +37,9 @@ def link_gold_mentions(linker, mentions: Sequence[Tuple[Span, str]], *,
     """Top-k `(kb_id, probability)` lists of an `entlink_linker` for gold mention spans (in the
     order of the calibrated probabilities); `candidates` overrides the component's (None per
     mention: the whole name trie)."""
-    from .examples import span_context
-
-    window = linker.cfg.get("context_window", 48)
     spans = [s for s, _ in mentions]
-    if candidates is None:
-        candidates = linker.candidate_rows_batch(spans)
-    ranked = linker._require().rank([span_context(s, window) for s in spans], candidates,
-                                    [s.label_ for s in spans])
-    return [linker.links(rk, s.text)[0] for rk, s in zip(ranked, spans)]
+    ranked = linker.rank_spans(spans, candidates)
+    return [top for top, _ in linker.span_links(spans, ranked)]
 
 
 def accuracy(ranked: Sequence[Sequence[Tuple[str, float]]], gold: Sequence[str]) -> float:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import numpy as np
 import srsly
+from rapidfuzz import fuzz
 import torch
 from spacy import util
 from spacy.language import Language
@@ -27,7 +28,7 @@ from ..errors import ConfigError, EntlinkError, check_choice
 from ..extensions import install_extensions
 from ..kb import KnowledgeBase
 from ..kb.registry import KBSource, resolve_kb
-from ..linking.calibration import Calibration
+from ..linking.calibration import Calibration, CalibrationData, cross_validate
 from ..linking.dense import DenseIndex, SentenceEncoder
 from ..matching.abbreviations import find_abbreviations
 from ..linking.examples import Pair, gold_pairs, span_context
@@ -37,6 +38,8 @@ from ..linking.seq2seq import Seq2Seq
 from ..models.hf import check_precision
 
 CANDIDATE_SOURCES = ("span", "kb", "abbreviation", "fuzzy", "dense")
+N_FEATURES = 7  # columns of GenreLinker.features
+MAX_FEATURE_NAMES = 16  # names per candidate compared with the mention
 
 DEFAULT_MODEL = """
 [model]
@@ -115,7 +118,8 @@ def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], d
     candidates: where a mention's candidates come from, in order: "span" (ids an upstream
         `entlink_dictionary` or a corpus reader left in `span._.entlink_candidates`), "kb" (the
         KB's alias table, exact after normalisation), "abbreviation" (a short form defined in
-        the document as "long form (SF)" gets its long form's candidates), "fuzzy" (KB names
+        the document as "long form (SF)" takes its long form's candidates instead of its own;
+        dense search then uses the long form's text), "fuzzy" (KB names
         within 1-2 edits, only when the sources before found nothing), "dense" (the `dense_k`
         KB names nearest in a sentence encoder's space, `dense_model`, default the embedded
         MiniLM; only when the sources before found nothing). Empty list: always search the
@@ -163,6 +167,8 @@ class GenreLinker(TrainablePipe):
         self.entity_counts: Dict[str, int] = {}
         self.mention_counts: Dict[str, Dict[str, int]] = {}  # normalised mention -> {kb id: count}
         self._optimizer: Optional[torch.optim.Optimizer] = None
+        self._names_cache: Dict[int, List[str]] = {}
+        self.calibration_cv: Optional[Dict[str, float]] = None
 
     # --- set-up -------------------------------------------------------------------------
     def _load_seq2seq(self) -> Seq2Seq:
@@ -217,6 +223,7 @@ class GenreLinker(TrainablePipe):
 
     def _use(self, kb: KnowledgeBase, trie: NameTrie) -> None:
         self.kb, self.trie = kb, trie
+        self._names_cache = {}
         self.linker = Linker(self._load_seq2seq(), kb, trie, self.settings)
 
     def initialize(self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *,
@@ -248,7 +255,8 @@ class GenreLinker(TrainablePipe):
         out = [self._lexical_candidates(s, sources) for s in spans]
         if "dense" in sources and self.dense is not None:
             empty = [i for i, rows in enumerate(out) if not rows]
-            found = self.dense.search([spans[i].text for i in empty], k=int(self.cfg.get("dense_k", 8)))
+            texts = [self._expanded_text(spans[i]) if "abbreviation" in sources else spans[i].text for i in empty]
+            found = self.dense.search(texts, k=int(self.cfg.get("dense_k", 8)))
             for i, rows in zip(empty, found):
                 out[i] = rows
         linker = self._require()
@@ -265,15 +273,13 @@ class GenreLinker(TrainablePipe):
                         rows.append(r)
             elif src == "kb":
                 rows.extend(c.row for c in kb.get_candidates(span.text))
-            elif src == "abbreviation" and not rows:
-                long = self._abbreviations(span.doc).get(span.text)
-                if long:
-                    words = long.split()
-                    for i in range(len(words)):  # the long form, then without its first words
-                        found = kb.get_candidates(" ".join(words[i:]))
-                        if found:
-                            rows.extend(c.row for c in found)
-                            break
+            elif src == "abbreviation":
+                long_rows = self._long_form_candidates(span)
+                if long_rows:
+                    # The document says what the short form stands for: its long form's
+                    # candidates replace the short form's own (kept if both agree).
+                    both = [r for r in rows if r in set(long_rows)]
+                    rows = both or long_rows
             elif src == "fuzzy" and not rows and kb.has_fuzzy_index:
                 key = kb.normalize(span.text)
                 if len(key) >= 4:
@@ -281,6 +287,30 @@ class GenreLinker(TrainablePipe):
                     for alias_row, _, _ in kb.fuzzy_search(key, edits, limit=5):
                         rows.extend(int(r) for r in kb.alias_entities(alias_row))
         return list(dict.fromkeys(rows))
+
+    def _long_form_candidates(self, span: Span) -> List[int]:
+        """KB rows of the long form, when `span` is a short form defined in its document as
+        "long form (SF)": the long form's exact candidates, else those of the long form
+        without its first words, else its fuzzy candidates."""
+        long = self._abbreviations(span.doc).get(span.text)
+        if not long:
+            return []
+        kb = self.kb
+        words = long.split()
+        for i in range(len(words)):  # the long form, then without its first words
+            found = kb.get_candidates(" ".join(words[i:]))
+            if found:
+                return [c.row for c in found]
+        if "fuzzy" in self.cfg.get("candidates", []) and kb.has_fuzzy_index:
+            key = kb.normalize(long)
+            if len(key) >= 4:
+                return list(dict.fromkeys(int(r) for alias_row, _, _ in kb.fuzzy_search(key, 2, limit=5)
+                                          for r in kb.alias_entities(alias_row)))
+        return []
+
+    def _expanded_text(self, span: Span) -> str:
+        """The span's long form if it is a short form defined in its document, else its text."""
+        return self._abbreviations(span.doc).get(span.text) or span.text
 
     def _abbreviations(self, doc: Doc) -> Dict[str, str]:
         """Short form -> long form text of the abbreviations defined in `doc` (cached)."""
@@ -299,18 +329,40 @@ class GenreLinker(TrainablePipe):
         return [(d, ent) for d, doc in enumerate(docs) for ent in doc.ents if not labels or ent.label_ in labels]
 
     # --- prediction ---------------------------------------------------------------------
-    def predict(self, docs: Iterable[Doc]) -> List[List[Tuple[Span, Ranked]]]:
+    def predict(self, docs: Iterable[Doc]) -> List[List[Tuple[Span, Ranked, Optional[np.ndarray]]]]:
+        """Per document, each mention with its ranked candidates and its embedding (None
+        unless the calibration weighs name similarity in the dense index's space)."""
         docs = list(docs)
-        linker = self._require()
+        self._require()
         mentions = self._mentions(docs)
-        window = self.cfg.get("context_window", 48)
-        contexts = [span_context(ent, window) for _, ent in mentions]
-        cands = self.candidate_rows_batch([ent for _, ent in mentions])
-        ranked = linker.rank(contexts, cands, [ent.label_ for _, ent in mentions]) if mentions else []
-        out: List[List[Tuple[Span, Ranked]]] = [[] for _ in docs]
-        for (d, ent), r in zip(mentions, ranked):
-            out[d].append((ent, r))
+        spans = [ent for _, ent in mentions]
+        ranked = self.rank_spans(spans)
+        vectors = self.mention_vectors(spans)
+        out: List[List[Tuple[Span, Ranked, Optional[np.ndarray]]]] = [[] for _ in docs]
+        for m, ((d, ent), r) in enumerate(zip(mentions, ranked)):
+            out[d].append((ent, r, None if vectors is None else vectors[m]))
         return out
+
+    def rank_spans(self, spans: Sequence[Span], candidates: Optional[Sequence[Optional[List[int]]]] = None) -> List[Ranked]:
+        """Ranked KB rows (model scores) of mention spans; `candidates` overrides the configured
+        sources (None per mention: the whole name trie)."""
+        if not spans:
+            return []
+        linker = self._require()
+        window = self.cfg.get("context_window", 48)
+        if candidates is None:
+            candidates = self.candidate_rows_batch(spans)
+        return linker.rank([span_context(s, window) for s in spans], candidates, [s.label_ for s in spans])
+
+    def mention_vectors(self, spans: Sequence[Span], *, force: bool = False) -> Optional[np.ndarray]:
+        """Embeddings of the spans' (abbreviation-expanded) texts in the dense name index's
+        space, for the name-similarity feature; None without a dense index, or when the
+        calibration does not use that feature (unless `force`)."""
+        if self.dense is None or not spans:
+            return None
+        if not force and len(self.calibration.prior_weights) < N_FEATURES:
+            return None
+        return self.dense.encoder.encode([self._expanded_text(s) for s in spans])
 
     def set_counts(self, examples: Iterable[Example]) -> Dict[str, int]:
         """Count the gold KB ids of `examples` (the training data), overall and per normalised
@@ -328,11 +380,16 @@ class GenreLinker(TrainablePipe):
         self.mention_counts = by_mention
         return counts
 
-    def features(self, rows: Sequence[int], mention: Optional[str] = None) -> np.ndarray:
-        """Prior features of a mention's candidates: log(1 + training count), log(1 + KB
-        prior), log(1 + training count of the candidate for this mention's normalised text),
-        and two indicators: the candidate is the frequency prior's choice (most training
-        mentions, then highest KB prior), and the one most often seen with this mention text.
+    def features(self, rows: Sequence[int], mention: Optional[str] = None, *, expanded: Optional[str] = None,
+                 vector: Optional[np.ndarray] = None) -> np.ndarray:
+        """Features of a mention's candidates, one row each, weighed by the calibration:
+        0 log(1 + training count), 1 log(1 + KB prior), 2 log(1 + training count of the
+        candidate for this mention's normalised text), 3 the candidate is the frequency
+        prior's choice (most training mentions, then highest KB prior), 4 it is the one most
+        often seen with this mention text, 5 the best rapidfuzz token-set similarity (0-1)
+        between the mention (`expanded`: its long form, for a defined abbreviation) and the
+        candidate's names, 6 the best cosine similarity between the mention's `vector` and
+        the candidate's names in the dense index (0 without either).
         (A calibration fitted with fewer weights uses the leading columns.)"""
         kb = self.kb
         seen = self.mention_counts.get(kb.normalize(mention), {}) if mention and self.mention_counts else {}
@@ -340,7 +397,7 @@ class GenreLinker(TrainablePipe):
         count = [self.entity_counts.get(i, 0) for i in ids]
         prior = [max(kb.get_prior(r), 0.0) for r in rows]
         by_mention = [seen.get(i, 0) for i in ids]
-        feats = np.zeros((len(rows), 5), dtype=np.float64)
+        feats = np.zeros((len(rows), N_FEATURES), dtype=np.float64)
         if not rows:
             return feats
         feats[:, 0] = np.log1p(count)
@@ -349,20 +406,51 @@ class GenreLinker(TrainablePipe):
         feats[max(range(len(rows)), key=lambda k: (count[k], prior[k], -k)), 3] = 1.0
         if max(by_mention) > 0:
             feats[int(np.argmax(by_mention)), 4] = 1.0
+        text = expanded or mention
+        if text:
+            key = kb.normalize(text)
+            for k, r in enumerate(rows):
+                feats[k, 5] = max((fuzz.token_set_ratio(key, n) for n in self._normalized_names(r)), default=0) / 100
+        if vector is not None and self.dense is not None:
+            feats[:, 6] = self.dense.similarities(vector, rows)
         return feats
 
-    def links(self, ranked: Ranked, mention: Optional[str] = None) -> Tuple[List[Tuple[str, float]], float]:
+    def _normalized_names(self, row: int) -> List[str]:
+        """The row's first `MAX_FEATURE_NAMES` names, normalised (cached)."""
+        cache = self._names_cache
+        names = cache.get(row)
+        if names is None:
+            kb = self.kb
+            raw = [kb.get_name(row)] + kb.get_aliases(row)[: MAX_FEATURE_NAMES - 1]
+            names = list(dict.fromkeys(kb.normalize(n) for n in raw if n))
+            if len(cache) > 200_000:
+                cache.clear()
+            cache[row] = names
+        return names
+
+    def links(self, ranked: Ranked, mention: Optional[str] = None, *, expanded: Optional[str] = None,
+              vector: Optional[np.ndarray] = None) -> Tuple[List[Tuple[str, float]], float]:
         """Top-k `(kb_id, probability)`, most probable first, and the NIL probability of one
-        ranked mention (the calibration combines model scores and priors)."""
+        ranked mention (the calibration combines model scores and the `features`)."""
         if not ranked:
             return [], 1.0
         k = self.settings.top_k
         rows = [r for r, _ in ranked]
-        probs, p_nil = self.calibration.probabilities([s for _, s in ranked], self.features(rows, mention))
+        feats = self.features(rows, mention, expanded=expanded, vector=vector) if self.calibration.prior_weights else None
+        probs, p_nil = self.calibration.probabilities([s for _, s in ranked], feats)
         order = np.argsort(-probs, kind="stable")[:k]
         return [(self.kb.get_id(rows[i]), float(probs[i])) for i in order], p_nil
 
-    def set_annotations(self, docs: Iterable[Doc], predictions: List[List[Tuple[Span, Ranked]]]) -> None:
+    def span_links(self, spans: Sequence[Span], ranked: Sequence[Ranked],
+                   vectors: Optional[np.ndarray] = None) -> List[Tuple[List[Tuple[str, float]], float]]:
+        """`links` of many spans (their texts, long forms and embeddings)."""
+        if vectors is None:
+            vectors = self.mention_vectors(spans)
+        return [self.links(r, s.text, expanded=self._expanded_text(s), vector=None if vectors is None else vectors[m])
+                for m, (s, r) in enumerate(zip(spans, ranked))]
+
+    def set_annotations(self, docs: Iterable[Doc],
+                        predictions: List[List[Tuple[Span, Ranked, Optional[np.ndarray]]]]) -> None:
         threshold = self.cfg.get("threshold")
         nil = self.cfg.get("nil_id", "NIL")
         overwrite = self.cfg.get("overwrite", True)
@@ -370,8 +458,8 @@ class GenreLinker(TrainablePipe):
             if not preds:
                 continue
             new_ids: Dict[Tuple[int, int], str] = {}
-            for ent, ranked in preds:
-                top, p_nil = self.links(ranked, ent.text)
+            for ent, ranked, vector in preds:
+                top, p_nil = self.links(ranked, ent.text, expanded=self._expanded_text(ent), vector=vector)
                 ent._.entlink_links = top
                 if not top or (threshold is not None and top[0][1] < float(threshold)) or p_nil > top[0][1]:
                     kb_id = nil
@@ -453,27 +541,41 @@ class GenreLinker(TrainablePipe):
         raise NotImplementedError(f"{self.name} links to KB entities; it has no labels to add")
 
     # --- calibration --------------------------------------------------------------------
-    def calibrate(self, examples: Iterable[Example], *, with_nil: bool = True) -> Calibration:
+    def calibrate(self, examples: Iterable[Example], *, with_nil: bool = True, folds: int = 0) -> Calibration:
         """Fit the score calibration on examples with gold `kb_id_`s (use dev, not train).
 
         The gold entities' spans are linked (with the configured candidates); a mention whose
-        gold id is not among its ranked candidates counts as NIL."""
-        linker = self._require()
-        window = self.cfg.get("context_window", 48)
+        gold id is not among its ranked candidates counts as NIL. With `folds` >= 2 the
+        accuracy@1 of calibrations fitted on the other folds' documents is measured first and
+        kept in `calibration_cv` (an estimate of the fitted calibration on unseen documents)."""
+        data = self.calibration_data(examples)
+        if folds >= 2:
+            self.calibration_cv = cross_validate(data, folds, with_nil=with_nil)
+        self.calibration = Calibration.fit(data.scores, data.gold, with_nil=with_nil, features=data.features)
+        return self.calibration
+
+    def calibration_data(self, examples: Iterable[Example]) -> CalibrationData:
+        """Model scores, features and the gold candidate of every gold mention of `examples`."""
+        self._require()
         labels = set(self.cfg.get("labels") or [])
         nil = self.cfg.get("nil_id", "NIL")
-        spans = [ent for eg in examples for ent in eg.reference.ents if not labels or ent.label_ in labels]
-        spans = [s for s in spans if s.kb_id_ and "|" not in s.kb_id_]
-        ranked = linker.rank([span_context(s, window) for s in spans], self.candidate_rows_batch(spans),
-                             [s.label_ for s in spans])
-        scores, gold, feats = [], [], []
-        for s, r in zip(spans, ranked):
+        docs = []
+        spans = []
+        for d, eg in enumerate(examples):
+            for ent in eg.reference.ents:
+                if (not labels or ent.label_ in labels) and ent.kb_id_ and "|" not in ent.kb_id_:
+                    spans.append(ent)
+                    docs.append(d)
+        ranked = self.rank_spans(spans)
+        vectors = self.mention_vectors(spans, force=True)
+        data = CalibrationData(groups=docs)
+        for m, (s, r) in enumerate(zip(spans, ranked)):
             ids = [self.kb.get_id(row) for row, _ in r]
-            scores.append([sc for _, sc in r])
-            feats.append(self.features([row for row, _ in r], s.text))
-            gold.append(ids.index(s.kb_id_) if s.kb_id_ in ids and s.kb_id_ != nil else None)
-        self.calibration = Calibration.fit(scores, gold, with_nil=with_nil, features=feats)
-        return self.calibration
+            data.scores.append([sc for _, sc in r])
+            data.features.append(self.features([row for row, _ in r], s.text, expanded=self._expanded_text(s),
+                                               vector=None if vectors is None else vectors[m]))
+            data.gold.append(ids.index(s.kb_id_) if s.kb_id_ in ids and s.kb_id_ != nil else None)
+        return data
 
     # --- serialization ------------------------------------------------------------------
     def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:

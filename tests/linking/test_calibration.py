@@ -51,3 +51,29 @@ def test_prior_features_get_weight_when_they_predict_the_gold():
     hits = sum(int(np.argmax(cal.probabilities(s, f)[0]) == g) for s, f, g in zip(scores, feats, gold))
     assert hits / len(gold) > 0.9
     assert Calibration.from_dict(cal.to_dict()) == cal
+
+
+def test_cross_validation_by_group_measures_held_out_documents():
+    from spacy_entlink.linking.calibration import CalibrationData, cross_validate
+
+    rng = np.random.default_rng(1)
+    data = CalibrationData()
+    for doc in range(40):
+        for _ in range(5):
+            # the model score is noise; feature 0 marks the gold candidate 90% of the time
+            k = 4
+            gold = int(rng.integers(k))
+            marked = gold if rng.random() < 0.9 else (gold + 1) % k
+            feats = np.zeros((k, 1))
+            feats[marked, 0] = 1.0
+            data.scores.append(list(rng.normal(-2, 0.1, size=k)))
+            data.features.append(feats)
+            data.gold.append(gold)
+            data.groups.append(doc)
+    cv = cross_validate(data, 4, with_nil=False)
+    assert cv["mentions"] == 200 and cv["folds"] == 4
+    assert 0.8 < cv["cross_validated_acc"] <= cv["fit_and_apply_acc"] + 0.05
+    # without NIL nothing is answered NIL; a gold-less mention is always wrong
+    assert cv["cross_validated_acc_with_nil"] == cv["cross_validated_acc"]
+    data.gold[0] = None
+    assert data.accuracy(Calibration.fit(data.scores, data.gold, features=data.features), [0]) == 0.0

@@ -1,6 +1,7 @@
 """`entlink_linker` with tiny random seq2seq models: annotations, candidates, NIL, training,
 serialization, and awkward documents."""
 
+import numpy as np
 import pytest
 import spacy
 from spacy.tokens import DocBin
@@ -172,6 +173,11 @@ def test_dense_candidates_with_the_embedded_encoder(nlp, tmp_path):
     (rows,) = linker.candidate_rows_batch(list(doc.ents))
     ids = [linker.kb.get_id(r) for r in rows]
     assert len(ids) <= 3 and "DEMO:D006" in ids  # Hypertension ("high blood pressure")
+    # the cosine feature: the mention's embedding against each candidate's names
+    assert linker.mention_vectors(list(doc.ents)) is None  # the calibration does not use it
+    vectors = linker.mention_vectors(list(doc.ents), force=True)
+    cos = linker.features(rows, "raised blood pressure", vector=vectors[0])[:, 6]
+    assert int(np.argmax(cos)) == 0 and 0.5 < cos[0] <= 1.0 + 1e-6  # dense search's best first
     doc = nlp(doc)
     assert doc.ents[0].kb_id_ in ids
     nlp.to_disk(tmp_path / "p")

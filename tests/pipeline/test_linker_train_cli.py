@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import spacy
+import srsly
 from spacy.tokens import DocBin
 
 from spacy_entlink.cli import main
@@ -72,20 +73,25 @@ def test_calibrate_linker_cli_fits_priors(setup):
     linker.set_seq2seq(tiny_bart(tmp / "tok2")).set_kb(kb)
     nlp.to_disk(pipe)
     main(["calibrate-linker", str(pipe), str(tmp / "calibrated"), "--dev", str(tmp / "dev.spacy"),
-          "--train", str(tmp / "train.spacy")])
+          "--train", str(tmp / "train.spacy"), "--folds", "2", "--metrics", str(tmp / "cal.json")])
+    report = srsly.read_json(tmp / "cal.json")
+    assert 0.0 <= report["cross_validation"]["cross_validated_acc"] <= 1.0
+    assert len(report["calibration"]["prior_weights"]) == 7
     again = spacy.load(tmp / "calibrated").get_pipe("entlink_linker")
     assert again.entity_counts["DEMO:D001"] == 6
     # p(entity | mention) from the training mentions, keyed by the KB's normalisation
     assert again.mention_counts[again.kb.normalize("MS")] == {"DEMO:D004": 1}
     ms, d006 = again.kb.row_of("DEMO:D004"), again.kb.row_of("DEMO:D006")
     feats = again.features([ms, d006], "MS")
-    assert feats.shape == (2, 5) and feats[0, 2] > 0 and feats[1, 2] == 0
+    assert feats.shape == (2, 7) and feats[0, 2] > 0 and feats[1, 2] == 0
     assert again.features([ms], None)[0, 2] == 0
     # indicators: the frequency prior's choice (one per mention) and the mention text's usual id
     key = [(again.entity_counts.get(again.kb.get_id(r), 0), again.kb.get_prior(r)) for r in (ms, d006)]
     assert feats[:, 3].sum() == 1 and feats[int(key[1] > key[0]), 3] == 1
     assert list(feats[:, 4]) == [1.0, 0.0] and again.features([ms, d006], None)[:, 4].sum() == 0
-    assert again.features([], "MS").shape == (0, 5)
-    assert len(again.calibration.prior_weights) == 5 and again.calibration.fitted_on > 0
+    # name similarity: "MS" is one of D004's names; no dense index, so no cosine column
+    assert feats[0, 5] == 1.0 and feats[1, 5] < 1.0 and not feats[:, 6].any()
+    assert again.features([], "MS").shape == (0, 7)
+    assert len(again.calibration.prior_weights) == 7 and again.calibration.fitted_on > 0
     with pytest.raises(SystemExit):
         main(["calibrate-linker", str(pipe), str(pipe), "--dev", str(tmp / "dev.spacy")])
