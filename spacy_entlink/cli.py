@@ -157,6 +157,7 @@ def train_linker_cmd(
     eval_every: int = typer.Option(500, help="evaluate on dev every N steps"),
     dev_limit: int = typer.Option(0, help="evaluate on the first N dev mentions only (0: all)"),
     candidates: str = typer.Option("span,kb,abbreviation,fuzzy", help="candidate sources, comma-separated"),
+    max_candidates: int = typer.Option(32, "--max-candidates", help="score at most this many candidates per mention"),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for the training history"),
     seed: int = typer.Option(0, help="random seed"),
 ) -> None:
@@ -180,7 +181,7 @@ def train_linker_cmd(
         "model": {"@architectures": "spacy_entlink.GenreLinker.v1", "name": model, "decoder_layers": decoder_layers,
                   "max_context_tokens": 128, "max_name_tokens": 32},
         "candidates": [c for c in candidates.split(",") if c], "labels": list(labels or []),
-        "batch_size": batch_size, "learning_rate": lr,
+        "batch_size": batch_size, "learning_rate": lr, "max_candidates": max_candidates,
     })
     linker.set_kb(kb, progress=True)
     train_egs = list(Corpus(train)(nlp))
@@ -205,6 +206,7 @@ def calibrate_linker_cmd(
     name: str = typer.Option("entlink_linker", help="the linker's name in the pipeline"),
     candidates: Optional[str] = typer.Option(None, help="override the candidate sources, comma-separated"),
     nil: bool = typer.Option(True, "--nil/--no-nil", help="fit a NIL option (mentions whose gold is not among their candidates); --no-nil for closed-world normalisation, where every mention has an id"),
+    max_candidates: Optional[int] = typer.Option(None, "--max-candidates", help="score at most this many candidates per mention, in the order the sources give them (saved with the pipeline)"),
     folds: int = typer.Option(5, help="also measure accuracy@1 of calibrations fitted on the other folds' documents (0: skip)"),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for the calibration and its cross-validated accuracy"),
 ) -> None:
@@ -224,6 +226,11 @@ def calibrate_linker_cmd(
     linker = nlp.get_pipe(name)
     if candidates is not None:
         linker.set_candidates([c for c in candidates.split(",") if c], progress=True)
+    if max_candidates is not None:
+        if max_candidates < 1:
+            raise EntlinkError(f"--max-candidates must be at least 1, got {max_candidates}")
+        linker.configure(max_candidates=max_candidates)
+        nlp.config["components"][name]["max_candidates"] = max_candidates
     if train is not None:
         counts = linker.set_counts(Corpus(train)(nlp))
         typer.echo(f"frequency prior from {train}: {len(counts):,} entities")

@@ -38,6 +38,7 @@ from ..linking.seq2seq import Seq2Seq
 from ..models.hf import check_precision
 
 CANDIDATE_SOURCES = ("span", "kb", "abbreviation", "fuzzy", "dense")
+RANKING_SETTINGS = ("beam_size", "top_k", "max_candidates", "candidate_names", "fallback", "batch_size")
 N_FEATURES = 7  # columns of GenreLinker.features
 MAX_FEATURE_NAMES = 16  # names per candidate compared with the mention
 
@@ -153,11 +154,7 @@ class GenreLinker(TrainablePipe):
         th = self.cfg.get("threshold")
         if th is not None and not 0.0 <= float(th) <= 1.0:
             raise ConfigError(f"{name}: threshold must be between 0 and 1 (or null), got {th!r}")
-        self.settings = LinkerSettings(
-            beam_size=cfg.get("beam_size", 5), top_k=cfg.get("top_k", 5), max_candidates=cfg.get("max_candidates", 32),
-            candidate_names=cfg.get("candidate_names", "canonical"), fallback=cfg.get("fallback", "trie"),
-            batch_size=cfg.get("batch_size", 32),
-        )
+        self.settings = self._settings()
         self.kb: Optional[KnowledgeBase] = None
         self.seq2seq: Optional[Seq2Seq] = None
         self.trie: Optional[NameTrie] = None
@@ -171,6 +168,34 @@ class GenreLinker(TrainablePipe):
         self.calibration_cv: Optional[Dict[str, float]] = None
 
     # --- set-up -------------------------------------------------------------------------
+    def _settings(self) -> LinkerSettings:
+        cfg = self.cfg
+        return LinkerSettings(
+            beam_size=cfg.get("beam_size", 5), top_k=cfg.get("top_k", 5), max_candidates=cfg.get("max_candidates", 32),
+            candidate_names=cfg.get("candidate_names", "canonical"), fallback=cfg.get("fallback", "trie"),
+            batch_size=cfg.get("batch_size", 32),
+        )
+
+    def configure(self, **settings: Any) -> "GenreLinker":
+        """Change ranking settings (beam_size, top_k, max_candidates, candidate_names, fallback,
+        batch_size); they are saved with the component."""
+        unknown = sorted(set(settings) - set(RANKING_SETTINGS))
+        if unknown:
+            raise ConfigError(f"{self.name}: no such setting {unknown[0]!r}; choose from {list(RANKING_SETTINGS)}")
+        old = dict(self.cfg)
+        self.cfg.update(settings)
+        try:
+            self._set_settings()
+        except ConfigError:
+            self.cfg = old
+            raise
+        return self
+
+    def _set_settings(self) -> None:
+        self.settings = self._settings()
+        if self.linker is not None:
+            self.linker.settings = self.settings
+
     def _load_seq2seq(self) -> Seq2Seq:
         if self.seq2seq is None:
             a = self.model.attrs
@@ -608,6 +633,7 @@ class GenreLinker(TrainablePipe):
         saved.pop("precision", None)  # a run-time choice: the loading config's value wins
         self.model.attrs.update(saved)
         self.cfg.update(cfg)
+        self._set_settings()
         a = self.model.attrs
         if (path / "model").exists() and "model" not in exclude:
             self.seq2seq = Seq2Seq.from_saved(path / "model", max_context_tokens=a["max_context_tokens"],

@@ -60,6 +60,25 @@ def test_candidates_from_spans_restrict_the_choice(nlp, demo_kb):
     assert {i for i, _ in doc.ents[0]._.entlink_links} == {"DEMO:D016", "DEMO:D017"}
 
 
+def test_max_candidates_keeps_the_first_candidates_and_is_saved(nlp, demo_kb, tmp_path):
+    linker = nlp.get_pipe("entlink_linker")
+    doc = make_doc(nlp, "He had a bad episode .", [("bad episode", "Disease", "")])
+    doc.ents[0]._.entlink_candidates = ["DEMO:D016", "DEMO:D017", "DEMO:D001"]
+    linker.configure(max_candidates=2)
+    assert {i for i, _ in nlp(doc).ents[0]._.entlink_links} == {"DEMO:D016", "DEMO:D017"}
+    linker.configure(max_candidates=1)  # one candidate left: linked without decoding
+    assert nlp(doc).ents[0]._.entlink_links == [("DEMO:D016", 1.0)]
+    nlp.to_disk(tmp_path / "p")
+    again = spacy.load(tmp_path / "p")
+    assert again.get_pipe("entlink_linker").settings.max_candidates == 1
+    assert again(doc).ents[0]._.entlink_links == [("DEMO:D016", 1.0)]
+    with pytest.raises(ConfigError, match="max_candidates"):
+        linker.configure(max_candidates=0)
+    assert linker.settings.max_candidates == 1 and linker.cfg["max_candidates"] == 1
+    with pytest.raises(ConfigError, match="no such setting"):
+        linker.configure(temperature=2)
+
+
 def test_no_candidate_falls_back_to_the_trie_or_nil(nlp, demo_kb):
     linker = nlp.get_pipe("entlink_linker")
     doc = nlp(make_doc(nlp, "An unheard-of zzqx syndrome .", [("zzqx syndrome", "Disease", "")]))
