@@ -406,7 +406,7 @@ class GenreLinker(TrainablePipe):
         return counts
 
     def features(self, rows: Sequence[int], mention: Optional[str] = None, *, expanded: Optional[str] = None,
-                 vector: Optional[np.ndarray] = None) -> np.ndarray:
+                 vector: Optional[np.ndarray] = None, similarity: bool = True) -> np.ndarray:
         """Features of a mention's candidates, one row each, weighed by the calibration:
         0 log(1 + training count), 1 log(1 + KB prior), 2 log(1 + training count of the
         candidate for this mention's normalised text), 3 the candidate is the frequency
@@ -415,7 +415,8 @@ class GenreLinker(TrainablePipe):
         between the mention (`expanded`: its long form, for a defined abbreviation) and the
         candidate's names, 6 the best cosine similarity between the mention's `vector` and
         the candidate's names in the dense index (0 without either).
-        (A calibration fitted with fewer weights uses the leading columns.)"""
+        (A calibration fitted with fewer weights uses the leading columns; `similarity=False`
+        leaves column 5 at 0 for one that does not use it.)"""
         kb = self.kb
         seen = self.mention_counts.get(kb.normalize(mention), {}) if mention and self.mention_counts else {}
         ids = [kb.get_id(r) for r in rows]
@@ -432,7 +433,7 @@ class GenreLinker(TrainablePipe):
         if max(by_mention) > 0:
             feats[int(np.argmax(by_mention)), 4] = 1.0
         text = expanded or mention
-        if text:
+        if text and similarity:
             key = kb.normalize(text)
             for k, r in enumerate(rows):
                 feats[k, 5] = max((fuzz.token_set_ratio(key, n) for n in self._normalized_names(r)), default=0) / 100
@@ -461,7 +462,9 @@ class GenreLinker(TrainablePipe):
             return [], 1.0
         k = self.settings.top_k
         rows = [r for r, _ in ranked]
-        feats = self.features(rows, mention, expanded=expanded, vector=vector) if self.calibration.prior_weights else None
+        n_weights = len(self.calibration.prior_weights)
+        feats = self.features(rows, mention, expanded=expanded, vector=vector, similarity=n_weights > 5) \
+            if n_weights else None
         probs, p_nil = self.calibration.probabilities([s for _, s in ranked], feats)
         order = np.argsort(-probs, kind="stable")[:k]
         return [(self.kb.get_id(rows[i]), float(probs[i])) for i in order], p_nil

@@ -91,6 +91,7 @@ def test_calibrate_linker_cli_fits_priors(setup):
     assert list(feats[:, 4]) == [1.0, 0.0] and again.features([ms, d006], None)[:, 4].sum() == 0
     # name similarity: "MS" is one of D004's names; no dense index, so no cosine column
     assert feats[0, 5] == 1.0 and feats[1, 5] < 1.0 and not feats[:, 6].any()
+    assert not again.features([ms, d006], "MS", similarity=False)[:, 5].any()
     assert again.features([], "MS").shape == (0, 7)
     assert len(again.calibration.prior_weights) == 7 and again.calibration.fitted_on > 0
     with pytest.raises(SystemExit):
