@@ -220,6 +220,10 @@ def calibrate_linker_cmd(
             raise EntlinkError(f"{what}: {path} does not exist")
     if output.resolve() == pipeline.resolve():
         raise EntlinkError("OUTPUT must differ from PIPELINE (the model weights are read from PIPELINE)")
+    if folds == 1 or folds < 0:
+        raise EntlinkError(f"--folds: use 0 (no cross-validation) or at least 2, got {folds}")
+    if max_candidates is not None and max_candidates < 1:
+        raise EntlinkError(f"--max-candidates must be at least 1, got {max_candidates}")
     nlp = spacy.load(pipeline)
     if name not in nlp.pipe_names:
         raise EntlinkError(f"--name: no component {name!r} in {pipeline} (it has {nlp.pipe_names})")
@@ -227,15 +231,11 @@ def calibrate_linker_cmd(
     if candidates is not None:
         linker.set_candidates([c for c in candidates.split(",") if c], progress=True)
     if max_candidates is not None:
-        if max_candidates < 1:
-            raise EntlinkError(f"--max-candidates must be at least 1, got {max_candidates}")
         linker.configure(max_candidates=max_candidates)
         nlp.config["components"][name]["max_candidates"] = max_candidates
     if train is not None:
         counts = linker.set_counts(Corpus(train)(nlp))
         typer.echo(f"frequency prior from {train}: {len(counts):,} entities")
-    if folds == 1 or folds < 0:
-        raise EntlinkError(f"--folds: use 0 (no cross-validation) or at least 2, got {folds}")
     cal = linker.calibrate(list(Corpus(dev)(nlp)), folds=folds, with_nil=nil)
     nlp.to_disk(output)
     typer.echo(f"✔ {output}: scale {cal.scale:.3f}, prior weights {[round(w, 3) for w in cal.prior_weights]}, "

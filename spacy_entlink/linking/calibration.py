@@ -125,11 +125,12 @@ class CalibrationData:
         return ok / max(len(mentions), 1)
 
 
-def cross_validate(data: CalibrationData, folds: int, *, with_nil: bool = True, seed: int = 0) -> Dict[str, float]:
+def cross_validate(data: CalibrationData, folds: int, *, with_nil: bool = True, seed: int = 0,
+                   fitted: Optional[Calibration] = None) -> Dict[str, float]:
     """accuracy@1 of calibrations fitted on all but one fold of the groups (documents) and
     applied to the held-out fold, pooled over folds, beside the accuracy of one calibration
-    fitted and applied on everything (the optimistic number); `*_with_nil`: a mention the
-    calibration calls NIL counts as wrong."""
+    fitted and applied on everything (the optimistic number; `fitted`, if already fitted on
+    all of `data`); `*_with_nil`: a mention the calibration calls NIL counts as wrong."""
     groups = sorted(set(data.groups))
     random.Random(seed).shuffle(groups)
     fold_of = {g: i % folds for i, g in enumerate(groups)}
@@ -142,7 +143,7 @@ def cross_validate(data: CalibrationData, folds: int, *, with_nil: bool = True, 
                               features=[data.features[m] for m in rest])
         for i, nil in enumerate((False, True)):
             correct[i] += data.accuracy(cal, held, nil=nil) * len(held)
-    full = Calibration.fit(data.scores, data.gold, with_nil=with_nil, features=data.features)
+    full = fitted or Calibration.fit(data.scores, data.gold, with_nil=with_nil, features=data.features)
     n = max(len(everything), 1)
     return {"folds": folds, "mentions": len(everything),
             "cross_validated_acc": correct[0] / n, "fit_and_apply_acc": data.accuracy(full, everything),

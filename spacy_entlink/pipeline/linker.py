@@ -303,15 +303,24 @@ class GenreLinker(TrainablePipe):
                 if long_rows:
                     # The document says what the short form stands for: its long form's
                     # candidates replace the short form's own (kept if both agree).
-                    both = [r for r in rows if r in set(long_rows)]
-                    rows = both or long_rows
-            elif src == "fuzzy" and not rows and kb.has_fuzzy_index:
-                key = kb.normalize(span.text)
-                if len(key) >= 4:
-                    edits = 1 if len(key) <= 8 else 2
-                    for alias_row, _, _ in kb.fuzzy_search(key, edits, limit=5):
-                        rows.extend(int(r) for r in kb.alias_entities(alias_row))
+                    keep = set(long_rows)
+                    rows = [r for r in rows if r in keep] or long_rows
+            elif src == "fuzzy" and not rows:
+                rows.extend(self._fuzzy_rows(span.text))
         return list(dict.fromkeys(rows))
+
+    def _fuzzy_rows(self, text: str) -> List[int]:
+        """KB rows of the aliases within 1 (keys up to 8 characters) or 2 edits of the
+        normalised `text`; none for keys under 4 characters or a KB without a fuzzy index."""
+        kb = self.kb
+        if not kb.has_fuzzy_index:
+            return []
+        key = kb.normalize(text)
+        if len(key) < 4:
+            return []
+        edits = 1 if len(key) <= 8 else 2
+        return list(dict.fromkeys(int(r) for alias_row, _, _ in kb.fuzzy_search(key, edits, limit=5)
+                                  for r in kb.alias_entities(alias_row)))
 
     def _long_form_candidates(self, span: Span) -> List[int]:
         """KB rows of the long form, when `span` is a short form defined in its document as
@@ -326,11 +335,8 @@ class GenreLinker(TrainablePipe):
             found = kb.get_candidates(" ".join(words[i:]))
             if found:
                 return [c.row for c in found]
-        if "fuzzy" in self.cfg.get("candidates", []) and kb.has_fuzzy_index:
-            key = kb.normalize(long)
-            if len(key) >= 4:
-                return list(dict.fromkeys(int(r) for alias_row, _, _ in kb.fuzzy_search(key, 2, limit=5)
-                                          for r in kb.alias_entities(alias_row)))
+        if "fuzzy" in self.cfg.get("candidates", []):
+            return self._fuzzy_rows(long)
         return []
 
     def _expanded_text(self, span: Span) -> str:
@@ -574,12 +580,12 @@ class GenreLinker(TrainablePipe):
 
         The gold entities' spans are linked (with the configured candidates); a mention whose
         gold id is not among its ranked candidates counts as NIL. With `folds` >= 2 the
-        accuracy@1 of calibrations fitted on the other folds' documents is measured first and
+        accuracy@1 of calibrations fitted on the other folds' documents is measured too and
         kept in `calibration_cv` (an estimate of the fitted calibration on unseen documents)."""
         data = self.calibration_data(examples)
-        if folds >= 2:
-            self.calibration_cv = cross_validate(data, folds, with_nil=with_nil)
         self.calibration = Calibration.fit(data.scores, data.gold, with_nil=with_nil, features=data.features)
+        if folds >= 2:
+            self.calibration_cv = cross_validate(data, folds, with_nil=with_nil, fitted=self.calibration)
         return self.calibration
 
     def calibration_data(self, examples: Iterable[Example]) -> CalibrationData:
