@@ -1,4 +1,4 @@
-"""`python -m spacy_entlink …`: build-kb, convert, annotate, visualize, train-linker, calibrate-linker."""
+"""`python -m spacy_entlink …`: build-kb, convert, annotate, visualize, train-retriever, train-linker, calibrate-linker."""
 
 import sys
 from pathlib import Path
@@ -195,6 +195,60 @@ def train_linker_cmd(
                                    "best_dev_acc": result.best_dev, "history": result.history})
     typer.echo(f"✔ {output}: {result.steps} steps in {result.seconds / 60:.1f} min, best dev accuracy@1 "
                f"{100 * result.best_dev:.2f}")
+
+
+@app.command("train-retriever")
+def train_retriever_cmd(
+    kb: Path = typer.Argument(..., help="KB folder (build-kb)"),
+    output: Path = typer.Argument(..., help="folder for the trained encoder (Hugging Face format, safetensors)"),
+    model: str = typer.Option("", "--model", help="Hugging Face encoder to start from (empty: embedded MiniLM)"),
+    train: Optional[Path] = typer.Option(None, "--train", help="optional .spacy file: gold mentions with kb_ids as extra anchors"),
+    labels: Optional[List[str]] = typer.Option(None, "--labels", help="KB types (and mention labels) to train on (repeatable)"),
+    steps: int = typer.Option(1000, help="optimiser steps"),
+    batch_size: int = typer.Option(64, help="entities per step (two names each, plus hard negatives)"),
+    lr: float = typer.Option(5e-5, "--lr", help="AdamW learning rate (linear warm-up and decay)"),
+    temperature: float = typer.Option(0.05, help="softmax temperature of the contrastive loss"),
+    hard_negatives: int = typer.Option(1, help="hard negatives per anchor, mined from the current index (0: in-batch only)"),
+    mine_every: int = typer.Option(500, help="re-mine hard negatives (and report held-out recall) every N steps"),
+    holdout: float = typer.Option(0.05, help="share of entities with 3+ names that keep one alias out, for held-out recall@1"),
+    max_length: int = typer.Option(24, help="tokens per name"),
+    precision: str = typer.Option("auto", help="float32, bfloat16 or auto (bf16 autocast where the hardware has it)"),
+    metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for the training history"),
+    seed: int = typer.Option(0, help="random seed"),
+) -> None:
+    """Train a dense retriever (bi-encoder) on the KB's synonyms, optionally also on mentions."""
+    from .kb import KnowledgeBase
+    from .linking.retriever import RetrieverTraining, train_retriever
+
+    if not kb.exists():
+        raise EntlinkError(f"KB: {kb} does not exist")
+    if train is not None and not train.exists():
+        raise EntlinkError(f"--train: {train} does not exist")
+    settings = RetrieverTraining(steps=steps, batch_size=batch_size, lr=lr, temperature=temperature,
+                                 hard_negatives=hard_negatives, mine_every=mine_every, holdout=holdout,
+                                 max_length=max_length, precision=precision, seed=seed)
+    knowledge = KnowledgeBase.from_disk(kb)
+    mentions = None
+    if train is not None:
+        import spacy
+        from spacy.tokens import DocBin
+
+        docs = DocBin(store_user_data=True).from_disk(train).get_docs(spacy.blank("en").vocab)
+        mentions = []
+        for doc in docs:
+            for ent in doc.ents:
+                if (not labels or ent.label_ in labels) and ent.kb_id_ and knowledge.row_of(ent.kb_id_) is not None:
+                    mentions.append((ent.text, knowledge.row_of(ent.kb_id_)))
+    result = train_retriever(knowledge, output, model=model, settings=settings, mentions=mentions,
+                             types=list(labels) if labels else None)
+    if metrics is not None:
+        metrics.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(metrics, {"steps": result.steps, "seconds": round(result.seconds, 1), "names": result.names,
+                                   "entities": result.entities, "held_out": result.held_out,
+                                   "history": result.history})
+    last = result.history[-1] if result.history else {}
+    recall = f", held-out alias recall@1 {100 * last['holdout_recall@1']:.2f}" if "holdout_recall@1" in last else ""
+    typer.echo(f"✔ {output}: {result.steps} steps in {result.seconds / 60:.1f} min{recall}")
 
 
 @app.command("calibrate-linker")

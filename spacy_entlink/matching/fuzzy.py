@@ -73,24 +73,34 @@ class FuzzyMatcher:
         """Best alias row within the edit bound of `key` and its similarity, or None."""
         if key in self._cache:
             return self._cache[key]
-        best = None
-        d = self.max_edits(len(key))
-        if d > 0:
-            sig = _signature(key.split(" "))
-            for row, edits, sim in self.kb.fuzzy_search(key, d, limit=20):
-                if edits == 0:
-                    continue  # exact hits are the exact matcher's
-                other = self.kb.alias_key(row)
-                if _signature(other.split(" ")) != sig:
-                    continue
-                if other.startswith(key) or key.startswith(other):
-                    continue  # a bare suffix ("relapse"/"relapsed") is inflection, not a typo
-                best = (row, sim)
-                break
+        found = self.candidates(key, limit=1)
+        best = found[0] if found else None
         if len(self._cache) >= self._cache_size:
             self._cache.clear()
         self._cache[key] = best
         return best
+
+    def candidates(self, key: str, limit: int = 5, *, search_limit: int = 20) -> List[Tuple[int, float]]:
+        """Alias rows within the edit bound of the normalised `key` that pass the guards above
+        (exact hits excluded), best first, with their similarity; the one fuzzy rule that the
+        dictionary and the linker's "fuzzy" candidate source share."""
+        d = self.max_edits(len(key))
+        if d <= 0:
+            return []
+        out: List[Tuple[int, float]] = []
+        sig = _signature(key.split(" "))
+        for row, edits, sim in self.kb.fuzzy_search(key, d, limit=search_limit):
+            if edits == 0:
+                continue  # exact hits are the exact matcher's
+            other = self.kb.alias_key(row)
+            if _signature(other.split(" ")) != sig:
+                continue
+            if other.startswith(key) or key.startswith(other):
+                continue  # a bare suffix ("relapse"/"relapsed") is inflection, not a typo
+            out.append((row, sim))
+            if len(out) >= limit:
+                break
+        return out
 
     def __call__(self, norm: NormalizedText, breaks: Sequence[bool], exact: Iterable[Match]) -> List[Match]:
         words = norm.words

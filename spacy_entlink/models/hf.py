@@ -89,3 +89,16 @@ def inference_precision(precision: str, device) -> Iterator[None]:
             yield
     else:
         yield
+
+
+def torch_device():
+    """The torch device thinc's current ops use: a GPU after `spacy.require_gpu()` or
+    `spacy train --gpu-id N`, else the CPU."""
+    from thinc.api import get_current_ops
+    from thinc.util import get_torch_default_device
+
+    if type(get_current_ops()).__name__ in ("CupyOps", "MPSOps"):
+        return get_torch_default_device()
+    import torch
+
+    return torch.device("cpu")

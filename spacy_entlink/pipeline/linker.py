@@ -24,22 +24,24 @@ from spacy.training import Example
 from spacy.vocab import Vocab
 from thinc.api import Config, Model
 
-from ..errors import ConfigError, EntlinkError, check_choice
+from ..candidates import AbbreviationCache, CandidateGenerator, check_source
+from ..errors import ConfigError, EntlinkError
 from ..extensions import install_extensions
 from ..kb import KnowledgeBase
 from ..kb.registry import KBSource, resolve_kb
 from ..linking.calibration import Calibration, CalibrationData, cross_validate
 from ..linking.dense import DenseIndex, SentenceEncoder
-from ..matching.abbreviations import find_abbreviations
 from ..linking.examples import Pair, gold_pairs, span_context
 from ..linking.linker import Linker, LinkerSettings, Ranked, build_name_trie
 from ..linking.name_trie import NameTrie
 from ..linking.seq2seq import Seq2Seq
 from ..models.hf import check_precision
 
-CANDIDATE_SOURCES = ("span", "kb", "abbreviation", "fuzzy", "dense")
-RANKING_SETTINGS = ("beam_size", "top_k", "max_candidates", "candidate_names", "fallback", "batch_size")
-N_FEATURES = 7  # columns of GenreLinker.features
+RANKING_SETTINGS = ("beam_size", "top_k", "max_candidates", "candidate_names", "fallback", "batch_size", "dense_k",
+                    "trie_k")
+DENSE_SOURCES = ("dense", "dense_fallback")
+N_FEATURES = 9  # columns of GenreLinker.features
+COSINE_FEATURE = 6  # the column of the dense cosine: mentions are embedded only for calibrations that weigh it
 MAX_FEATURE_NAMES = 16  # names per candidate compared with the mention
 
 DEFAULT_MODEL = """
@@ -56,6 +58,7 @@ DEFAULT_CONFIG = {
     "candidates": ["span", "kb", "abbreviation", "fuzzy"],
     "dense_model": "",
     "dense_k": 8,
+    "trie_k": 5,
     "context_window": 48,
     "beam_size": 5,
     "top_k": 5,
@@ -109,29 +112,27 @@ def _no_forward(model: Model, X: Any, is_train: bool):
     default_score_weights={"nel_micro_f": 1.0, "nel_micro_r": None, "nel_micro_p": None},
 )
 def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], dense_model: str, dense_k: int,
-                context_window: int,
+                trie_k: int, context_window: int,
                 beam_size: int, top_k: int, max_candidates: int, candidate_names: str, fallback: str,
                 trie_aliases: bool, threshold: Optional[float], nil_id: str, labels: List[str],
                 batch_size: int, learning_rate: float, grad_clip: float, overwrite: bool,
                 scorer: Optional[Callable]) -> "GenreLinker":
     """Create an `entlink_linker`.
 
-    candidates: where a mention's candidates come from, in order: "span" (ids an upstream
-        `entlink_dictionary` or a corpus reader left in `span._.entlink_candidates`), "kb" (the
-        KB's alias table, exact after normalisation), "abbreviation" (a short form defined in
-        the document as "long form (SF)" takes its long form's candidates instead of its own;
-        dense search then uses the long form's text), "fuzzy" (KB names
-        within 1-2 edits, only when the sources before found nothing), "dense" (the `dense_k`
-        KB names nearest in a sentence encoder's space, `dense_model`, default the embedded
-        MiniLM; only when the sources before found nothing). Empty list: always search the
-        whole name trie.
+    candidates: candidate sources, run in order (see `spacy_entlink.candidates`): "span",
+        "kb", "abbreviation", "fuzzy", "dense" (the `dense_k` entities nearest in the dense
+        index of `dense_model`: a retriever trained by `train-retriever`, a Hugging Face
+        encoder, or empty for the embedded MiniLM), "dense_fallback" (the same, only without
+        candidates so far), "trie" (the entities of the `trie_k` best names of beam search over
+        the whole name trie), or any registered source. Empty list: always search the whole
+        name trie.
     fallback: "trie" (search all KB names when a mention has no candidate) or "nil".
     candidate_names: score each candidate's "canonical" name only, or "all" its names.
     threshold: below this calibrated probability the mention is linked to `nil_id`.
     labels: link only entities with these labels (empty: all).
     """
     return GenreLinker(nlp.vocab, model, name, candidates=candidates, dense_model=dense_model, dense_k=dense_k,
-                       context_window=context_window,
+                       trie_k=trie_k, context_window=context_window,
                        beam_size=beam_size, top_k=top_k, max_candidates=max_candidates,
                        candidate_names=candidate_names, fallback=fallback, trie_aliases=trie_aliases,
                        threshold=threshold, nil_id=nil_id, labels=labels, batch_size=batch_size,
@@ -150,7 +151,7 @@ class GenreLinker(TrainablePipe):
         self.scorer = scorer
         self.cfg: Dict[str, Any] = dict(cfg)
         for src in self.cfg.get("candidates", []):
-            check_choice("candidates", src, CANDIDATE_SOURCES)
+            check_source(src)
         th = self.cfg.get("threshold")
         if th is not None and not 0.0 <= float(th) <= 1.0:
             raise ConfigError(f"{name}: threshold must be between 0 and 1 (or null), got {th!r}")
@@ -165,6 +166,7 @@ class GenreLinker(TrainablePipe):
         self.mention_counts: Dict[str, Dict[str, int]] = {}  # normalised mention -> {kb id: count}
         self._optimizer: Optional[torch.optim.Optimizer] = None
         self._names_cache: Dict[int, List[str]] = {}
+        self._abbreviations = AbbreviationCache()
         self.calibration_cv: Optional[Dict[str, float]] = None
 
     # --- set-up -------------------------------------------------------------------------
@@ -223,23 +225,29 @@ class GenreLinker(TrainablePipe):
                                progress=progress)
         self._use(kb, trie)
         self.dense = None
-        if "dense" in self.cfg.get("candidates", []):
+        if self._wants_dense():
             self.build_dense(progress=progress)
         return self
+
+    def _wants_dense(self) -> bool:
+        return any(s in DENSE_SOURCES for s in self.cfg.get("candidates", []))
 
     def set_candidates(self, sources: Sequence[str], *, progress: bool = False) -> "GenreLinker":
         """Use these candidate sources (building the dense name index when "dense" needs one)."""
         for src in sources:
-            check_choice("candidates", src, CANDIDATE_SOURCES)
+            check_source(src)
         self.cfg["candidates"] = list(sources)
-        if "dense" in self.cfg["candidates"] and self.dense is None:
+        if self._wants_dense() and self.dense is None:
             self.build_dense(progress=progress)
         return self
 
-    def build_dense(self, *, progress: bool = False) -> DenseIndex:
-        """Embed the KB's names for the "dense" candidate source."""
+    def build_dense(self, *, progress: bool = False, model: Optional[str] = None) -> DenseIndex:
+        """Embed the KB's names for the "dense" candidate source and the cosine feature, with
+        `model` (saved as the `dense_model` setting) or the configured `dense_model`."""
         if self.kb is None:
             raise ConfigError(f"{self.name}: set a KB before building the dense name index")
+        if model is not None:
+            self.cfg["dense_model"] = model
         folder = Path(tempfile.mkdtemp(prefix="entlink_dense_"))
         weakref.finalize(self, shutil.rmtree, folder, True)
         encoder = SentenceEncoder(self.cfg.get("dense_model") or None)
@@ -273,87 +281,26 @@ class GenreLinker(TrainablePipe):
         return self.candidate_rows_batch([span])[0]
 
     def candidate_rows_batch(self, spans: Sequence[Span]) -> List[Optional[List[int]]]:
-        """`candidate_rows` of many spans (dense retrieval runs once for all of them)."""
+        """`candidate_rows` of many spans (dense retrieval and trie search run once for all)."""
         sources = self.cfg.get("candidates", [])
         if not sources:
             return [None] * len(spans)
-        out = [self._lexical_candidates(s, sources) for s in spans]
-        if "dense" in sources and self.dense is not None:
-            empty = [i for i, rows in enumerate(out) if not rows]
-            texts = [self._expanded_text(spans[i]) if "abbreviation" in sources else spans[i].text for i in empty]
-            found = self.dense.search(texts, k=int(self.cfg.get("dense_k", 8)))
-            for i, rows in zip(empty, found):
-                out[i] = rows
         linker = self._require()
-        return [linker.filter_type(rows, s.label_) for rows, s in zip(out, spans)]
+        gen = CandidateGenerator(self.kb, sources, dense=self.dense, dense_k=int(self.cfg.get("dense_k", 8)),
+                                 trie_k=int(self.cfg.get("trie_k", 5)), generate=self._trie_rows,
+                                 abbreviations=self._abbreviations)
+        return [linker.filter_type(rows, s.label_) for rows, s in zip(gen(spans), spans)]
 
-    def _lexical_candidates(self, span: Span, sources: Sequence[str]) -> List[int]:
-        kb = self.kb
-        rows: List[int] = []
-        for src in sources:
-            if src == "span":
-                for i in span._.entlink_candidates or []:
-                    r = kb.row_of(i)
-                    if r is not None:
-                        rows.append(r)
-            elif src == "kb":
-                rows.extend(c.row for c in kb.get_candidates(span.text))
-            elif src == "abbreviation":
-                long_rows = self._long_form_candidates(span)
-                if long_rows:
-                    # The document says what the short form stands for: its long form's
-                    # candidates replace the short form's own (kept if both agree).
-                    keep = set(long_rows)
-                    rows = [r for r in rows if r in keep] or long_rows
-            elif src == "fuzzy" and not rows:
-                rows.extend(self._fuzzy_rows(span.text))
-        return list(dict.fromkeys(rows))
-
-    def _fuzzy_rows(self, text: str) -> List[int]:
-        """KB rows of the aliases within 1 (keys up to 8 characters) or 2 edits of the
-        normalised `text`; none for keys under 4 characters or a KB without a fuzzy index."""
-        kb = self.kb
-        if not kb.has_fuzzy_index:
-            return []
-        key = kb.normalize(text)
-        if len(key) < 4:
-            return []
-        edits = 1 if len(key) <= 8 else 2
-        return list(dict.fromkeys(int(r) for alias_row, _, _ in kb.fuzzy_search(key, edits, limit=5)
-                                  for r in kb.alias_entities(alias_row)))
-
-    def _long_form_candidates(self, span: Span) -> List[int]:
-        """KB rows of the long form, when `span` is a short form defined in its document as
-        "long form (SF)": the long form's exact candidates, else those of the long form
-        without its first words, else its fuzzy candidates."""
-        long = self._abbreviations(span.doc).get(span.text)
-        if not long:
-            return []
-        kb = self.kb
-        words = long.split()
-        for i in range(len(words)):  # the long form, then without its first words
-            found = kb.get_candidates(" ".join(words[i:]))
-            if found:
-                return [c.row for c in found]
-        if "fuzzy" in self.cfg.get("candidates", []):
-            return self._fuzzy_rows(long)
-        return []
+    def _trie_rows(self, spans: Sequence[Span]) -> List[List[int]]:
+        """KB rows of each span's best names by beam search over the whole name trie."""
+        window = self.cfg.get("context_window", 48)
+        ranked = self._require().rank([span_context(s, window) for s in spans], [None] * len(spans),
+                                      [s.label_ for s in spans])
+        return [[r for r, _ in rk] for rk in ranked]
 
     def _expanded_text(self, span: Span) -> str:
         """The span's long form if it is a short form defined in its document, else its text."""
-        return self._abbreviations(span.doc).get(span.text) or span.text
-
-    def _abbreviations(self, doc: Doc) -> Dict[str, str]:
-        """Short form -> long form text of the abbreviations defined in `doc` (cached)."""
-        cache = self.__dict__.setdefault("_abbrev_cache", {})
-        hit = cache.get(id(doc))
-        if hit is not None and hit[0] is doc:
-            return hit[1]
-        found = {ab.short.text: ab.long.text for ab in find_abbreviations(doc)}
-        if len(cache) > 256:
-            cache.clear()
-        cache[id(doc)] = (doc, found)
-        return found
+        return self._abbreviations.expanded(span)
 
     def _mentions(self, docs: Sequence[Doc]) -> List[Tuple[int, Span]]:
         labels = set(self.cfg.get("labels") or [])
@@ -391,7 +338,7 @@ class GenreLinker(TrainablePipe):
         calibration does not use that feature (unless `force`)."""
         if self.dense is None or not spans:
             return None
-        if not force and len(self.calibration.prior_weights) < N_FEATURES:
+        if not force and len(self.calibration.prior_weights) <= COSINE_FEATURE:
             return None
         return self.dense.encoder.encode([self._expanded_text(s) for s in spans])
 
@@ -416,13 +363,17 @@ class GenreLinker(TrainablePipe):
         """Features of a mention's candidates, one row each, weighed by the calibration:
         0 log(1 + training count), 1 log(1 + KB prior), 2 log(1 + training count of the
         candidate for this mention's normalised text), 3 the candidate is the frequency
-        prior's choice (most training mentions, then highest KB prior), 4 it is the one most
-        often seen with this mention text, 5 the best rapidfuzz token-set similarity (0-1)
-        between the mention (`expanded`: its long form, for a defined abbreviation) and the
-        candidate's names, 6 the best cosine similarity between the mention's `vector` and
-        the candidate's names in the dense index (0 without either).
-        (A calibration fitted with fewer weights uses the leading columns; `similarity=False`
-        leaves column 5 at 0 for one that does not use it.)"""
+        prior's choice (most training mentions, then highest KB prior; 0 for all when there
+        are neither counts nor priors), 4 it is the one most often seen with this mention
+        text, 5 the best rapidfuzz token-set similarity (0-1) between the mention
+        (`expanded`: its long form, for a defined abbreviation) and the candidate's names,
+        6 the best cosine similarity between the mention's `vector` and the candidate's names
+        in the dense index (the retriever's score; 0 without either), 7 one of the
+        candidate's names is the mention (or its long form) after normalisation, 8 the best
+        rapidfuzz ratio (0-1) between the mention and the candidate's names.
+        Columns 0, 2, 3 and 4 need training counts (`set_counts`) and are 0 without them, so
+        a KB-only linker is calibrated on the others. (A calibration fitted with fewer weights
+        uses the leading columns; `similarity=False` leaves the string similarities at 0.)"""
         kb = self.kb
         seen = self.mention_counts.get(kb.normalize(mention), {}) if mention and self.mention_counts else {}
         ids = [kb.get_id(r) for r in rows]
@@ -435,17 +386,31 @@ class GenreLinker(TrainablePipe):
         feats[:, 0] = np.log1p(count)
         feats[:, 1] = np.log1p(prior)
         feats[:, 2] = np.log1p(by_mention)
-        feats[max(range(len(rows)), key=lambda k: (count[k], prior[k], -k)), 3] = 1.0
+        if max(count) > 0 or max(prior) > 0:
+            feats[max(range(len(rows)), key=lambda k: (count[k], prior[k], -k)), 3] = 1.0
         if max(by_mention) > 0:
             feats[int(np.argmax(by_mention)), 4] = 1.0
         text = expanded or mention
         if text and similarity:
             key = kb.normalize(text)
+            keys = {kb.normalize(t) for t in (mention, expanded) if t}
             for k, r in enumerate(rows):
-                feats[k, 5] = max((fuzz.token_set_ratio(key, n) for n in self._normalized_names(r)), default=0) / 100
+                names = self._normalized_names(r)
+                feats[k, 5] = max((fuzz.token_set_ratio(key, n) for n in names), default=0) / 100
+                feats[k, 7] = float(any(n in keys for n in names) or self._is_alias_of(keys, r))
+                feats[k, 8] = max((fuzz.ratio(key, n) for n in names), default=0) / 100
         if vector is not None and self.dense is not None:
-            feats[:, 6] = self.dense.similarities(vector, rows)
+            feats[:, COSINE_FEATURE] = self.dense.similarities(vector, rows)
         return feats
+
+    def _is_alias_of(self, keys: Iterable[str], row: int) -> bool:
+        """Whether one of the normalised `keys` is an alias key of KB `row`."""
+        kb = self.kb
+        for key in keys:
+            alias_row = kb.alias_row(key)
+            if alias_row is not None and row in set(int(r) for r in kb.alias_entities(alias_row)):
+                return True
+        return False
 
     def _normalized_names(self, row: int) -> List[str]:
         """The row's first `MAX_FEATURE_NAMES` names, normalised (cached)."""

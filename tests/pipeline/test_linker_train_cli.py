@@ -76,7 +76,7 @@ def test_calibrate_linker_cli_fits_priors(setup):
           "--train", str(tmp / "train.spacy"), "--folds", "2", "--metrics", str(tmp / "cal.json")])
     report = srsly.read_json(tmp / "cal.json")
     assert 0.0 <= report["cross_validation"]["cross_validated_acc"] <= 1.0
-    assert len(report["calibration"]["prior_weights"]) == 7
+    assert len(report["calibration"]["prior_weights"]) == 9
     again = spacy.load(tmp / "calibrated").get_pipe("entlink_linker")
     assert again.entity_counts["DEMO:D001"] == 6
     # p(entity | mention) from the training mentions, keyed by the KB's normalisation
@@ -93,6 +93,6 @@ def test_calibrate_linker_cli_fits_priors(setup):
     assert feats[0, 5] == 1.0 and feats[1, 5] < 1.0 and not feats[:, 6].any()
     assert not again.features([ms, d006], "MS", similarity=False)[:, 5].any()
     assert again.features([], "MS").shape == (0, 7)
-    assert len(again.calibration.prior_weights) == 7 and again.calibration.fitted_on > 0
+    assert len(again.calibration.prior_weights) == 9 and again.calibration.fitted_on > 0
     with pytest.raises(SystemExit):
         main(["calibrate-linker", str(pipe), str(pipe), "--dev", str(tmp / "dev.spacy")])

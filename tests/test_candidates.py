@@ -1,0 +1,77 @@
+"""Candidate sources shared by the linker: registered, ordered, deduplicated; the one fuzzy rule."""
+
+import pytest
+import spacy
+
+from spacy_entlink.candidates import CandidateGenerator, Mention, candidate_sources, check_source
+from spacy_entlink.errors import ConfigError
+from spacy_entlink.kb import KnowledgeBase, read_source
+from tests.pipeline.conftest import ASSETS
+
+
+@pytest.fixture(scope="module")
+def kb(tmp_path_factory):
+    return KnowledgeBase.build(read_source(ASSETS / "demo_kb.jsonl"), tmp_path_factory.mktemp("kb") / "demo")
+
+
+def spans(text, *mentions, label="Disease"):
+    nlp = spacy.blank("en")
+    doc = nlp.make_doc(text)
+    out = []
+    for m in mentions:
+        start = text.index(m)
+        out.append(doc.char_span(start, start + len(m), label=label))
+    doc.ents = out
+    return list(doc.ents)
+
+
+def test_fuzzy_never_swaps_numbers_short_words_or_acronyms(kb):
+    gen = CandidateGenerator(kb, ["kb", "fuzzy"])
+    d1, d2 = kb.row_of("DEMO:D002"), kb.row_of("DEMO:D001")
+    # one edit away from "type 2 diabetes" but the number differs: no candidate from type 2
+    (rows,) = gen(spans("He had type 1 diabetis .", "type 1 diabetis"))
+    assert d2 not in rows and d1 in rows
+    (rows,) = gen(spans("He had juvenille diabetes .", "juvenille diabetes"))
+    assert rows == [d1]
+    # the linker's rule is the dictionary's: no candidate the dictionary's fuzzy matcher rejects
+    assert gen.fuzzy.candidates(kb.normalize("type 3 diabetes")) == []
+
+
+def test_sources_run_in_order_and_rows_are_deduplicated(kb):
+    calls = []
+
+    @candidate_sources.register("test_fixed")
+    def fixed(gen, mentions):
+        calls.append(len(mentions))
+        for m in mentions:
+            m.add([kb.row_of("DEMO:D005"), kb.row_of("DEMO:D005"), kb.row_of("DEMO:D002")])
+
+    gen = CandidateGenerator(kb, ["kb", "test_fixed"])
+    (rows,) = gen(spans("A case of juvenile diabetes .", "juvenile diabetes"))
+    assert rows == [kb.row_of("DEMO:D002"), kb.row_of("DEMO:D005")] and calls == [1]
+    with pytest.raises(ConfigError, match="candidates"):
+        check_source("no_such_source")
+
+
+def test_trie_source_merges_its_beams_after_the_lexical_candidates(kb):
+    d2, d5, d6 = (kb.row_of(i) for i in ("DEMO:D002", "DEMO:D005", "DEMO:D006"))
+    seen = []
+
+    def generate(spans):
+        seen.extend(s.text for s in spans)
+        return [[d5, d2, d6] for _ in spans]
+
+    gen = CandidateGenerator(kb, ["kb", "trie"], generate=generate, trie_k=2)
+    a, b = gen(spans("juvenile diabetes and a strange illness .", "juvenile diabetes", "strange illness"))
+    assert a == [d2, d5] and b == [d5, d2] and seen == ["juvenile diabetes", "strange illness"]
+
+
+def test_abbreviation_long_form_replaces_the_short_form_candidates(kb):
+    text = "Two patients developed acute renal failure (ARF); ARF resolved."
+    second = spans(text, "acute renal failure")[0].doc
+    arf = second.char_span(text.rindex("ARF"), text.rindex("ARF") + 3, label="Disease")
+    mentions = [Mention(arf, arf.text)]
+    gen = CandidateGenerator(kb, ["kb", "abbreviation"])
+    for name in gen.sources:
+        candidate_sources.get(name)(gen, mentions)
+    assert mentions[0].rows == [kb.row_of("DEMO:D014")] and mentions[0].text == "acute renal failure"
