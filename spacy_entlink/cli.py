@@ -28,14 +28,20 @@ def build_kb(
     extra_aliases: Optional[List[Path]] = typer.Option(
         None, "--extra-aliases", help='JSONL of {"id", "aliases"} adding aliases to entities (repeatable)'
     ),
+    exclude_aliases: Optional[Path] = typer.Option(
+        None, "--exclude-aliases", help='JSONL of {"id", "text"} aliases to leave out (e.g. a retriever\'s holdout.jsonl)'
+    ),
 ) -> None:
     """Build a knowledge base folder from one or more source files."""
     import itertools
 
     from .kb import KnowledgeBase, read_alias_file, read_source
+    from .kb.sources import read_exclusions, without_aliases
     from .text import NormalizerConfig
 
     records = itertools.chain.from_iterable(read_source(p, format, type) for p in inputs)
+    if exclude_aliases is not None:
+        records = without_aliases(records, read_exclusions(exclude_aliases))
     extra = itertools.chain.from_iterable(read_alias_file(p) for p in extra_aliases) if extra_aliases else None
     cfg = NormalizerConfig(acronym_max_len=acronym_max_len, fold_plurals=fold_plurals)
     kb = KnowledgeBase.build(records, output, normalizer=cfg, fuzzy_index=fuzzy, progress=True, name=name,
@@ -144,7 +150,7 @@ def annotate(
 def train_linker_cmd(
     output: Path = typer.Argument(..., help="pipeline folder to write (the best weights on dev, calibrated on dev)"),
     kb: Path = typer.Option(..., "--kb", help="KB folder (build-kb)"),
-    train: Path = typer.Option(..., "--train", help=".spacy file with gold entities and kb_ids"),
+    train: Optional[Path] = typer.Option(None, "--train", help=".spacy file with gold entities and kb_ids (omit to train on KB pairs only)"),
     dev: Optional[Path] = typer.Option(None, "--dev", help=".spacy file for model selection and calibration"),
     model: str = typer.Option("", "--model", help="Hugging Face seq2seq model or encoder (empty: embedded MiniLM)"),
     decoder_layers: int = typer.Option(2, help="decoder layers when warm-starting from an encoder"),
@@ -158,6 +164,7 @@ def train_linker_cmd(
     dev_limit: int = typer.Option(0, help="evaluate on the first N dev mentions only (0: all)"),
     candidates: str = typer.Option("span,kb,abbreviation,fuzzy", help="candidate sources, comma-separated"),
     max_candidates: int = typer.Option(32, "--max-candidates", help="score at most this many candidates per mention"),
+    dense_model: str = typer.Option("", "--dense-model", help="encoder of the dense candidates: a train-retriever folder, a Hugging Face name, or empty for the embedded MiniLM"),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for the training history"),
     seed: int = typer.Option(0, help="random seed"),
 ) -> None:
@@ -181,10 +188,12 @@ def train_linker_cmd(
         "model": {"@architectures": "spacy_entlink.GenreLinker.v1", "name": model, "decoder_layers": decoder_layers,
                   "max_context_tokens": 128, "max_name_tokens": 32},
         "candidates": [c for c in candidates.split(",") if c], "labels": list(labels or []),
-        "batch_size": batch_size, "learning_rate": lr, "max_candidates": max_candidates,
+        "batch_size": batch_size, "learning_rate": lr, "max_candidates": max_candidates, "dense_model": dense_model,
     })
+    if train is None and kb_pairs < 1:
+        raise EntlinkError("train-linker: without --train, give --kb-pairs N (self-supervised pairs per KB entity)")
     linker.set_kb(kb, progress=True)
-    train_egs = list(Corpus(train)(nlp))
+    train_egs = list(Corpus(train)(nlp)) if train is not None else []
     dev_egs = list(Corpus(dev)(nlp)) if dev is not None else []
     result = train_linker(nlp, "entlink_linker", train_egs, dev_egs, output=output, kb_pairs_per_entity=kb_pairs,
                           kb_types=labels or None, epochs=epochs, max_steps=max_steps, eval_every=eval_every,
@@ -255,10 +264,12 @@ def train_retriever_cmd(
 def calibrate_linker_cmd(
     pipeline: Path = typer.Argument(..., help="pipeline folder with an entlink_linker"),
     output: Path = typer.Argument(..., help="pipeline folder to write"),
-    dev: Path = typer.Option(..., "--dev", help=".spacy file with gold kb_ids to fit the calibration on"),
+    dev: Optional[Path] = typer.Option(None, "--dev", help=".spacy file with gold kb_ids to fit the calibration on"),
+    kb_pairs: Optional[Path] = typer.Option(None, "--kb-pairs", help='or: JSONL of {"id", "text"} aliases the KB was built without (a retriever\'s holdout.jsonl), as pseudo-mentions: calibration without annotated text'),
     train: Optional[Path] = typer.Option(None, "--train", help=".spacy training file: entity frequencies (prior)"),
     name: str = typer.Option("entlink_linker", help="the linker's name in the pipeline"),
     candidates: Optional[str] = typer.Option(None, help="override the candidate sources, comma-separated"),
+    dense_model: Optional[str] = typer.Option(None, "--dense-model", help="rebuild the dense index with this encoder (a train-retriever folder, a Hugging Face name; empty: embedded MiniLM)"),
     nil: bool = typer.Option(True, "--nil/--no-nil", help="fit a NIL option (mentions whose gold is not among their candidates); --no-nil for closed-world normalisation, where every mention has an id"),
     max_candidates: Optional[int] = typer.Option(None, "--max-candidates", help="score at most this many candidates per mention, in the order the sources give them (saved with the pipeline)"),
     folds: int = typer.Option(5, help="also measure accuracy@1 of calibrations fitted on the other folds' documents (0: skip)"),
@@ -269,9 +280,11 @@ def calibrate_linker_cmd(
     import spacy
     from spacy.training import Corpus
 
-    for path, what in ((pipeline, "PIPELINE"), (dev, "--dev"), (train, "--train")):
+    for path, what in ((pipeline, "PIPELINE"), (dev, "--dev"), (train, "--train"), (kb_pairs, "--kb-pairs")):
         if path is not None and not path.exists():
             raise EntlinkError(f"{what}: {path} does not exist")
+    if (dev is None) == (kb_pairs is None):
+        raise EntlinkError("calibrate-linker: give either --dev (annotated mentions) or --kb-pairs (held-out KB aliases)")
     if output.resolve() == pipeline.resolve():
         raise EntlinkError("OUTPUT must differ from PIPELINE (the model weights are read from PIPELINE)")
     if folds == 1 or folds < 0:
@@ -282,21 +295,38 @@ def calibrate_linker_cmd(
     if name not in nlp.pipe_names:
         raise EntlinkError(f"--name: no component {name!r} in {pipeline} (it has {nlp.pipe_names})")
     linker = nlp.get_pipe(name)
+    if dense_model is not None:
+        linker.build_dense(progress=True, model=dense_model)
+        nlp.config["components"][name]["dense_model"] = dense_model
     if candidates is not None:
         linker.set_candidates([c for c in candidates.split(",") if c], progress=True)
+        nlp.config["components"][name]["candidates"] = [c for c in candidates.split(",") if c]
     if max_candidates is not None:
         linker.configure(max_candidates=max_candidates)
         nlp.config["components"][name]["max_candidates"] = max_candidates
     if train is not None:
         counts = linker.set_counts(Corpus(train)(nlp))
         typer.echo(f"frequency prior from {train}: {len(counts):,} entities")
-    cal = linker.calibrate(list(Corpus(dev)(nlp)), folds=folds, with_nil=nil)
+    if kb_pairs is not None:
+        from .linking.examples import kb_pair_examples
+        from .linking.retriever import read_holdout
+
+        pairs = read_holdout(kb_pairs, linker.kb)
+        examples = kb_pair_examples(nlp, pairs, linker.kb)
+        typer.echo(f"calibrating on {len(examples):,} held-out KB aliases from {kb_pairs}")
+        hits = sum(1 for text, row in pairs if row in {c.row for c in linker.kb.get_candidates(text)})
+        if hits > len(pairs) // 2:
+            typer.echo(f"⚠ {hits:,} of {len(pairs):,} held-out aliases are still exact aliases of their entity in the "
+                       "KB: build the KB with --exclude-aliases on the same file", err=True)
+    else:
+        examples = list(Corpus(dev)(nlp))
+    cal = linker.calibrate(examples, folds=folds, with_nil=nil)
     nlp.to_disk(output)
     typer.echo(f"✔ {output}: scale {cal.scale:.3f}, prior weights {[round(w, 3) for w in cal.prior_weights]}, "
                f"NIL score {cal.nil_score}, fitted on {cal.fitted_on:,} mentions")
     cv = linker.calibration_cv if folds else None
     if cv:
-        typer.echo(f"  accuracy@1 on {dev}: {100 * cv['fit_and_apply_acc']:.2f} fitted and applied on all of it, "
+        typer.echo(f"  accuracy@1 on {dev or kb_pairs}: {100 * cv['fit_and_apply_acc']:.2f} fitted and applied on all of it, "
                    f"{100 * cv['cross_validated_acc']:.2f} with {folds}-fold cross-validation by document "
                    f"(NIL answers counted wrong: {100 * cv['fit_and_apply_acc_with_nil']:.2f} / "
                    f"{100 * cv['cross_validated_acc_with_nil']:.2f})")

@@ -20,7 +20,8 @@ import csv
 import re
 from pathlib import Path
 from collections import Counter, defaultdict
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from dataclasses import replace
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 from ..errors import DataError
 from ..files import TextLines, iter_jsonl, open_text
@@ -156,6 +157,27 @@ def read_popularity(path: Union[str, Path], type: str = "") -> Iterator[EntityRe
             short = _QUALIFIER.sub("", name)
             yield EntityRecord(id=title, name=name, aliases=[short] if short and short != name else [],
                                type=type, prior=prior, source=str(path), line=n)
+
+
+def read_exclusions(path: Union[str, Path]) -> Dict[str, Set[str]]:
+    """Aliases to leave out of a build: JSONL lines `{"id": …, "text": …}` (a retriever's
+    `holdout.jsonl`), as id -> alias texts."""
+    path = Path(path)
+    out: Dict[str, Set[str]] = {}
+    for n, obj in iter_jsonl(path):
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not isinstance(obj.get("text"), str):
+            raise DataError(path, n, 'expected {"id": "...", "text": "..."}')
+        out.setdefault(obj["id"], set()).add(obj["text"])
+    return out
+
+
+def without_aliases(records: Iterable[EntityRecord], exclude: Dict[str, Set[str]]) -> Iterator[EntityRecord]:
+    """`records` with the aliases in `exclude` (id -> texts) removed (canonical names stay)."""
+    for rec in records:
+        gone = exclude.get(rec.id)
+        if gone:
+            rec = replace(rec, aliases=[a for a in rec.aliases if a not in gone])
+        yield rec
 
 
 def read_alias_file(path: Union[str, Path]) -> Iterator[EntityRecord]:

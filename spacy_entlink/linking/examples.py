@@ -74,3 +74,26 @@ def kb_pairs(kb: KnowledgeBase, *, per_entity: int = 2, templates: Sequence[str]
         for alias in chosen:
             template = rng.choice(list(templates))
             yield Pair(template.format(mention=f"{START_ENT} {alias} {END_ENT}"), row)
+
+
+def kb_pair_examples(nlp, pairs: Sequence[Tuple[str, int]], kb: KnowledgeBase, *,
+                     templates: Sequence[str] = DEFAULT_TEMPLATES, seed: int = 0) -> List[Example]:
+    """spaCy Examples from (alias, KB row) pairs: each alias as the one gold entity (label =
+    the entity's type, kb_id = its id) of a short template sentence, for calibrating a
+    linker without annotated text (use aliases the KB and retriever were built without)."""
+    rng = random.Random(seed)
+    out = []
+    for alias, row in pairs:
+        template = rng.choice(list(templates))
+        text = template.format(mention=alias)
+        start = template.index("{mention}")
+        doc = nlp.make_doc(text)
+        span = doc.char_span(start, start + len(alias), label=kb.get_type(row) or "ENTITY", kb_id=kb.get_id(row),
+                             alignment_mode="expand")
+        if span is None:
+            continue
+        doc.ents = [span]
+        pred = nlp.make_doc(text)
+        pred.ents = [pred.char_span(span.start_char, span.end_char, label=span.label_)]
+        out.append(Example(pred, doc))
+    return out

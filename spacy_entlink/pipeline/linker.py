@@ -224,8 +224,7 @@ class GenreLinker(TrainablePipe):
         trie = build_name_trie(seq2seq, kb, folder / "trie", aliases=self.cfg.get("trie_aliases", True),
                                progress=progress)
         self._use(kb, trie)
-        self.dense = None
-        if self._wants_dense():
+        if self._wants_dense() or self.dense is not None:
             self.build_dense(progress=progress)
         return self
 
@@ -250,7 +249,11 @@ class GenreLinker(TrainablePipe):
             self.cfg["dense_model"] = model
         folder = Path(tempfile.mkdtemp(prefix="entlink_dense_"))
         weakref.finalize(self, shutil.rmtree, folder, True)
-        encoder = SentenceEncoder(self.cfg.get("dense_model") or None)
+        old = self.dense
+        if model is None and old is not None:
+            encoder = old.encoder  # the same encoder (e.g. a trained retriever saved with the pipeline)
+        else:
+            encoder = SentenceEncoder(self.cfg.get("dense_model") or None)
         self.dense = DenseIndex.build(self.kb, folder, encoder, progress=progress)
         return self.dense
 

@@ -83,7 +83,7 @@ def test_calibrate_linker_cli_fits_priors(setup):
     assert again.mention_counts[again.kb.normalize("MS")] == {"DEMO:D004": 1}
     ms, d006 = again.kb.row_of("DEMO:D004"), again.kb.row_of("DEMO:D006")
     feats = again.features([ms, d006], "MS")
-    assert feats.shape == (2, 7) and feats[0, 2] > 0 and feats[1, 2] == 0
+    assert feats.shape == (2, 9) and feats[0, 2] > 0 and feats[1, 2] == 0
     assert again.features([ms], None)[0, 2] == 0
     # indicators: the frequency prior's choice (one per mention) and the mention text's usual id
     key = [(again.entity_counts.get(again.kb.get_id(r), 0), again.kb.get_prior(r)) for r in (ms, d006)]
@@ -92,7 +92,47 @@ def test_calibrate_linker_cli_fits_priors(setup):
     # name similarity: "MS" is one of D004's names; no dense index, so no cosine column
     assert feats[0, 5] == 1.0 and feats[1, 5] < 1.0 and not feats[:, 6].any()
     assert not again.features([ms, d006], "MS", similarity=False)[:, 5].any()
-    assert again.features([], "MS").shape == (0, 7)
+    assert again.features([], "MS").shape == (0, 9)
+    # 7: an exact name/alias of the candidate; 8: the best plain ratio
+    assert list(feats[:, 7]) == [1.0, 0.0] and feats[0, 8] == 1.0 and feats[1, 8] < 1.0
     assert len(again.calibration.prior_weights) == 9 and again.calibration.fitted_on > 0
     with pytest.raises(SystemExit):
         main(["calibrate-linker", str(pipe), str(pipe), "--dev", str(tmp / "dev.spacy")])
+
+
+@pytest.mark.slow
+def test_zero_shot_chain_kb_only(setup, tmp_path):
+    """KB aliases held out of the KB, a linker trained on KB pairs only and calibrated on the
+    held-out aliases: no annotated text anywhere; the pipeline saves, loads and links."""
+    from spacy_entlink.kb import read_source
+
+    _, kb = setup
+    held = tmp_path / "holdout.jsonl"
+    held.write_text('{"id": "DEMO:D005", "text": "cardiac infarction"}\n{"id": "DEMO:D006", "text": "arterial hypertension"}\n'
+                    '{"id": "DEMO:D001", "text": "adult-onset diabetes"}\n', encoding="utf8")
+    src = REPO / "assets" / "demo_kb.jsonl"
+    main(["build-kb", str(src), "--output", str(tmp_path / "kb_fit"), "--exclude-aliases", str(held)])
+    from spacy_entlink.kb import KnowledgeBase
+
+    fit = KnowledgeBase.from_disk(tmp_path / "kb_fit")
+    assert fit.get_candidates("cardiac infarction") == [] and fit.get_candidates("heart attack")
+    assert len(fit) == len(kb) and sum(1 for _ in read_source(src)) == len(kb)
+    with pytest.raises(SystemExit):  # KB pairs only needs --kb-pairs
+        main(["train-linker", str(tmp_path / "zs"), "--kb", str(tmp_path / "kb_fit")])
+    setup_tmp = setup[0]
+    main(["train-linker", str(tmp_path / "zs"), "--kb", str(tmp_path / "kb_fit"), "--model", str(setup_tmp / "bart"),
+          "--kb-pairs", "2", "--max-steps", "3", "--batch-size", "8"])
+    main(["calibrate-linker", str(tmp_path / "zs"), str(tmp_path / "zs_cal"), "--kb-pairs", str(held), "--folds", "0",
+          "--metrics", str(tmp_path / "cal.json")])
+    report = srsly.read_json(tmp_path / "cal.json")
+    assert report["calibration"]["fitted_on"] == 3
+    nlp = spacy.load(tmp_path / "zs_cal")
+    linker = nlp.get_pipe("entlink_linker")
+    assert not linker.entity_counts and len(linker.calibration.prior_weights) == 9
+    w = linker.calibration.prior_weights
+    assert w[0] == w[2] == w[4] == 0.0  # count features carry nothing without counts
+    doc = nlp(make_doc(nlp))
+    assert all(e.kb_id_ in kb for e in doc.ents)
+    with pytest.raises(SystemExit):
+        main(["calibrate-linker", str(tmp_path / "zs"), str(tmp_path / "x"), "--kb-pairs", str(held), "--dev",
+              str(setup_tmp / "dev.spacy")])

@@ -1,0 +1,142 @@
+"""Dense retrieval of KB entities for gold mentions, and the ANN index at scale.
+
+Mode 1 (`--dev`): for each encoder (empty = the embedded all-MiniLM-L6-v2 as it ships, or a
+folder written by `train-retriever`), embed every KB name, then search the nearest names of
+each gold mention (a short form defined in its document searched by its long form, as the
+linker does): accuracy@1 (the retriever alone) and recall@k, index build time, mentions/s.
+
+    python bench/retriever.py --kb kb/medic --dev corpus/bc5cdr_dev_disease.spacy --labels Disease \
+        --encoders "" training/retriever_medic --output metrics/bench_retriever_bc5cdr.json
+
+Mode 2 (`--scale N`): N synthetic name vectors (clustered unit vectors of the encoder's width,
+384) in a faiss HNSW index beside exact matrix search, in one process: build time, queries/s,
+RSS, recall@k of ANN against exact search. Encoding N names costs N / (names/s of mode 1).
+
+    python bench/retriever.py --scale 1000000 --output metrics/bench_retriever_scale.json
+"""
+
+import argparse
+import json
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def dev_mode(args) -> dict:
+    import spacy
+    from spacy.training import Corpus
+
+    from spacy_entlink.candidates import AbbreviationCache
+    from spacy_entlink.kb import KnowledgeBase
+    from spacy_entlink.linking.dense import DenseIndex, SentenceEncoder
+    from spacy_entlink.linking.train import gold_mentions
+
+    kb = KnowledgeBase.from_disk(args.kb)
+    nlp = spacy.blank("en")
+    mentions = gold_mentions(Corpus(args.dev)(nlp), args.labels)
+    abbreviations = AbbreviationCache()
+    texts = [abbreviations.expanded(s) for s, _ in mentions]
+    gold = [kb.row_of(g) for _, g in mentions]
+    print(f"{len(mentions):,} gold mentions; {sum(g is None for g in gold)} with an id missing from the KB")
+    ks = sorted(set(args.k))
+    rows = []
+    for name in args.encoders:
+        label = name or "all-MiniLM-L6-v2 (embedded, untrained)"
+        encoder = SentenceEncoder(name or None)
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            index = DenseIndex.build(kb, Path(tmp) / "dense", encoder, progress=True)
+            build_s = time.perf_counter() - t
+            t = time.perf_counter()
+            found = index.search(texts, k=max(ks))
+            search_s = time.perf_counter() - t
+        recall = {f"recall@{k}": sum(1 for f, g in zip(found, gold) if g in f[:k]) / len(gold) for k in ks}
+        row = {"encoder": label, "names": int(index.meta["names"]), "index_build_s": round(build_s, 1),
+               "names_per_s": round(index.meta["names"] / build_s, 1), "mentions_per_s": round(len(texts) / search_s, 1),
+               "acc@1": recall.get("recall@1"), **recall}
+        rows.append(row)
+        print(f"{label:<45} acc@1 {100 * row['acc@1']:6.2f}  " +
+              "  ".join(f"R@{k} {100 * recall[f'recall@{k}']:6.2f}" for k in ks) +
+              f"  | index {build_s:6.1f} s ({row['names_per_s']:,.0f} names/s), {row['mentions_per_s']:,.0f} mentions/s")
+    return {"kb": str(args.kb), "dev": str(args.dev), "mentions": len(mentions), "rows": rows}
+
+
+def scale_mode(args) -> dict:
+    import faiss
+
+    from spacy_entlink.linking.dense import DenseIndex
+
+    rng = np.random.default_rng(0)
+    n, dim = args.scale, 384
+    centres = rng.standard_normal((n // 10 + 1, dim)).astype(np.float32)
+    vectors = centres[rng.integers(0, len(centres), n)] + 0.6 * rng.standard_normal((n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    rows = np.arange(n) // 2  # two names per entity
+    queries = vectors[rng.integers(0, n, args.queries)] + 0.3 * rng.standard_normal((args.queries, dim)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    before = rss_mb()
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        index = DenseIndex.from_vectors(vectors, rows, Path(tmp) / "d", entities=n // 2, ann_threshold=1, progress=True)
+        build_s = time.perf_counter() - t
+        size_mb = sum(f.stat().st_size for f in (Path(tmp) / "d").iterdir()) / 2**20
+        index.search_vectors(queries[:10], k=10)  # load the ANN index
+        out = {"names": n, "dim": dim, "queries": len(queries), "build_s": round(build_s, 1),
+               "index_mb": round(size_mb, 1), "rss_after_build_mb": round(rss_mb(), 1),
+               "rss_before_mb": round(before, 1), "faiss": faiss.__version__, "rows": []}
+        t = time.perf_counter()
+        exact = index.search_vectors(queries, k=10, exact=True)
+        exact_s = time.perf_counter() - t
+        out["exact_queries_per_s"] = round(len(queries) / exact_s, 1)
+        print(f"{n:,} names: build {build_s:.1f} s (faiss HNSW M=32, efConstruction 80), {size_mb:,.0f} MB on disk; "
+              f"exact search {len(queries) / exact_s:,.1f} queries/s")
+        for ef in args.ef:
+            index._hnsw().hnsw.efSearch = ef
+            t = time.perf_counter()
+            ann = index.search_vectors(queries, k=10, exact=False)
+            ann_s = time.perf_counter() - t
+            rec = {}
+            for k in (1, 10):
+                rec[f"recall@{k}_vs_exact"] = float(np.mean([len({r for r, _ in a[:k]} & {r for r, _ in e[:k]}) / k
+                                                             for a, e in zip(ann, exact)]))
+            row = {"ef_search": ef, "queries_per_s": round(len(queries) / ann_s, 1), **rec}
+            out["rows"].append(row)
+            print(f"  ANN efSearch {ef:4d}: {row['queries_per_s']:10,.1f} queries/s, recall@1 {100 * rec['recall@1_vs_exact']:.2f} %, "
+                  f"recall@10 {100 * rec['recall@10_vs_exact']:.2f} % of exact search's entities")
+        out["peak_rss_mb"] = round(rss_mb(), 1)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--kb", type=Path)
+    ap.add_argument("--dev", type=Path)
+    ap.add_argument("--labels", nargs="*", default=None)
+    ap.add_argument("--encoders", nargs="+", default=[""], help='encoders to compare ("" = embedded MiniLM)')
+    ap.add_argument("--k", type=int, nargs="+", default=[1, 8, 16, 32, 64])
+    ap.add_argument("--scale", type=int, default=0, help="synthetic names for the ANN benchmark")
+    ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--ef", type=int, nargs="+", default=[64, 128, 256])
+    ap.add_argument("--output", type=Path, default=None)
+    args = ap.parse_args()
+    if args.scale:
+        result = scale_mode(args)
+    elif args.kb and args.dev:
+        result = dev_mode(args)
+    else:
+        ap.error("give --kb and --dev, or --scale N")
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, indent=2))
+        print(f"✔ {args.output}")
+
+
+if __name__ == "__main__":
+    main()
