@@ -13,6 +13,7 @@ and the linker's `dense_model` read it.
 """
 
 import json
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -210,7 +211,8 @@ def train_retriever(kb: KnowledgeBase, output: Path, *, model: str = "", setting
 
     def checkpoint(step: int, loss: float) -> None:
         nonlocal hard
-        entry: Dict = {"step": step, "loss": round(loss, 4), "seconds": round(time.perf_counter() - t0, 1)}
+        entry: Dict = {"step": step, "loss": None if math.isnan(loss) else round(loss, 4),
+                       "seconds": round(time.perf_counter() - t0, 1)}
         vectors = None
         if s.hard_negatives > 0 and step < s.steps:
             vectors = enc.encode(names.texts, progress=progress)
