@@ -221,6 +221,7 @@ def train_retriever_cmd(
     mine_every: int = typer.Option(500, help="re-mine hard negatives (and report held-out recall) every N steps"),
     holdout: float = typer.Option(0.05, help="share of entities with 3+ names that keep one alias out, for held-out recall@1"),
     max_length: int = typer.Option(24, help="tokens per name"),
+    uninvert: bool = typer.Option(False, "--uninvert/--no-uninvert", help='also train on inverted entry terms in text order ("Neoplasms, Abdominal" -> "Abdominal Neoplasms")'),
     precision: str = typer.Option("auto", help="float32, bfloat16 or auto (bf16 autocast where the hardware has it)"),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for the training history"),
     seed: int = typer.Option(0, help="random seed"),
@@ -235,7 +236,7 @@ def train_retriever_cmd(
         raise EntlinkError(f"--train: {train} does not exist")
     settings = RetrieverTraining(steps=steps, batch_size=batch_size, lr=lr, temperature=temperature,
                                  hard_negatives=hard_negatives, mine_every=mine_every, holdout=holdout,
-                                 max_length=max_length, precision=precision, seed=seed)
+                                 max_length=max_length, uninvert=uninvert, precision=precision, seed=seed)
     knowledge = KnowledgeBase.from_disk(kb)
     mentions = None
     if train is not None:

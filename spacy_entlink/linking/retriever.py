@@ -45,6 +45,7 @@ class RetrieverTraining:
     holdout: float = 0.0
     mention_share: float = 0.5
     max_length: int = 24
+    uninvert: bool = False
     grad_clip: float = 1.0
     precision: str = "auto"
     seed: int = 0
@@ -79,10 +80,20 @@ class NameSet:
         return [r for r, idx in self.by_row.items() if len(idx) >= 2]
 
 
+def uninverted(name: str) -> Optional[str]:
+    """A thesaurus entry term written "Head, Modifier" ("Neoplasms, Abdominal") in running-text
+    order ("Abdominal Neoplasms"); None for any other name."""
+    parts = name.split(", ")
+    if len(parts) != 2 or "," in parts[1] or not parts[0] or not parts[1]:
+        return None
+    return f"{parts[1]} {parts[0]}"
+
+
 def kb_name_set(kb: KnowledgeBase, *, types: Optional[Sequence[str]] = None, holdout: float = 0.0,
-                seed: int = 0) -> NameSet:
+                seed: int = 0, uninvert: bool = False) -> NameSet:
     """The KB's names, one per normalised form per entity; with `holdout`, that share of the
-    entities with at least three names keeps one alias (not the canonical name) out."""
+    entities with at least three names keeps one alias (not the canonical name) out; with
+    `uninvert`, inverted entry terms also appear in running-text order (see `uninverted`)."""
     rng = random.Random(seed)
     out = NameSet()
     for row in range(len(kb)):
@@ -98,6 +109,12 @@ def kb_name_set(kb: KnowledgeBase, *, types: Optional[Sequence[str]] = None, hol
         if holdout and len(names) >= 3 and rng.random() < holdout:
             k = rng.randrange(1, len(names))
             out.held_out.append((names.pop(k), row))
+        if uninvert:
+            for name in list(names):
+                flipped = uninverted(name)
+                if flipped and kb.normalize(flipped) not in seen:
+                    seen.add(kb.normalize(flipped))
+                    names.append(flipped)
         idx = []
         for name in names:
             idx.append(len(out.texts))
@@ -182,7 +199,7 @@ def train_retriever(kb: KnowledgeBase, output: Path, *, model: str = "", setting
 
     rng = random.Random(s.seed)
     torch.manual_seed(s.seed)
-    names = kb_name_set(kb, types=types, holdout=s.holdout, seed=s.seed)
+    names = kb_name_set(kb, types=types, holdout=s.holdout, seed=s.seed, uninvert=s.uninvert)
     multi = names.multi
     by_mention: Dict[int, List[str]] = {}
     for text, row in mentions or ():

@@ -49,6 +49,27 @@ def test_name_set_groups_names_by_entity_and_holds_out_aliases(demo_kb):
     assert all(t != demo_kb.get_name(r) for t, r in held.held_out)  # canonical names stay
 
 
+def test_inverted_entry_terms_also_train_in_text_order(tmp_path):
+    from spacy_entlink.kb import KnowledgeBase, read_source
+    from spacy_entlink.linking.retriever import uninverted
+
+    assert uninverted("Neoplasms, Abdominal") == "Abdominal Neoplasms"
+    assert uninverted("Diabetes Mellitus") is None and uninverted("a, b, c") is None
+    src = tmp_path / "kb.jsonl"
+    src.write_text('{"id": "X:1", "name": "Abdominal Neoplasms", "aliases": ["Neoplasms, Abdominal"]}\n'
+                   '{"id": "X:2", "name": "Arthritis, Juvenile", "aliases": ["Juvenile Arthritis", "Still Disease"]}\n',
+                   encoding="utf8")
+    kb = KnowledgeBase.build(read_source(src), tmp_path / "kb")
+    plain = kb_name_set(kb)
+    flipped = kb_name_set(kb, uninvert=True)
+    assert plain.texts == flipped.texts  # the text-order forms are already names
+    src.write_text('{"id": "X:1", "name": "Neoplasms, Abdominal", "aliases": ["Abdominal Tumour"]}\n', encoding="utf8")
+    kb = KnowledgeBase.build(read_source(src), tmp_path / "kb2")
+    flipped = kb_name_set(kb, uninvert=True)
+    assert "Abdominal Neoplasms" in flipped.texts and "Abdominal Neoplasms" not in kb_name_set(kb).texts
+    assert flipped.owners[flipped.texts.index("Abdominal Neoplasms")] == kb.row_of("X:1")
+
+
 def test_contrastive_loss_rewards_same_entity_neighbours():
     labels = torch.tensor([0, 0, 1, 1])
     good = torch.nn.functional.normalize(torch.tensor([[1.0, 0], [1, 0.1], [0, 1], [0.1, 1]]), dim=-1)
