@@ -87,14 +87,16 @@ class CandidateGenerator:
     def __init__(self, kb: KnowledgeBase, sources: Sequence[str], *, dense=None, dense_k: int = 8, trie_k: int = 5,
                  generate: Optional[Callable[[Sequence[Span]], List[List[int]]]] = None,
                  fuzzy_edit_lengths: Sequence[int] = DEFAULT_FUZZY_EDIT_LENGTHS,
-                 abbreviations: Optional[AbbreviationCache] = None):
+                 abbreviations: Optional[AbbreviationCache] = None, fuzzy: Optional[FuzzyMatcher] = None):
         self.kb = kb
         self.sources = [check_source(s) for s in sources]
         self.dense = dense
         self.dense_k = int(dense_k)
         self.trie_k = int(trie_k)
         self.generate = generate
-        self.fuzzy = FuzzyMatcher(kb, edit_lengths=fuzzy_edit_lengths) if kb.has_fuzzy_index else None
+        if fuzzy is None and kb.has_fuzzy_index:
+            fuzzy = FuzzyMatcher(kb, edit_lengths=fuzzy_edit_lengths)
+        self.fuzzy = fuzzy  # pass one in to keep its lookup caches across batches
         self.abbreviations = abbreviations or AbbreviationCache()
 
     def __call__(self, spans: Sequence[Span]) -> List[List[int]]:

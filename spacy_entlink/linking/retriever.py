@@ -125,10 +125,6 @@ def kb_name_set(kb: KnowledgeBase, *, types: Optional[Sequence[str]] = None, hol
     return out
 
 
-def _train_dtype(precision: str, device: torch.device):
-    return inference_dtype(precision, device)
-
-
 def mine_hard_negatives(vectors: torch.Tensor, owners: torch.Tensor, k: int, *, chunk: int = 1024,
                         progress: bool = False) -> torch.Tensor:
     """For each name, the indices of the `k` nearest names owned by other entities (-1 where
@@ -212,7 +208,7 @@ def train_retriever(kb: KnowledgeBase, output: Path, *, model: str = "", setting
     enc = encoder or SentenceEncoder(model or None, max_length=s.max_length, precision=s.precision)
     enc.max_length = s.max_length
     device = enc.device
-    dtype = _train_dtype(s.precision, device)
+    dtype = inference_dtype(s.precision, device)
     params = [p for p in enc.model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=0.01)
     sched = get_linear_schedule_with_warmup(opt, int(s.warmup * s.steps), s.steps)

@@ -24,7 +24,7 @@ from spacy.training import Example
 from spacy.vocab import Vocab
 from thinc.api import Config, Model
 
-from ..candidates import AbbreviationCache, CandidateGenerator, check_source
+from ..candidates import DEFAULT_FUZZY_EDIT_LENGTHS, AbbreviationCache, CandidateGenerator, check_source
 from ..errors import ConfigError, EntlinkError
 from ..extensions import install_extensions
 from ..kb import KnowledgeBase
@@ -35,6 +35,7 @@ from ..linking.examples import Pair, gold_pairs, span_context
 from ..linking.linker import Linker, LinkerSettings, Ranked, build_name_trie
 from ..linking.name_trie import NameTrie
 from ..linking.seq2seq import Seq2Seq
+from ..matching.fuzzy import FuzzyMatcher
 from ..models.hf import check_precision
 
 RANKING_SETTINGS = ("beam_size", "top_k", "max_candidates", "candidate_names", "fallback", "batch_size", "dense_k",
@@ -167,6 +168,7 @@ class GenreLinker(TrainablePipe):
         self._optimizer: Optional[torch.optim.Optimizer] = None
         self._names_cache: Dict[int, List[str]] = {}
         self._abbreviations = AbbreviationCache()
+        self._fuzzy: Optional[FuzzyMatcher] = None
         self.calibration_cv: Optional[Dict[str, float]] = None
 
     # --- set-up -------------------------------------------------------------------------
@@ -289,9 +291,11 @@ class GenreLinker(TrainablePipe):
         if not sources:
             return [None] * len(spans)
         linker = self._require()
+        if self._fuzzy is None or self._fuzzy.kb is not self.kb:
+            self._fuzzy = FuzzyMatcher(self.kb, edit_lengths=DEFAULT_FUZZY_EDIT_LENGTHS) if self.kb.has_fuzzy_index else None
         gen = CandidateGenerator(self.kb, sources, dense=self.dense, dense_k=int(self.cfg.get("dense_k", 8)),
                                  trie_k=int(self.cfg.get("trie_k", 5)), generate=self._trie_rows,
-                                 abbreviations=self._abbreviations)
+                                 abbreviations=self._abbreviations, fuzzy=self._fuzzy)
         return [linker.filter_type(rows, s.label_) for rows, s in zip(gen(spans), spans)]
 
     def _trie_rows(self, spans: Sequence[Span]) -> List[List[int]]:
@@ -396,24 +400,17 @@ class GenreLinker(TrainablePipe):
         text = expanded or mention
         if text and similarity:
             key = kb.normalize(text)
-            keys = {kb.normalize(t) for t in (mention, expanded) if t}
+            # a candidate's normalised names are its alias keys, so one lookup per key suffices
+            exact = {c.row for t in {kb.normalize(t) for t in (mention, expanded) if t}
+                     for c in kb.candidates_for_key(t)}
             for k, r in enumerate(rows):
                 names = self._normalized_names(r)
                 feats[k, 5] = max((fuzz.token_set_ratio(key, n) for n in names), default=0) / 100
-                feats[k, 7] = float(any(n in keys for n in names) or self._is_alias_of(keys, r))
+                feats[k, 7] = float(r in exact)
                 feats[k, 8] = max((fuzz.ratio(key, n) for n in names), default=0) / 100
         if vector is not None and self.dense is not None:
             feats[:, COSINE_FEATURE] = self.dense.similarities(vector, rows)
         return feats
-
-    def _is_alias_of(self, keys: Iterable[str], row: int) -> bool:
-        """Whether one of the normalised `keys` is an alias key of KB `row`."""
-        kb = self.kb
-        for key in keys:
-            alias_row = kb.alias_row(key)
-            if alias_row is not None and row in set(int(r) for r in kb.alias_entities(alias_row)):
-                return True
-        return False
 
     def _normalized_names(self, row: int) -> List[str]:
         """The row's first `MAX_FEATURE_NAMES` names, normalised (cached)."""
