@@ -56,6 +56,18 @@ class Mention:
                 self.rows.append(r)
 
 
+def short_form_variants(found: Dict[str, str]) -> Dict[str, str]:
+    """Defined short forms plus their other grammatical number: "VSDs" defined also expands
+    "VSD", "CKD" defined also "CKDs" (a form defined in the text itself wins)."""
+    out = dict(found)
+    for short, long in found.items():
+        if len(short) >= 3 and short[-1] == "s" and short[-2].isupper():
+            out.setdefault(short[:-1], long)
+        elif len(short) >= 2 and short[-1].isupper():
+            out.setdefault(short + "s", long)
+    return out
+
+
 class AbbreviationCache:
     """Short form -> long form text of the abbreviations defined in a document (cached)."""
 
@@ -67,7 +79,7 @@ class AbbreviationCache:
         hit = self._cache.get(id(doc))
         if hit is not None and hit[0] is doc:
             return hit[1]
-        found = {ab.short.text: ab.long.text for ab in find_abbreviations(doc)}
+        found = short_form_variants({ab.short.text: ab.long.text for ab in find_abbreviations(doc)})
         if len(self._cache) > self._size:
             self._cache.clear()
         self._cache[id(doc)] = (doc, found)

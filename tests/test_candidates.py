@@ -75,3 +75,13 @@ def test_abbreviation_long_form_replaces_the_short_form_candidates(kb):
     for name in gen.sources:
         candidate_sources.get(name)(gen, mentions)
     assert mentions[0].rows == [kb.row_of("DEMO:D014")] and mentions[0].text == "acute renal failure"
+
+
+def test_short_forms_expand_in_both_grammatical_numbers():
+    from spacy_entlink.candidates import short_form_variants
+
+    out = short_form_variants({"VSDs": "ventricular septal defects", "CKD": "chronic kidney disease", "MIs": "x",
+                               "MI": "myocardial infarction", "Ts": "t"})
+    assert out["VSD"] == "ventricular septal defects" and out["CKDs"] == "chronic kidney disease"
+    assert out["MI"] == "myocardial infarction"  # the form defined in the text wins
+    assert "T" not in out  # too short to tell a plural from a letter

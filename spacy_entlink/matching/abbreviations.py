@@ -55,10 +55,10 @@ def find_abbreviations(doc: Doc, max_inner_tokens: int = 4) -> List[Abbreviation
             i += 1
             continue
         j = i + 1
-        while j < n and j - i <= max_inner_tokens + 1 and doc[j].text != close:
+        while j < n and j - i <= max_inner_tokens and doc[j].text != close and doc[j].text not in _OPEN:
             j += 1
         if j >= n or doc[j].text != close or j == i + 1:
-            i += 1
+            i += 1  # no closing bracket near, or another one opens first: look on from the next token
             continue
         inner = doc[i + 1 : j]
         # "(SF; other text)" or "(SF, ...)" keeps the part before the separator.
