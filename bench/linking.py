@@ -4,11 +4,12 @@ BC5CDR dev Disease normalisation against CTD MEDIC (accuracy@1 over gold mention
 MeSH id; composite and `-1` mentions left out), for:
   (a) exact   the KB's alias table after normalisation (canonical-name matches first);
   (b) fuzzy   rapidfuzz nearest KB name/alias (`process.extractOne`, `fuzz.ratio`) over all keys;
-  (c) prior   the most frequent entity in the training data among the linker's candidates;
+  (c) prior   the most frequent entity in the training data among the first linker's candidates;
   (d) spacy   spaCy's `entity_linker` (CNN tok2vec, `InMemoryLookupKB` with the same alias keys,
               priors from training counts, entity vectors = MiniLM embeddings of the names),
               trained on the same training documents;
-  (e) genre   this package's `entlink_linker` (`--linker` pipeline).
+  (e) genre   this package's `entlink_linker` (one row per `--linker` pipeline: e.g. zero-shot and supervised);
+  (f) dense   the nearest KB name in an encoder's space (`--retrievers`: the embedded MiniLM, a trained retriever).
 Throughput (mentions/s on this CPU) and the share of the linker's time spent in the name trie
 are printed for (e).
 
@@ -87,12 +88,30 @@ def fuzzy(kb: KnowledgeBase, spans: Sequence[Span]) -> List[List[Tuple[str, floa
 def prior(kb: KnowledgeBase, linker, spans: Sequence[Span], counts: Counter) -> List[List[Tuple[str, float]]]:
     """The candidate with the highest prior: training-mention count, else the KB's prior."""
     out = []
+    kb = linker.kb  # the rows are the linker's
     for s, rows in zip(spans, linker.candidate_rows_batch(spans)):
         rows = rows or []
         ids = [kb.get_id(r) for r in rows]
         key = {i: (counts[i], kb.get_prior(r), -k) for k, (i, r) in enumerate(zip(ids, rows))}
         out.append([(max(ids, key=key.__getitem__), 1.0)] if ids else [])
     return out
+
+
+def retriever(kb: KnowledgeBase, encoder: str, spans: Sequence[Span]) -> Tuple[List[List[Tuple[str, float]]], float]:
+    """The entity of the nearest KB name in `encoder`'s space (a defined short form searched by
+    its long form), and the seconds the index took to build."""
+    import tempfile
+
+    from spacy_entlink.candidates import AbbreviationCache
+    from spacy_entlink.linking.dense import DenseIndex
+
+    abbreviations = AbbreviationCache()
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        index = DenseIndex.build(kb, Path(tmp) / "dense", SentenceEncoder(encoder or None), progress=True)
+        build_s = time.perf_counter() - t
+        found = index.search_scored([abbreviations.expanded(s) for s in spans], k=1)
+    return [[(kb.get_id(r), score) for r, score in hits] for hits in found], build_s
 
 
 def name_vectors(kb: KnowledgeBase) -> np.ndarray:
@@ -157,7 +176,12 @@ def main() -> None:
     ap.add_argument("--train", type=Path, required=True)
     ap.add_argument("--dev", type=Path, required=True)
     ap.add_argument("--labels", nargs="*", default=None)
-    ap.add_argument("--linker", type=Path, required=True, help="pipeline with an entlink_linker")
+    ap.add_argument("--linker", nargs="+", required=True,
+                    help="pipelines with an entlink_linker, each as PATH or LABEL=PATH (one row (e) each)")
+    ap.add_argument("--retrievers", nargs="*", default=[],
+                    help="encoders whose nearest KB name is a row (f) each ('' = the embedded MiniLM as it ships, "
+                         "or a train-retriever folder / Hugging Face name)")
+    ap.add_argument("--retriever-kb", type=Path, default=None, help="KB the retrievers search (default --kb)")
     ap.add_argument("--spacy-epochs", type=int, default=5)
     ap.add_argument("--skip-spacy", action="store_true")
     ap.add_argument("--candidates", default=None, help="override the linker's candidate sources (comma-separated)")
@@ -171,10 +195,16 @@ def main() -> None:
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args()
 
-    nlp = spacy.load(args.linker)
-    linker = next(p for _, p in nlp.pipeline if type(p).__name__ == "GenreLinker")
-    if args.candidates is not None:
-        linker.set_candidates([c for c in args.candidates.split(",") if c], progress=True)
+    linkers = []
+    for spec in args.linker:
+        label, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        l_nlp = spacy.load(path)
+        pipe = next(p for _, p in l_nlp.pipeline if type(p).__name__ == "GenreLinker")
+        if args.candidates is not None:
+            pipe.set_candidates([c for c in args.candidates.split(",") if c], progress=True)
+        linkers.append((label or path, path, pipe))
+    nlp = spacy.blank("en")
+    linker = linkers[0][2]
     kb = KnowledgeBase.from_disk(args.kb)
     train = list(Corpus(args.train)(nlp))
     dev = [with_gold_mentions(eg) for eg in Corpus(args.dev)(nlp)]
@@ -186,9 +216,14 @@ def main() -> None:
     gold = [g for _, g in mentions]
     spans = [s for s, _ in mentions]
     counts = Counter(g for _, g in gold_mentions(train, args.labels))
-    coverage = sum(1 for (s, g), rows in zip(mentions, linker.candidate_rows_batch(spans))
-                   if g in {kb.get_id(r) for r in (rows or [])})
-    print(f"{len(mentions):,} dev mentions; gold among the linker's candidates for {100 * coverage / len(mentions):.1f}%")
+    coverages = {}
+    for label, _, pipe in linkers:
+        limit = int(pipe.linker.settings.max_candidates or 0) or None
+        coverages[label] = sum(1 for g, found in zip(gold, pipe.candidate_rows_batch(spans))
+                               if g in {pipe.kb.get_id(r) for r in (found or [])[:limit]}) / len(gold)
+        print(f"{len(mentions):,} dev mentions; gold among {label}'s scored candidates (at most {limit}) for "
+              f"{100 * coverages[label]:.2f}%")
+    coverage = coverages[linkers[0][0]] * len(gold)
     rows = []
 
     def add(name: str, ranked, seconds: float, **extra) -> None:
@@ -212,19 +247,28 @@ def main() -> None:
         index = {id(eg.reference): i for i, eg in enumerate(dev)}
         ranked = [[(pred.get((index[id(s.doc)], s.start, s.end), ""), 1.0)] for s in spans]
         add("(d) spaCy entity_linker", ranked, secs, kb_build_s=build_s, train_s=train_s)
-    seq2seq = linker.linker.seq2seq
-    for precision in args.precision:
-        seq2seq.precision = precision
-        label = f"(e) entlink_linker, {str(seq2seq.inference_dtype).replace('torch.', '')}"
-        linker.linker.stats.reset()
+    r_kb = KnowledgeBase.from_disk(args.retriever_kb) if args.retriever_kb else kb
+    for encoder in args.retrievers:
         t = time.perf_counter()
-        ranked = link_gold_mentions(linker, mentions)
-        secs = time.perf_counter() - t
-        st = linker.linker.stats
-        add(label, ranked, secs, trie_share=st.trie_s / max(st.total_s, 1e-9),
-            skipped=st.skipped, scored=st.scored, generated=st.generated)
-        print(f"    linker: {st.skipped} single-candidate, {st.scored} scored, {st.generated} generated over the "
-              f"trie; trie share of linker time {100 * st.trie_s / max(st.total_s, 1e-9):.2f}%")
+        ranked, build_s = retriever(r_kb, encoder, spans)
+        label = f"(f) nearest name, {encoder or 'all-MiniLM-L6-v2 (embedded, untrained)'}"
+        add(label, ranked, time.perf_counter() - t - build_s, index_build_s=build_s, kb=str(r_kb.path))
+    for name, path, pipe in linkers:
+        seq2seq = pipe.linker.seq2seq
+        for precision in args.precision:
+            seq2seq.precision = precision
+            label = f"(e) entlink_linker {name}, {str(seq2seq.inference_dtype).replace('torch.', '')}"
+            pipe.linker.stats.reset()
+            t = time.perf_counter()
+            ranked = link_gold_mentions(pipe, mentions)
+            secs = time.perf_counter() - t
+            st = pipe.linker.stats
+            add(label, ranked, secs, trie_share=st.trie_s / max(st.total_s, 1e-9), pipeline=path,
+                kb=str(pipe.kb.path), candidate_recall=coverages[name],
+                skipped=st.skipped, scored=st.scored, generated=st.generated)
+            print(f"    linker: {st.skipped} single-candidate, {st.scored} scored, {st.generated} generated over "
+                  f"the trie; trie share of linker time {100 * st.trie_s / max(st.total_s, 1e-9):.2f}%; gold among "
+                  f"the scored candidates {100 * coverages[name]:.2f}%")
     if args.full_trie:
         part = mentions[: args.full_trie]
         linker.linker.stats.reset()

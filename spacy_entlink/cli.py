@@ -274,10 +274,11 @@ def calibrate_linker_cmd(
     nil: bool = typer.Option(True, "--nil/--no-nil", help="fit a NIL option (mentions whose gold is not among their candidates); --no-nil for closed-world normalisation, where every mention has an id"),
     max_candidates: Optional[int] = typer.Option(None, "--max-candidates", help="score at most this many candidates per mention, in the order the sources give them (saved with the pipeline)"),
     folds: int = typer.Option(5, help="also measure accuracy@1 of calibrations fitted on the other folds' documents (0: skip)"),
+    kb_share: float = typer.Option(0.5, "--kb-share", help="with --kb-pairs: share of the pseudo-mentions that are names the KB has (drawn at random, one per entity), beside the held-out aliases"),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for the calibration and its cross-validated accuracy"),
 ) -> None:
     """Fit the linker's calibration (model score, frequency and KB priors, name similarity,
-    NIL) on dev."""
+    NIL) on dev, or without annotated text on held-out KB aliases mixed with KB names."""
     import spacy
     from spacy.training import Corpus
 
@@ -292,6 +293,8 @@ def calibrate_linker_cmd(
         raise EntlinkError(f"--folds: use 0 (no cross-validation) or at least 2, got {folds}")
     if max_candidates is not None and max_candidates < 1:
         raise EntlinkError(f"--max-candidates must be at least 1, got {max_candidates}")
+    if not 0.0 <= kb_share < 1.0:
+        raise EntlinkError(f"--kb-share must be in [0, 1), got {kb_share}")
     nlp = spacy.load(pipeline)
     if name not in nlp.pipe_names:
         raise EntlinkError(f"--name: no component {name!r} in {pipeline} (it has {nlp.pipe_names})")
@@ -309,16 +312,19 @@ def calibrate_linker_cmd(
         counts = linker.set_counts(Corpus(train)(nlp))
         typer.echo(f"frequency prior from {train}: {len(counts):,} entities")
     if kb_pairs is not None:
-        from .linking.examples import kb_pair_examples
+        from .linking.examples import kb_alias_sample, kb_pair_examples
         from .linking.retriever import read_holdout
 
         pairs = read_holdout(kb_pairs, linker.kb)
-        examples = kb_pair_examples(nlp, pairs, linker.kb)
-        typer.echo(f"calibrating on {len(examples):,} held-out KB aliases from {kb_pairs}")
         hits = sum(1 for text, row in pairs if row in {c.row for c in linker.kb.get_candidates(text)})
         if hits > len(pairs) // 2:
             typer.echo(f"⚠ {hits:,} of {len(pairs):,} held-out aliases are still exact aliases of their entity in the "
                        "KB: build the KB with --exclude-aliases on the same file", err=True)
+        known = kb_alias_sample(linker.kb, round(len(pairs) * kb_share / (1 - kb_share)),
+                                exclude=[row for _, row in pairs])
+        examples = kb_pair_examples(nlp, pairs + known, linker.kb)
+        typer.echo(f"calibrating on {len(examples):,} pseudo-mentions: {len(pairs):,} held-out KB aliases from "
+                   f"{kb_pairs} and {len(known):,} names the KB has")
     else:
         examples = list(Corpus(dev)(nlp))
     cal = linker.calibrate(examples, folds=folds, with_nil=nil)

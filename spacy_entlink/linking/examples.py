@@ -76,6 +76,22 @@ def kb_pairs(kb: KnowledgeBase, *, per_entity: int = 2, templates: Sequence[str]
             yield Pair(template.format(mention=f"{START_ENT} {alias} {END_ENT}"), row)
 
 
+def kb_alias_sample(kb: KnowledgeBase, n: int, *, seed: int = 0, exclude: Sequence[int] = (),
+                    types: Optional[Sequence[str]] = None) -> List[Tuple[str, int]]:
+    """`n` (alias, KB row) pairs of names the KB has, one per entity drawn at random (rows in
+    `exclude` skipped): pseudo-mentions that match their entity exactly, the common case in
+    running text, beside held-out aliases that do not."""
+    rng = random.Random(seed)
+    skip = set(int(r) for r in exclude)
+    rows = [r for r in range(len(kb)) if r not in skip and (not types or kb.get_type(r) in types)]
+    out = []
+    for row in rng.sample(rows, min(n, len(rows))):
+        names = [a for a in [kb.get_name(row), *kb.get_aliases(row)] if a and a.strip()]
+        if names:
+            out.append((rng.choice(names), row))
+    return out
+
+
 def kb_pair_examples(nlp, pairs: Sequence[Tuple[str, int]], kb: KnowledgeBase, *,
                      templates: Sequence[str] = DEFAULT_TEMPLATES, seed: int = 0) -> List[Example]:
     """spaCy Examples from (alias, KB row) pairs: each alias as the one gold entity (label =

@@ -153,3 +153,15 @@ def test_warm_start_copies_self_attention_into_cross_attention(tmp_path):
             assert torch.equal(value, layer.crossattention.state_dict()[name])
     assert "[START_ENT]" in s2s.tokenizer.get_vocab()
     assert len(s2s.score(CONTEXTS[:1], [s2s.target_ids(["Hypertension", "Asthma"])])[0]) == 2
+
+
+def test_kb_alias_sample_draws_names_the_kb_has_one_per_entity(demo_kb):
+    from spacy_entlink.linking.examples import kb_alias_sample
+
+    skip = [demo_kb.row_of("DEMO:D001")]
+    sample = kb_alias_sample(demo_kb, 5, exclude=skip, seed=1)
+    assert len(sample) == 5 and len({row for _, row in sample}) == 5 and skip[0] not in {r for _, r in sample}
+    for alias, row in sample:  # each pseudo-mention is an exact alias of its entity
+        assert row in {c.row for c in demo_kb.get_candidates(alias)}
+    assert kb_alias_sample(demo_kb, 5, exclude=skip, seed=1) == sample
+    assert len(kb_alias_sample(demo_kb, 10 ** 6)) == len(demo_kb)
