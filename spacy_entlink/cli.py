@@ -73,6 +73,43 @@ def convert(
     typer.echo(f"✔ {output}: " + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}" for k, v in stats.items()))
 
 
+@app.command("split-corpus")
+def split_corpus(
+    corpus: Path = typer.Argument(..., help=".spacy file to split by document"),
+    rest: Path = typer.Argument(..., help=".spacy file for the documents kept (e.g. the linker's training part)"),
+    held: Path = typer.Argument(..., help=".spacy file for the held-out documents (e.g. for calibration)"),
+    share: float = typer.Option(0.1, help="share of the documents held out"),
+    seed: int = typer.Option(0, help="seed of the random draw"),
+) -> None:
+    """Split a corpus into two by document at random: a held-out part of train on which to fit
+    calibrations and thresholds, so that nothing is fitted on the documents a result is
+    reported on."""
+    import random
+
+    import spacy
+    from spacy.tokens import DocBin
+
+    if not corpus.exists():
+        raise EntlinkError(f"{corpus}: file not found")
+    if not 0.0 < share < 1.0:
+        raise EntlinkError(f"--share must be between 0 and 1, got {share}")
+    nlp = spacy.blank("en")
+    docs = list(DocBin(store_user_data=True).from_disk(corpus).get_docs(nlp.vocab))
+    if len(docs) < 2:
+        raise EntlinkError(f"{corpus}: {len(docs)} document(s), at least 2 are needed to split")
+    order = list(range(len(docs)))
+    random.Random(seed).shuffle(order)
+    n_held = min(max(1, round(share * len(docs))), len(docs) - 1)
+    held_ids = set(order[:n_held])
+    for path, part in ((rest, [d for i, d in enumerate(docs) if i not in held_ids]),
+                       (held, [d for i, d in enumerate(docs) if i in held_ids])):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        DocBin(docs=part, store_user_data=True).to_disk(tmp)
+        tmp.replace(path)
+    typer.echo(f"✔ {rest}: {len(docs) - n_held:,} documents; {held}: {n_held:,} documents (seed {seed})")
+
+
 @app.command("corpus-aliases")
 def corpus_aliases(
     corpus: Path = typer.Argument(..., help=".spacy file with gold entities and kb_ids (a training split)"),

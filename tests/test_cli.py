@@ -3,6 +3,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from spacy_entlink.cli import main
+
 ASSETS = Path(__file__).parents[1] / "assets"
 
 
@@ -58,3 +62,27 @@ def _demo_kb(tmp_path):
     from spacy_entlink.kb import KnowledgeBase, read_source
 
     return KnowledgeBase.build(read_source(ASSETS / "demo_kb.jsonl"), tmp_path / "kb")
+
+
+def test_split_corpus_by_document(tmp_path):
+    import spacy
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank("en")
+    docs = [nlp(f"Document number {i} .") for i in range(20)]
+    for i, d in enumerate(docs):
+        d.ents = [d.char_span(0, 8, label="X", kb_id=f"ID:{i}")]
+    DocBin(docs=docs, store_user_data=True).to_disk(tmp_path / "all.spacy")
+    main(["split-corpus", str(tmp_path / "all.spacy"), str(tmp_path / "a.spacy"), str(tmp_path / "b.spacy"),
+          "--share", "0.25", "--seed", "3"])
+    a = [d.text for d in DocBin().from_disk(tmp_path / "a.spacy").get_docs(nlp.vocab)]
+    b = list(DocBin().from_disk(tmp_path / "b.spacy").get_docs(nlp.vocab))
+    assert len(a) == 15 and len(b) == 5 and not set(a) & {d.text for d in b}
+    assert sorted(a + [d.text for d in b]) == sorted(d.text for d in docs)
+    assert all(d.ents[0].kb_id_ == f"ID:{d.text.split()[2]}" for d in b)  # entities and ids kept
+    main(["split-corpus", str(tmp_path / "all.spacy"), str(tmp_path / "a2.spacy"), str(tmp_path / "b2.spacy"),
+          "--share", "0.25", "--seed", "3"])
+    assert (tmp_path / "b2.spacy").read_bytes() == (tmp_path / "b.spacy").read_bytes()
+    with pytest.raises(SystemExit):
+        main(["split-corpus", str(tmp_path / "all.spacy"), str(tmp_path / "a.spacy"), str(tmp_path / "b.spacy"),
+              "--share", "1.5"])
