@@ -310,6 +310,7 @@ def calibrate_linker_cmd(
     dense_model: Optional[str] = typer.Option(None, "--dense-model", help="rebuild the dense index with this encoder (a train-retriever folder, a Hugging Face name; empty: embedded MiniLM)"),
     nil: bool = typer.Option(True, "--nil/--no-nil", help="fit a NIL option (mentions whose gold is not among their candidates); --no-nil for closed-world normalisation, where every mention has an id"),
     max_candidates: Optional[int] = typer.Option(None, "--max-candidates", help="score at most this many candidates per mention, in the order the sources give them (saved with the pipeline)"),
+    dense_k: Optional[int] = typer.Option(None, "--dense-k", help="entities the dense source adds per mention (saved with the pipeline)"),
     folds: int = typer.Option(5, help="also measure accuracy@1 of calibrations fitted on the other folds' documents (0: skip)"),
     kb_share: float = typer.Option(0.5, "--kb-share", help="with --kb-pairs: share of the pseudo-mentions that are names the KB has (drawn at random, one per entity), beside the held-out aliases"),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for the calibration and its cross-validated accuracy"),
@@ -328,8 +329,9 @@ def calibrate_linker_cmd(
         raise EntlinkError("OUTPUT must differ from PIPELINE (the model weights are read from PIPELINE)")
     if folds == 1 or folds < 0:
         raise EntlinkError(f"--folds: use 0 (no cross-validation) or at least 2, got {folds}")
-    if max_candidates is not None and max_candidates < 1:
-        raise EntlinkError(f"--max-candidates must be at least 1, got {max_candidates}")
+    for value, what in ((max_candidates, "--max-candidates"), (dense_k, "--dense-k")):
+        if value is not None and value < 1:
+            raise EntlinkError(f"{what} must be at least 1, got {value}")
     if not 0.0 <= kb_share < 1.0:
         raise EntlinkError(f"--kb-share must be in [0, 1), got {kb_share}")
     nlp = spacy.load(pipeline)
@@ -338,13 +340,14 @@ def calibrate_linker_cmd(
     linker = nlp.get_pipe(name)
     if dense_model is not None:
         linker.build_dense(progress=True, model=dense_model)
-        nlp.config["components"][name]["dense_model"] = dense_model
+        nlp.get_pipe_config(name)["dense_model"] = dense_model
     if candidates is not None:
         linker.set_candidates([c for c in candidates.split(",") if c], progress=True)
-        nlp.config["components"][name]["candidates"] = [c for c in candidates.split(",") if c]
-    if max_candidates is not None:
-        linker.configure(max_candidates=max_candidates)
-        nlp.config["components"][name]["max_candidates"] = max_candidates
+        nlp.get_pipe_config(name)["candidates"] = [c for c in candidates.split(",") if c]
+    for key, value in (("max_candidates", max_candidates), ("dense_k", dense_k)):
+        if value is not None:
+            linker.configure(**{key: value})
+            nlp.get_pipe_config(name)[key] = value
     if train is not None:
         counts = linker.set_counts(Corpus(train)(nlp))
         typer.echo(f"frequency prior from {train}: {len(counts):,} entities")

@@ -123,12 +123,15 @@ def test_zero_shot_chain_kb_only(setup, tmp_path):
     main(["train-linker", str(tmp_path / "zs"), "--kb", str(tmp_path / "kb_fit"), "--model", str(setup_tmp / "bart"),
           "--kb-pairs", "2", "--max-steps", "3", "--batch-size", "8"])
     main(["calibrate-linker", str(tmp_path / "zs"), str(tmp_path / "zs_cal"), "--kb-pairs", str(held), "--folds", "0",
-          "--metrics", str(tmp_path / "cal.json")])
+          "--dense-k", "16", "--max-candidates", "24", "--metrics", str(tmp_path / "cal.json")])
+    saved = spacy.util.load_config(tmp_path / "zs_cal" / "config.cfg")["components"]["entlink_linker"]
+    assert saved["dense_k"] == 16 and saved["max_candidates"] == 24  # the settings reach config.cfg too
     report = srsly.read_json(tmp_path / "cal.json")
     assert report["calibration"]["fitted_on"] == 6  # 3 held-out aliases + as many names the KB has (--kb-share 0.5)
     nlp = spacy.load(tmp_path / "zs_cal")
     linker = nlp.get_pipe("entlink_linker")
     assert not linker.entity_counts and len(linker.calibration.prior_weights) == 9
+    assert linker.cfg["dense_k"] == 16
     w = linker.calibration.prior_weights
     assert w[0] == w[2] == w[4] == 0.0  # count features carry nothing without counts
     doc = nlp(make_doc(nlp))
