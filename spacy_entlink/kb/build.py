@@ -2,6 +2,9 @@
 
 import json
 import math
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
@@ -82,12 +85,33 @@ def write_kb(
 ) -> None:
     """Read all records, normalise their names and write the KB files to `path`.
 
+    The files are written to a temporary sibling folder that replaces `path` only once
+    complete, so a failed or interrupted build leaves what was at `path` as it was.
     `extra_aliases`: records (id + aliases) whose aliases are added to existing entities.
     `adjectives`: also key every name by its adjectival variant (see `variants.py`).
     """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DataError(path, None, "the KB output must be a folder, and a file of that name exists")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.building-", dir=path.parent))
+    try:
+        _write_kb_files(records, tmp, normalizer, fuzzy_index, progress, name, extra_aliases, adjectives)
+        old = None
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{os.getpid()}"
+            path.rename(old)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_kb_files(records: Iterable, path: Path, normalizer: NormalizerConfig, fuzzy_index: bool, progress: bool,
+                    name: str, extra_aliases: Optional[Iterable], adjectives: bool) -> None:
     t0 = time.time()
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "meta.json").unlink(missing_ok=True)  # an interrupted rebuild must not look finished
     norm = get_normalizer(normalizer)
     seen: Dict[str, int] = {}
     ids: List[str] = []

@@ -242,9 +242,10 @@ def test_missing_or_damaged_files(kb, tmp_path, missing):
         KnowledgeBase.from_disk(folder)
 
 
-def test_interrupted_build_leaves_no_meta(kb, tmp_path):
+def test_failed_rebuild_leaves_the_previous_kb_untouched(kb, tmp_path):
     folder = tmp_path / "kb"
     shutil.copytree(kb.path, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
 
     def failing():
         yield EntityRecord("A:1", "Something")
@@ -252,5 +253,20 @@ def test_interrupted_build_leaves_no_meta(kb, tmp_path):
 
     with pytest.raises(RuntimeError):
         KnowledgeBase.build(failing(), folder)
-    with pytest.raises(KBFormatError, match="no meta.json"):
-        KnowledgeBase.from_disk(folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert KnowledgeBase.from_disk(folder).get_candidates("zorbitis")[0].id == "Z:1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kb"]  # no half-written sibling left behind
+    rebuilt = KnowledgeBase.build([EntityRecord("A:1", "Something")], folder)  # a good build replaces it
+    assert len(rebuilt) == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["kb"]
+
+
+def test_build_kb_cli_over_a_good_kb_with_a_bad_source(kb, tmp_path):
+    from spacy_entlink.cli import main
+
+    folder = tmp_path / "good"
+    shutil.copytree(kb.path, folder)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "B:1", "name": "fine"}\n{"id": "B:2"\n', encoding="utf8")
+    with pytest.raises(SystemExit):
+        main(["build-kb", str(bad), "--output", str(folder)])
+    assert len(KnowledgeBase.from_disk(folder)) == len(kb)
