@@ -184,8 +184,8 @@ class Seq2Seq:
 
         labels, dec_in = self._targets(seqs)
         out = self.model(
-            encoder_outputs=BaseModelOutput(last_hidden_state=encoder_hidden.index_select(0, rows)),
-            attention_mask=attention_mask.index_select(0, rows),
+            encoder_outputs=BaseModelOutput(last_hidden_state=encoder_hidden[rows]),
+            attention_mask=attention_mask[rows],
             decoder_input_ids=dec_in,
             decoder_attention_mask=(labels != -100).long(),
             use_cache=False,
@@ -349,7 +349,7 @@ def _shared_cross_kv(model, encoder_hidden: torch.Tensor, rows: torch.Tensor) ->
                 return torch.nn.functional.linear(x, module.weight, module.bias)
             if not projected:
                 projected.append(torch.nn.functional.linear(encoder_hidden, module.weight, module.bias))
-            return projected[0].index_select(0, rows)
+            return projected[0][rows]  # advanced indexing: many times faster than index_select on CPU
 
         return forward
 
