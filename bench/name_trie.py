@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import List
 
+from _output import write_json  # bench/_output.py (bench/ is on sys.path when a script runs)
 
 
 def synthetic_names(n: int, seed: int = 0) -> List[str]:
@@ -157,9 +158,7 @@ def main() -> None:
             print(f"{kind:<7} {n:>10,} names: build {row['build_s']:7.1f} s   disk {row['disk_mb']:8.1f} MB   "
                   f"peak RSS {row['peak_rss_mb']:8.0f} MB (tokenised names alone {row['rss_before_build_mb']:.0f} MB)"
                   f"   step {row['step_us']:.2f} µs")
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(rows, indent=2))
+    write_json(args.output, rows)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ name trie and dense index. Every dev mention is then linked with the linker's ca
 """
 
 import argparse
-import json
 import random
 import tempfile
 import time
@@ -30,6 +29,8 @@ from spacy_entlink.kb import KnowledgeBase
 from spacy_entlink.linking.train import gold_mentions
 from spacy_entlink.text import NormalizerConfig
 
+from _output import write_json  # bench/_output.py (bench/ is on sys.path when a script runs)
+
 
 def reduced_kb(kb: KnowledgeBase, removed: set, path: Path) -> KnowledgeBase:
     """`kb` rebuilt without the entities in `removed` (canonical ids)."""
@@ -42,12 +43,7 @@ def reduced_kb(kb: KnowledgeBase, removed: set, path: Path) -> KnowledgeBase:
 
 def decide(linker, spans, ranked) -> List[Tuple[str, bool]]:
     """Per span: (top id or "", called NIL?) with the linker's calibration and threshold."""
-    threshold = linker.cfg.get("threshold")
-    out = []
-    for top, p_nil in linker.span_links(spans, ranked):
-        nil = not top or (threshold is not None and top[0][1] < float(threshold)) or p_nil > top[0][1]
-        out.append((top[0][0] if top else "", nil))
-    return out
+    return [(top[0][0] if top else "", linker.is_nil(top, p_nil)) for top, p_nil in linker.span_links(spans, ranked)]
 
 
 def main() -> None:
@@ -109,10 +105,7 @@ def main() -> None:
     print(f"reduced KB: NIL precision {100 * r['nil_precision']:.2f}, recall {100 * r['nil_recall']:.2f} "
           f"({r['nil_answers']:,} NIL answers); accuracy@1 on the rest {100 * r['acc_rest_with_nil']:.2f} "
           f"(NIL off: {100 * r['acc_rest_no_nil']:.2f}); {r['mentions_per_s']:.0f} mentions/s")
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2))
-        print(f"✔ {args.output}")
+    write_json(args.output, result)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ by stage, gives each component's share. For scale: spaCy publishes about
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Dict, List
@@ -27,6 +26,8 @@ from spacy.tokens import DocBin
 from spacy.training import Example
 
 from spacy_entlink.scoring import score_relations
+
+from _output import write_json  # bench/_output.py (bench/ is on sys.path when a script runs)
 
 
 def component_seconds(nlp, texts: List[str], batch_size: int) -> Dict[str, float]:
@@ -126,10 +127,7 @@ def main() -> None:
     print(f"CID          F {100 * rel['rel_micro_f']:.2f} (P {100 * rel['rel_micro_p']:.2f} R {100 * rel['rel_micro_r']:.2f})")
     print(f"speed        {words / total:,.0f} words/s (median of {len(passes)} pass(es), {total:.1f} s); "
           + ", ".join(f"{k} {100 * v / staged:.0f} %" for k, v in own.items()))
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2))
-        print(f"✔ {args.output}")
+    write_json(args.output, result)
 
 
 if __name__ == "__main__":

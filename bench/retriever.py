@@ -16,13 +16,14 @@ RSS, recall@k of ANN against exact search. Encoding N names costs N / (names/s o
 """
 
 import argparse
-import json
 import resource
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _output import write_json  # bench/_output.py (bench/ is on sys.path when a script runs)
 
 
 def rss_mb() -> float:
@@ -132,10 +133,7 @@ def main() -> None:
         result = dev_mode(args)
     else:
         ap.error("give --kb and --dev, or --scale N")
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2))
-        print(f"✔ {args.output}")
+    write_json(args.output, result)
 
 
 if __name__ == "__main__":

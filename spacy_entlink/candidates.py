@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
 import catalogue
+import numpy as np
 from spacy.tokens import Doc, Span
 
 from .errors import ConfigError
@@ -110,6 +111,7 @@ class CandidateGenerator:
             fuzzy = FuzzyMatcher(kb, edit_lengths=fuzzy_edit_lengths)
         self.fuzzy = fuzzy  # pass one in to keep its lookup caches across batches
         self.abbreviations = abbreviations or AbbreviationCache()
+        self.vectors: Dict[str, np.ndarray] = {}  # text -> embedding, of the texts the dense sources searched
 
     def __call__(self, spans: Sequence[Span]) -> List[List[int]]:
         mentions = [Mention(s, s.text) for s in spans]
@@ -182,10 +184,13 @@ def fuzzy_source(gen: CandidateGenerator, mentions: List[Mention]) -> None:
 
 
 def _dense(gen: CandidateGenerator, mentions: List[Mention]) -> None:
-    if gen.dense is None or not mentions:
+    if gen.dense is None or not mentions or len(gen.dense.rows) == 0:
         return
-    for m, rows in zip(mentions, gen.dense.search([m.text for m in mentions], k=gen.dense_k)):
-        m.add(rows)
+    texts = [m.text for m in mentions]
+    vectors = gen.dense.encoder.encode(texts)
+    gen.vectors.update(zip(texts, vectors))  # kept for the linker's cosine feature: no second encoding
+    for m, hits in zip(mentions, gen.dense.search_vectors(vectors, k=gen.dense_k)):
+        m.add(r for r, _ in hits)
 
 
 @candidate_sources.register("dense")

@@ -95,13 +95,17 @@ def write_kb(
         raise DataError(path, None, "the KB output must be a folder, and a file of that name exists")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.building-", dir=path.parent))
+    old = path.parent / f".{path.name}.old-{os.getpid()}" if path.exists() else None
     try:
         _write_kb_files(records, tmp, normalizer, fuzzy_index, progress, name, extra_aliases, adjectives)
-        old = None
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{os.getpid()}"
+        if old is not None:
             path.rename(old)
-        tmp.rename(path)
+        try:
+            tmp.rename(path)
+        except BaseException:
+            if old is not None:
+                old.rename(path)  # put the previous KB back
+            raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -169,6 +169,7 @@ class GenreLinker(TrainablePipe):
         self._names_cache: Dict[int, List[str]] = {}
         self._abbreviations = AbbreviationCache()
         self._fuzzy: Optional[FuzzyMatcher] = None
+        self._query_vectors: Dict[str, np.ndarray] = {}  # the last candidate search's mention embeddings
         self.calibration_cv: Optional[Dict[str, float]] = None
 
     # --- set-up -------------------------------------------------------------------------
@@ -257,6 +258,7 @@ class GenreLinker(TrainablePipe):
         else:
             encoder = SentenceEncoder(self.cfg.get("dense_model") or None)
         self.dense = DenseIndex.build(self.kb, folder, encoder, progress=progress)
+        self._query_vectors = {}
         return self.dense
 
     def _use(self, kb: KnowledgeBase, trie: NameTrie) -> None:
@@ -296,7 +298,9 @@ class GenreLinker(TrainablePipe):
         gen = CandidateGenerator(self.kb, sources, dense=self.dense, dense_k=int(self.cfg.get("dense_k", 8)),
                                  trie_k=int(self.cfg.get("trie_k", 5)), generate=self._trie_rows,
                                  abbreviations=self._abbreviations, fuzzy=self._fuzzy)
-        return [linker.filter_type(rows, s.label_) for rows, s in zip(gen(spans), spans)]
+        found = gen(spans)
+        self._query_vectors = gen.vectors
+        return [linker.filter_type(rows, s.label_) for rows, s in zip(found, spans)]
 
     def _trie_rows(self, spans: Sequence[Span]) -> List[List[int]]:
         """KB rows of each span's best names by beam search over the whole name trie."""
@@ -347,7 +351,12 @@ class GenreLinker(TrainablePipe):
             return None
         if not force and len(self.calibration.prior_weights) <= COSINE_FEATURE:
             return None
-        return self.dense.encoder.encode([self._expanded_text(s) for s in spans])
+        texts = [self._expanded_text(s) for s in spans]
+        known = self._query_vectors  # embedded already when the dense source searched them
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:
+            known = {**known, **dict(zip(missing, self.dense.encoder.encode(missing)))}
+        return np.stack([known[t] for t in texts])
 
     def set_counts(self, examples: Iterable[Example]) -> Dict[str, int]:
         """Count the gold KB ids of `examples` (the training data), overall and per normalised
@@ -448,9 +457,14 @@ class GenreLinker(TrainablePipe):
         return [self.links(r, s.text, expanded=self._expanded_text(s), vector=None if vectors is None else vectors[m])
                 for m, (s, r) in enumerate(zip(spans, ranked))]
 
+    def is_nil(self, top: Sequence[Tuple[str, float]], p_nil: float) -> bool:
+        """Whether a mention whose `links` are `(top, p_nil)` gets `nil_id`: no candidate, the
+        best probability below `threshold`, or NIL more probable than the best candidate."""
+        threshold = self.cfg.get("threshold")
+        return not top or (threshold is not None and top[0][1] < float(threshold)) or p_nil > top[0][1]
+
     def set_annotations(self, docs: Iterable[Doc],
                         predictions: List[List[Tuple[Span, Ranked, Optional[np.ndarray]]]]) -> None:
-        threshold = self.cfg.get("threshold")
         nil = self.cfg.get("nil_id", "NIL")
         overwrite = self.cfg.get("overwrite", True)
         for doc, preds in zip(docs, predictions):
@@ -460,10 +474,7 @@ class GenreLinker(TrainablePipe):
             for ent, ranked, vector in preds:
                 top, p_nil = self.links(ranked, ent.text, expanded=self._expanded_text(ent), vector=vector)
                 ent._.entlink_links = top
-                if not top or (threshold is not None and top[0][1] < float(threshold)) or p_nil > top[0][1]:
-                    kb_id = nil
-                else:
-                    kb_id = top[0][0]
+                kb_id = nil if self.is_nil(top, p_nil) else top[0][0]
                 if overwrite or not ent.kb_id_:
                     new_ids[(ent.start, ent.end)] = kb_id
             ents = []
@@ -629,6 +640,7 @@ class GenreLinker(TrainablePipe):
                                    for m, ids in srsly.read_json(path / "mention_counts").items()}
         if (path / "dense").exists() and "dense" not in exclude:
             self.dense = DenseIndex(path / "dense")
+            self._query_vectors = {}
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:

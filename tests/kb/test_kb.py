@@ -270,3 +270,22 @@ def test_build_kb_cli_over_a_good_kb_with_a_bad_source(kb, tmp_path):
     with pytest.raises(SystemExit):
         main(["build-kb", str(bad), "--output", str(folder)])
     assert len(KnowledgeBase.from_disk(folder)) == len(kb)
+
+
+def test_failed_swap_puts_the_previous_kb_back(kb, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    folder = tmp_path / "kb"
+    shutil.copytree(kb.path, folder)
+    real = Path.rename
+
+    def rename(self, target):
+        if self.name.startswith(".kb.building-"):
+            raise OSError("disk full")
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(OSError):
+        KnowledgeBase.build([EntityRecord("A:1", "Something")], folder)
+    assert len(KnowledgeBase.from_disk(folder)) == len(kb)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kb"]
