@@ -37,6 +37,8 @@ from spacy_entlink.kb import KnowledgeBase
 from spacy_entlink.linking.dense import SentenceEncoder
 from spacy_entlink.linking.train import accuracy, gold_mentions, link_gold_mentions
 
+from _output import torch_devices, use_gpu  # bench/_output.py (bench/ is on sys.path when a script runs)
+
 _NORMALIZE = {}
 
 
@@ -192,13 +194,16 @@ def main() -> None:
                     help="run (e) once per inference precision")
     ap.add_argument("--full-trie", type=int, default=0,
                     help="also link the first N mentions without candidates (beam search over the whole trie)")
+    ap.add_argument("--gpu-id", type=int, default=-1, help="run on this GPU, as spacy train's --gpu-id (-1: CPU)")
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args()
+    use_gpu(args.gpu_id)
 
     linkers = []
     for spec in args.linker:
         label, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
         l_nlp = spacy.load(path)
+        print(f"{path}: torch modules on " + ", ".join(f"{k} {'/'.join(v)}" for k, v in torch_devices(l_nlp).items()))
         pipe = next(p for _, p in l_nlp.pipeline if type(p).__name__ == "GenreLinker")
         if args.candidates is not None:
             pipe.set_candidates([c for c in args.candidates.split(",") if c], progress=True)
@@ -256,7 +261,7 @@ def main() -> None:
     for name, path, pipe in linkers:
         seq2seq = pipe.linker.seq2seq
         for precision in args.precision:
-            seq2seq.precision = precision
+            pipe.set_precision(precision)
             label = f"(e) entlink_linker {name}, {str(seq2seq.inference_dtype).replace('torch.', '')}"
             pipe.linker.stats.reset()
             t = time.perf_counter()

@@ -27,7 +27,7 @@ from spacy.training import Example
 
 from spacy_entlink.scoring import score_relations
 
-from _output import write_json  # bench/_output.py (bench/ is on sys.path when a script runs)
+from _output import torch_devices, use_gpu, write_json  # bench/_output.py (bench/ is on sys.path when a script runs)
 
 
 def component_seconds(nlp, texts: List[str], batch_size: int) -> Dict[str, float]:
@@ -66,11 +66,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="timed passes over the dev set; words/s is their median")
     ap.add_argument("--no-shares", dest="shares", action="store_false",
                     help="skip the second, stage-by-stage run that times each component")
+    ap.add_argument("--gpu-id", type=int, default=-1, help="run on this GPU, as spacy train's --gpu-id (-1: CPU)")
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args()
     for path in (args.pipeline, args.dev):
         if not path.exists():
             ap.error(f"{path} does not exist")
+    device = use_gpu(args.gpu_id)
 
     t = time.perf_counter()
     nlp = spacy.load(args.pipeline)
@@ -80,6 +82,8 @@ def main() -> None:
         gold = gold[: args.limit]
     words = sum(len(d) for d in gold)
     print(f"{args.pipeline}: {nlp.pipe_names}, loaded in {load_s:.1f} s; {len(gold)} dev docs, {words:,} words")
+    devices = torch_devices(nlp)
+    print(f"on {device}; torch modules: " + ", ".join(f"{k} {'/'.join(v)}" for k, v in devices.items()))
     linkers = [p for _, p in nlp.pipeline if getattr(p, "linker", None) is not None and hasattr(p.linker, "stats")]
     for p in linkers:
         p.linker.stats.reset()
@@ -110,7 +114,7 @@ def main() -> None:
     rel = score_relations(examples)
     result = {
         "pipeline": str(args.pipeline), "dev": str(args.dev), "docs": len(gold), "words": words,
-        "load_s": load_s, "warmup_docs": args.warmup, "seconds": total, "words_per_s": words / total,
+        "device": device, "torch_devices": devices, "load_s": load_s, "warmup_docs": args.warmup, "seconds": total, "words_per_s": words / total,
         "words_per_s_passes": [words / p for p in passes], "linker": link_stats,
         "component_seconds": own, "component_share": {k: v / staged for k, v in own.items()},
         "ner": {"p": ner["ents_p"], "r": ner["ents_r"], "f": ner["ents_f"], "per_type": ner["ents_per_type"]},

@@ -44,6 +44,8 @@ from spacy_entlink.extensions import Relation
 from spacy_entlink.models.hf import inference_precision, resolve_model_name
 from spacy_entlink.scoring import score_relations
 
+from _output import torch_devices, use_gpu  # bench/_output.py (bench/ is on sys.path when a script runs)
+
 
 class PairwiseBaseline(nn.Module):
     def __init__(self, name: str, labels: Sequence[str], hidden: int = 256):
@@ -185,6 +187,7 @@ def with_ents(doc: Doc, ents) -> Doc:
 def run_task(name: str, pipeline: Path, train: Path, dev: Path, args) -> List[Dict]:
     """All systems of one dataset, on its dev documents, one after another in this process."""
     nlp = spacy.load(pipeline)
+    print(f"{name}: torch modules on " + ", ".join(f"{k} {'/'.join(v)}" for k, v in torch_devices(nlp).items()))
     rel = next(p for _, p in nlp.pipeline if type(p).__name__ == "RelationExtractor")
     gold = list(DocBin(store_user_data=True).from_disk(dev).get_docs(nlp.vocab))
     words = sum(len(d) for d in gold)
@@ -300,8 +303,13 @@ def main() -> None:
     ap.add_argument("--ner", nargs=2, action="append", default=[], metavar=("NAME", "PIPELINE"),
                     help="for task NAME, also relate the entities an NER pipeline finds in the raw text "
                          "(end to end; its time is counted)")
+    ap.add_argument("--gpu-id", type=int, default=-1,
+                    help="run the pipelines on this GPU, as spacy train's --gpu-id (the baselines need --skip-baseline)")
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args()
+    if args.gpu_id >= 0 and not args.skip_baseline:
+        ap.error("--gpu-id: the pairwise baseline and the encoder floor run on the CPU; add --skip-baseline")
+    use_gpu(args.gpu_id)
     tasks = [(n, Path(p), Path(t), Path(d)) for n, p, t, d in args.task]
     for n, p in args.ner:
         if not Path(p).exists():

@@ -12,6 +12,19 @@ from .errors import EntlinkError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
+def use_gpu(gpu_id: int) -> None:
+    """Run on GPU `gpu_id` as `spacy train --gpu-id` does (-1: stay on the CPU)."""
+    if gpu_id < 0:
+        return
+    import spacy
+
+    try:
+        spacy.require_gpu(gpu_id)
+    except Exception as err:  # cupy missing, no CUDA device, ...
+        raise EntlinkError(f"--gpu-id {gpu_id}: no usable GPU ({err}); install cupy for your CUDA "
+                           "(e.g. pip install cupy-cuda12x) or drop --gpu-id") from None
+
+
 @app.command("build-kb")
 def build_kb(
     inputs: List[Path] = typer.Argument(..., help="KB source files (MEDIC TSV[.gz], JSONL, CSV, popularity TSV)"),
@@ -153,6 +166,7 @@ def annotate(
     engine: str = typer.Option("local", help="local (nlp.pipe here) or dask (a Dask cluster; the `dask` extra)"),
     address: Optional[str] = typer.Option(None, help="with --engine dask: scheduler address (default: a local cluster of --n-process workers)"),
     chunk_size: int = typer.Option(500, help="with --engine dask: records per task"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on, as spacy train's --gpu-id (-1: CPU)"),
 ) -> None:
     """Annotate documents with a pipeline and write entities, ids, scores and relations as JSONL;
     malformed input records are reported with their line and skipped; rerun to resume."""
@@ -171,6 +185,7 @@ def annotate(
     else:
         import spacy
 
+        use_gpu(gpu_id)
         nlp = spacy.load(model)
         result = run(nlp, records, output, to_json=doc_to_json, batch_size=batch_size, n_process=n_process,
                      resume=resume)
@@ -204,6 +219,7 @@ def train_linker_cmd(
     dense_model: str = typer.Option("", "--dense-model", help="encoder of the dense candidates: a train-retriever folder, a Hugging Face name, or empty for the embedded MiniLM"),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for the training history"),
     seed: int = typer.Option(0, help="random seed"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on, as spacy train's --gpu-id (-1: CPU)"),
 ) -> None:
     """Train an entlink_linker from gold mentions (and KB pairs), with progress and dev selection."""
     import random
@@ -220,9 +236,10 @@ def train_linker_cmd(
             raise EntlinkError(f"{what}: {path} does not exist")
     random.seed(seed)
     torch.manual_seed(seed)
+    use_gpu(gpu_id)
     nlp = spacy.blank("en")
     linker = nlp.add_pipe("entlink_linker", config={
-        "model": {"@architectures": "spacy_entlink.GenreLinker.v1", "name": model, "decoder_layers": decoder_layers,
+        "model": {"@architectures": "spacy_entlink.GenreLinker.v2", "name": model, "decoder_layers": decoder_layers,
                   "max_context_tokens": 128, "max_name_tokens": 32},
         "candidates": [c for c in candidates.split(",") if c], "labels": list(labels or []),
         "batch_size": batch_size, "learning_rate": lr, "max_candidates": max_candidates, "dense_model": dense_model,
@@ -262,6 +279,7 @@ def train_retriever_cmd(
     precision: str = typer.Option("auto", help="float32, bfloat16 or auto (bf16 autocast where the hardware has it)"),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for the training history"),
     seed: int = typer.Option(0, help="random seed"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on, as spacy train's --gpu-id (-1: CPU)"),
 ) -> None:
     """Train a dense retriever (bi-encoder) on the KB's synonyms, optionally also on mentions."""
     from .kb import KnowledgeBase
@@ -271,6 +289,7 @@ def train_retriever_cmd(
         raise EntlinkError(f"KB: {kb} does not exist")
     if train is not None and not train.exists():
         raise EntlinkError(f"--train: {train} does not exist")
+    use_gpu(gpu_id)
     settings = RetrieverTraining(steps=steps, batch_size=batch_size, lr=lr, temperature=temperature,
                                  hard_negatives=hard_negatives, mine_every=mine_every, holdout=holdout,
                                  max_length=max_length, uninvert=uninvert, precision=precision, seed=seed)
@@ -314,6 +333,7 @@ def calibrate_linker_cmd(
     folds: int = typer.Option(5, help="also measure accuracy@1 of calibrations fitted on the other folds' documents (0: skip)"),
     kb_share: float = typer.Option(0.5, "--kb-share", help="with --kb-pairs: share of the pseudo-mentions that are names the KB has (drawn at random, one per entity), beside the held-out aliases"),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for the calibration and its cross-validated accuracy"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on, as spacy train's --gpu-id (-1: CPU)"),
 ) -> None:
     """Fit the linker's calibration (model score, frequency and KB priors, name similarity,
     NIL) on dev, or without annotated text on held-out KB aliases mixed with KB names."""
@@ -327,6 +347,7 @@ def calibrate_linker_cmd(
         raise EntlinkError("calibrate-linker: give either --dev (annotated mentions) or --kb-pairs (held-out KB aliases)")
     if output.resolve() == pipeline.resolve():
         raise EntlinkError("OUTPUT must differ from PIPELINE (the model weights are read from PIPELINE)")
+    use_gpu(gpu_id)
     if folds == 1 or folds < 0:
         raise EntlinkError(f"--folds: use 0 (no cross-validation) or at least 2, got {folds}")
     for value, what in ((max_candidates, "--max-candidates"), (dense_k, "--dense-k")):

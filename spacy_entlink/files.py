@@ -4,12 +4,13 @@ arrays and folder copies for the on-disk formats (KB, name trie, dense index).""
 import gzip
 import json
 import shutil
+import tempfile
 from pathlib import Path
-from typing import Iterator, Tuple, Union
+from typing import Any, Iterator, Tuple, Union
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, EntlinkError
 
 PathLike = Union[str, Path]
 
@@ -103,3 +104,19 @@ def copy_files(source: PathLike, target: PathLike) -> None:
     for f in source.iterdir():
         if f.is_file():
             shutil.copyfile(f, target / f.name)
+
+
+def unpack_files(files: Any, where: str) -> Path:
+    """Write a `{relative path: bytes}` map (a component's `to_bytes`) into a new temporary
+    folder, refusing anything that is not such a map or a path that would land outside it."""
+    if not isinstance(files, dict):
+        raise EntlinkError(f"{where}: the bytes are not a packed folder (expected a map of files)")
+    folder = Path(tempfile.mkdtemp(prefix="entlink_files_")).resolve()
+    for rel, content in files.items():
+        target = (folder / rel).resolve() if isinstance(rel, str) and rel else folder
+        if not isinstance(content, bytes) or folder not in target.parents:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise EntlinkError(f"{where}: refusing to write {rel!r} outside the component folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    return folder

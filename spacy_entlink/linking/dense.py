@@ -21,7 +21,8 @@ from tqdm import tqdm
 from ..errors import ConfigError, KBFormatError
 from ..files import copy_files, mmap_array
 from ..kb import KnowledgeBase
-from ..models.hf import check_precision, inference_precision, resolve_model_name, torch_device
+from ..models import hf
+from ..models.hf import check_precision, inference_precision, resolve_model_name
 
 ANN_THRESHOLD = 200_000  # names from which a faiss HNSW index replaces exact search
 ENCODER_FILE = "retriever.json"  # written beside a saved encoder's weights
@@ -47,7 +48,7 @@ class SentenceEncoder:
         self.info = info
         self.max_length = int(info.get("max_length", max_length))
         self.precision = check_precision(precision, "SentenceEncoder")
-        self.to(torch_device())
+        self.to(hf.torch_device())
 
     @property
     def device(self) -> torch.device:
@@ -124,7 +125,8 @@ class DenseIndex:
     """Name embeddings of a KB, searched exactly (one matrix product per batch of mentions)
     or, from `ann_threshold` names on, through a faiss HNSW index."""
 
-    def __init__(self, path: Union[str, Path], encoder: Optional[SentenceEncoder] = None):
+    def __init__(self, path: Union[str, Path], encoder: Optional[SentenceEncoder] = None, *,
+                 precision: str = "auto"):
         path = Path(path)
         try:
             self.meta = json.loads((path / "meta.json").read_text(encoding="utf8"))
@@ -134,6 +136,7 @@ class DenseIndex:
             raise KBFormatError(f"{path}: not a dense name index ({err})") from err
         self.path = path
         self._encoder = encoder
+        self.precision = check_precision(precision, "DenseIndex")  # of an encoder loaded later
         self._matrix: Optional[np.ndarray] = None
         self._ann = None
         self.ef_search = int(self.meta.get("ef_search", 128))
@@ -142,7 +145,8 @@ class DenseIndex:
     def encoder(self) -> SentenceEncoder:
         if self._encoder is None:
             local = self.path / "encoder"
-            self._encoder = SentenceEncoder(str(local) if local.exists() else (self.meta.get("model") or None))
+            self._encoder = SentenceEncoder(str(local) if local.exists() else (self.meta.get("model") or None),
+                                            precision=self.precision)
         return self._encoder
 
     @property

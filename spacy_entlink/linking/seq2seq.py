@@ -233,18 +233,21 @@ class Seq2Seq:
         normaliser computed once per distinct (text, prefix); padding positions are 0."""
         weight, bias = _output_projection(self.model)
         mask = labels != -100
-        index = torch.zeros(labels.shape, dtype=torch.long)
+        index = np.zeros(tuple(labels.shape), dtype=np.int64)
         first: dict = {}
+        where = []  # (row, position) of each distinct (text, prefix): its last occurrence
         for p, ((i, _), seq) in enumerate(zip(part, seqs)):
             for k in range(len(seq)):
-                index[p, k] = first.setdefault((i, tuple(seq[:k])), len(first))
-        where = torch.zeros((len(first), 2), dtype=torch.long)
-        for p, seq in enumerate(seqs):
-            for k in range(len(seq)):
-                where[index[p, k], 0] = p
-                where[index[p, k], 1] = k
+                key = (i, tuple(seq[:k]))
+                if key not in first:
+                    first[key] = len(first)
+                    where.append((p, k))
+                where[first[key]] = (p, k)
+                index[p, k] = first[key]
+        rows_cols = torch.as_tensor(np.asarray(where, dtype=np.int64).reshape(-1, 2), device=states.device)
+        index = torch.as_tensor(index, device=states.device)
         states = states.float()
-        unique = states[where[:, 0], where[:, 1]]
+        unique = states[rows_cols[:, 0], rows_cols[:, 1]]
         lse = torch.empty(len(first), dtype=torch.float32, device=states.device)
         for s in range(0, len(first), 2048):
             z = torch.nn.functional.linear(unique[s : s + 2048], weight.to(unique.dtype), None).float()
@@ -256,7 +259,7 @@ class Seq2Seq:
         logit = (states * weight.float()[gold]).sum(-1)
         if bias is not None:
             logit = logit + bias[gold]
-        return (logit - lse[index.to(states.device)]) * mask
+        return (logit - lse[index]) * mask
 
     @property
     def inference_dtype(self) -> torch.dtype:

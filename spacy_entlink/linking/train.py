@@ -63,7 +63,7 @@ def train_linker(nlp: Language, name: str, train: List[Example], dev: List[Examp
     """Train the linker `name` of `nlp` on gold pairs of `train` plus self-supervised KB pairs,
     keeping the weights that score best on `dev` (accuracy@1 on gold mentions); the best
     pipeline, calibrated on `dev`, is written to `output`."""
-    from transformers import get_linear_schedule_with_warmup
+    from thinc.api import warmup_linear
 
     linker = nlp.get_pipe(name)
     linker._require()
@@ -84,8 +84,11 @@ def train_linker(nlp: Language, name: str, train: List[Example], dev: List[Examp
     bs = linker.settings.batch_size
     per_epoch = (len(pairs) + bs - 1) // bs
     total = max_steps or per_epoch * epochs
-    opt = linker._torch_optimizer()
-    sched = get_linear_schedule_with_warmup(opt, int(warmup * total), total)
+    opt = linker.create_optimizer()  # thinc's Adam at the component's learning_rate, warmed up and decayed
+    opt.learn_rate = 0.0
+    opt.schedules["learn_rate"] = warmup_linear(float(linker.cfg.get("learning_rate", 5e-5)),
+                                                max(1, int(warmup * total)), total)
+    opt.step_schedules()
     rng = random.Random(seed)
     result = TrainResult()
     t0 = time.perf_counter()
@@ -110,8 +113,8 @@ def train_linker(nlp: Language, name: str, train: List[Example], dev: List[Examp
         rng.shuffle(batches)
         for batch in batches:
             loss = linker.update_pairs(batch)
-            linker.finish_update()
-            sched.step()
+            linker.finish_update(opt)
+            opt.step_schedules()
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", refresh=False)

@@ -1,7 +1,6 @@
 """`entlink_dictionary`: exact, fuzzy and abbreviation matching of a KB, fused with `doc.ents`."""
 
 import shutil
-import tempfile
 import weakref
 from collections import Counter
 from pathlib import Path
@@ -17,6 +16,7 @@ from spacy.training import Example
 
 from ..errors import ConfigError, EntlinkError, check_choice
 from ..extensions import install_extensions
+from ..files import unpack_files
 from ..kb import KnowledgeBase
 from ..kb.registry import KBSource, resolve_kb
 from ..matching.abbreviations import find_abbreviations
@@ -433,9 +433,7 @@ class DictionaryMatcher(Pipe):
         self._restore_cfg(msg["cfg"])
         self.excluded = set(msg["exclusions"])
         if msg["kb"]:
-            folder = Path(tempfile.mkdtemp(prefix="entlink_kb_"))
-            for name, content in msg["kb"].items():
-                (folder / Path(name).name).write_bytes(content)
+            folder = unpack_files(msg["kb"], self.name)
             self.set_kb(KnowledgeBase.from_disk(folder))
             weakref.finalize(self, shutil.rmtree, folder, True)
         return self

@@ -8,6 +8,7 @@ name by constrained beam search over the KB's name trie). Results go to `ent.kb_
 
 import shutil
 import tempfile
+import warnings
 import weakref
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -18,7 +19,6 @@ from rapidfuzz import fuzz
 import torch
 from spacy import util
 from spacy.language import Language
-from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.vocab import Vocab
@@ -37,6 +37,7 @@ from ..linking.name_trie import NameTrie
 from ..linking.seq2seq import Seq2Seq
 from ..matching.fuzzy import FuzzyMatcher
 from ..models.hf import check_precision
+from .torch_pipe import TorchPipe
 
 RANKING_SETTINGS = ("beam_size", "top_k", "max_candidates", "candidate_names", "fallback", "batch_size", "dense_k",
                     "trie_k")
@@ -47,7 +48,7 @@ MAX_FEATURE_NAMES = 16  # names per candidate compared with the mention
 
 DEFAULT_MODEL = """
 [model]
-@architectures = "spacy_entlink.GenreLinker.v1"
+@architectures = "spacy_entlink.GenreLinker.v2"
 name = ""
 decoder_layers = 2
 max_context_tokens = 128
@@ -73,32 +74,42 @@ DEFAULT_CONFIG = {
     "batch_size": 32,
     "learning_rate": 5e-5,
     "grad_clip": 1.0,
+    "precision": "auto",
     "overwrite": True,
     "scorer": {"@scorers": "spacy.entity_linker_scorer.v1"},
 }
 
 
 def genre_linker_model(name: str = "", decoder_layers: int = 2, max_context_tokens: int = 128,
-                       max_name_tokens: int = 32, precision: str = "auto") -> Model:
-    """`spacy_entlink.GenreLinker.v1`: the seq2seq model of `entlink_linker`.
+                       max_name_tokens: int = 32) -> Model:
+    """`spacy_entlink.GenreLinker.v2`: the seq2seq model of `entlink_linker`.
 
     `name` is a Hugging Face seq2seq checkpoint (BART, T5, GENRE, an `EncoderDecoderModel`)
     or an encoder to warm-start an encoder-decoder from (`decoder_layers` of it in the
     decoder); empty means the embedded all-MiniLM-L6-v2. Weights are loaded when the
-    component is initialised or read from disk, not when the config is resolved.
-    `precision`: "float32", "bfloat16" (inference under bf16 autocast; training stays
-    float32) or "auto" (bfloat16 where the CPU has AMX/AVX512-BF16 or the GPU supports it).
+    component is initialised or read from disk, not when the config is resolved; the torch
+    modules then become the model's shims (see `spacy_entlink.pipeline.torch_pipe`).
     """
     if max_context_tokens < 8 or max_name_tokens < 2:
         raise ConfigError("max_context_tokens must be >= 8 and max_name_tokens >= 2")
-    check_precision(precision, "spacy_entlink.GenreLinker.v1")
     return Model(
         "entlink_genre",
         _no_forward,
         attrs={"name": name or "", "decoder_layers": int(decoder_layers),
-               "max_context_tokens": int(max_context_tokens), "max_name_tokens": int(max_name_tokens),
-               "precision": precision},
+               "max_context_tokens": int(max_context_tokens), "max_name_tokens": int(max_name_tokens)},
     )
+
+
+def genre_linker_model_v1(name: str = "", decoder_layers: int = 2, max_context_tokens: int = 128,
+                          max_name_tokens: int = 32, precision: str = "auto") -> Model:
+    """`spacy_entlink.GenreLinker.v1` (configs written before v2): as v2; `precision` belongs
+    to the component now (`[components.entlink_linker] precision`), a value other than "auto"
+    here is still applied when the component's is "auto"."""
+    check_precision(precision, "spacy_entlink.GenreLinker.v1")
+    model = genre_linker_model(name, decoder_layers, max_context_tokens, max_name_tokens)
+    if precision != "auto":
+        model.attrs["legacy_precision"] = precision
+    return model
 
 
 def _no_forward(model: Model, X: Any, is_train: bool):
@@ -116,7 +127,7 @@ def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], d
                 trie_k: int, context_window: int,
                 beam_size: int, top_k: int, max_candidates: int, candidate_names: str, fallback: str,
                 trie_aliases: bool, threshold: Optional[float], nil_id: str, labels: List[str],
-                batch_size: int, learning_rate: float, grad_clip: float, overwrite: bool,
+                batch_size: int, learning_rate: float, grad_clip: float, precision: str, overwrite: bool,
                 scorer: Optional[Callable]) -> "GenreLinker":
     """Create an `entlink_linker`.
 
@@ -131,16 +142,21 @@ def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], d
     candidate_names: score each candidate's "canonical" name only, or "all" its names.
     threshold: below this calibrated probability the mention is linked to `nil_id`.
     labels: link only entities with these labels (empty: all).
+    learning_rate, grad_clip: the optimizer of `train-linker` and of updates without one;
+        `spacy train` uses `[training.optimizer]`.
+    precision: inference precision, "float32", "bfloat16" (autocast) or "auto" (bfloat16 where
+        the hardware computes it natively); training stays float32.
     """
     return GenreLinker(nlp.vocab, model, name, candidates=candidates, dense_model=dense_model, dense_k=dense_k,
                        trie_k=trie_k, context_window=context_window,
                        beam_size=beam_size, top_k=top_k, max_candidates=max_candidates,
                        candidate_names=candidate_names, fallback=fallback, trie_aliases=trie_aliases,
                        threshold=threshold, nil_id=nil_id, labels=labels, batch_size=batch_size,
-                       learning_rate=learning_rate, grad_clip=grad_clip, overwrite=overwrite, scorer=scorer)
+                       learning_rate=learning_rate, grad_clip=grad_clip, precision=precision, overwrite=overwrite,
+                       scorer=scorer)
 
 
-class GenreLinker(TrainablePipe):
+class GenreLinker(TorchPipe):
     """Links `doc.ents` to KB ids with a seq2seq model constrained to KB names."""
 
     def __init__(self, vocab: Vocab, model: Model, name: str = "entlink_linker", *, scorer: Optional[Callable] = None,
@@ -153,6 +169,13 @@ class GenreLinker(TrainablePipe):
         self.cfg: Dict[str, Any] = dict(cfg)
         for src in self.cfg.get("candidates", []):
             check_source(src)
+        legacy = model.attrs.pop("legacy_precision", None)
+        if legacy is not None:
+            warnings.warn(f"{name}: precision in spacy_entlink.GenreLinker.v1 is deprecated; set it on the component "
+                          f"([components.{name}] precision)", DeprecationWarning, stacklevel=2)
+            if self.cfg.get("precision", "auto") == "auto":
+                self.cfg["precision"] = legacy
+        check_precision(self.cfg.get("precision", "auto"), name)
         th = self.cfg.get("threshold")
         if th is not None and not 0.0 <= float(th) <= 1.0:
             raise ConfigError(f"{name}: threshold must be between 0 and 1 (or null), got {th!r}")
@@ -165,7 +188,6 @@ class GenreLinker(TrainablePipe):
         self.calibration = Calibration()
         self.entity_counts: Dict[str, int] = {}
         self.mention_counts: Dict[str, Dict[str, int]] = {}  # normalised mention -> {kb id: count}
-        self._optimizer: Optional[torch.optim.Optimizer] = None
         self._names_cache: Dict[int, List[str]] = {}
         self._abbreviations = AbbreviationCache()
         self._fuzzy: Optional[FuzzyMatcher] = None
@@ -206,14 +228,16 @@ class GenreLinker(TrainablePipe):
             a = self.model.attrs
             self.seq2seq = Seq2Seq.load(a["name"], decoder_layers=a["decoder_layers"],
                                         max_context_tokens=a["max_context_tokens"],
-                                        max_name_tokens=a["max_name_tokens"],
-                                        precision=a.get("precision", "auto"))
+                                        max_name_tokens=a["max_name_tokens"], precision=self.precision)
+            self._place()
         return self.seq2seq
 
     def set_seq2seq(self, seq2seq: Seq2Seq) -> "GenreLinker":
         """Use an already loaded (e.g. tiny, test) seq2seq model; the name trie is rebuilt."""
         self.seq2seq = seq2seq
-        self._optimizer = None
+        seq2seq.precision = self.precision
+        self._forget_optimizer()
+        self._place()
         if self.kb is not None:
             self.set_kb(self.kb)
         return self
@@ -257,8 +281,10 @@ class GenreLinker(TrainablePipe):
             encoder = old.encoder  # the same encoder (e.g. a trained retriever saved with the pipeline)
         else:
             encoder = SentenceEncoder(self.cfg.get("dense_model") or None)
+        encoder.precision = self.precision
         self.dense = DenseIndex.build(self.kb, folder, encoder, progress=progress)
         self._query_vectors = {}
+        self._place()
         return self.dense
 
     def _use(self, kb: KnowledgeBase, trie: NameTrie) -> None:
@@ -484,11 +510,21 @@ class GenreLinker(TrainablePipe):
             doc.ents = ents
 
     # --- training -----------------------------------------------------------------------
-    def _torch_optimizer(self) -> torch.optim.Optimizer:
-        if self._optimizer is None:
-            params = [p for p in self._require().seq2seq.model.parameters() if p.requires_grad]
-            self._optimizer = torch.optim.AdamW(params, lr=float(self.cfg.get("learning_rate", 5e-5)))
-        return self._optimizer
+    def torch_modules(self) -> Dict[str, torch.nn.Module]:
+        """The seq2seq model and, once loaded, the dense index's encoder."""
+        out: Dict[str, torch.nn.Module] = {}
+        if self.seq2seq is not None:
+            out["seq2seq"] = self.seq2seq.model
+        encoder = getattr(self.dense, "_encoder", None)
+        if encoder is not None:
+            out["dense"] = encoder.model
+        return out
+
+    def _place(self) -> None:
+        super()._place()
+        for holder in (self.seq2seq, getattr(self.dense, "_encoder", None), self.dense):
+            if holder is not None:
+                holder.precision = self.precision  # the component's setting is the only one
 
     def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None,
                losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
@@ -526,26 +562,6 @@ class GenreLinker(TrainablePipe):
         finally:
             model.eval()
         return total
-
-    def finish_update(self, sgd=None) -> None:
-        """Take the optimiser step for the gradients accumulated by `update` (spaCy's own
-        optimizer `sgd` is not used: the model is a torch module with its own AdamW)."""
-        if self.linker is None:
-            return
-        opt = self._torch_optimizer()
-        clip = float(self.cfg.get("grad_clip", 0.0) or 0.0)
-        if clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.linker.seq2seq.model.parameters(), clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
-    def use_params(self, params):  # spaCy's parameter averages do not apply to the torch model
-        from contextlib import nullcontext
-
-        return nullcontext()
-
-    def get_loss(self, examples, scores):
-        raise NotImplementedError(f"{self.name}: the loss is computed inside update()")
 
     def add_label(self, label: str) -> int:
         raise NotImplementedError(f"{self.name} links to KB entities; it has no labels to add")
@@ -588,12 +604,8 @@ class GenreLinker(TrainablePipe):
         return data
 
     # --- serialization ------------------------------------------------------------------
-    def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
-        path = util.ensure_path(path)
-        serialize: Dict[str, Callable] = {
-            "cfg": lambda p: srsly.write_json(p, {**self.cfg, "calibration": self.calibration.to_dict(),
-                                                  "model_attrs": dict(self.model.attrs)}),
-        }
+    def _serializers(self) -> Dict[str, Callable]:
+        serialize: Dict[str, Callable] = {"cfg": self._cfg_writer(calibration=self.calibration.to_dict())}
         if self.seq2seq is not None:
             serialize["model"] = lambda p: self.seq2seq.save(p)
         if self.kb is not None:
@@ -606,25 +618,18 @@ class GenreLinker(TrainablePipe):
             serialize["counts"] = lambda p: srsly.write_json(p, self.entity_counts)
         if self.mention_counts:
             serialize["mention_counts"] = lambda p: srsly.write_json(p, self.mention_counts)
-        util.to_disk(path, serialize, exclude)
+        return serialize
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "GenreLinker":
         path = util.ensure_path(path)
-        if not (path / "cfg").exists():
-            raise ConfigError(f"{self.name}: {path} has no cfg file; is it an entlink_linker folder?")
-        cfg = srsly.read_json(path / "cfg")
-        self.calibration = Calibration.from_dict(cfg.pop("calibration", None))
-        saved = cfg.pop("model_attrs", {})
-        saved.pop("precision", None)  # a run-time choice: the loading config's value wins
-        self.model.attrs.update(saved)
-        self.cfg.update(cfg)
+        extras = self._read_cfg(path, extras=("calibration",))
+        self.calibration = Calibration.from_dict(extras["calibration"])
         self._set_settings()
         a = self.model.attrs
         if (path / "model").exists() and "model" not in exclude:
             self.seq2seq = Seq2Seq.from_saved(path / "model", max_context_tokens=a["max_context_tokens"],
-                                              max_name_tokens=a["max_name_tokens"],
-                                              precision=a.get("precision", "auto"))
-            self._optimizer = None
+                                              max_name_tokens=a["max_name_tokens"], precision=self.precision)
+            self._forget_optimizer()
         if (path / "kb").exists() and "kb" not in exclude:
             kb = KnowledgeBase.from_disk(path / "kb")
             if (path / "trie").exists() and "trie" not in exclude:
@@ -639,24 +644,9 @@ class GenreLinker(TrainablePipe):
             self.mention_counts = {str(m): {str(k): int(v) for k, v in ids.items()}
                                    for m, ids in srsly.read_json(path / "mention_counts").items()}
         if (path / "dense").exists() and "dense" not in exclude:
-            self.dense = DenseIndex(path / "dense")
+            self.dense = DenseIndex(path / "dense", precision=self.precision)
             self._query_vectors = {}
+            if self._wants_dense():
+                self.dense.encoder  # noqa: B018 - load it now, so that it is placed with the seq2seq model
+        self._place()
         return self
-
-    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
-        with tempfile.TemporaryDirectory(prefix="entlink_linker_") as tmp:
-            self.to_disk(tmp, exclude=exclude)
-            files = {str(f.relative_to(tmp)): f.read_bytes() for f in Path(tmp).rglob("*") if f.is_file()}
-        return srsly.msgpack_dumps(files)
-
-    def from_bytes(self, data: bytes, *, exclude: Iterable[str] = tuple()) -> "GenreLinker":
-        files = srsly.msgpack_loads(data)
-        folder = Path(tempfile.mkdtemp(prefix="entlink_linker_"))
-        weakref.finalize(self, shutil.rmtree, folder, True)
-        for rel, content in files.items():
-            target = (folder / rel).resolve()
-            if folder.resolve() not in target.parents:
-                raise EntlinkError(f"{self.name}: refusing to write {rel!r} outside the component folder")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-        return self.from_disk(folder, exclude=exclude)

@@ -11,18 +11,13 @@ mention pair's score), as BC5CDR's chemical-induced-disease relations are annota
 """
 
 import random
-import shutil
-import tempfile
 from collections import Counter
-from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
-import srsly
 import torch
 from spacy import util
 from spacy.language import Language
-from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.vocab import Vocab
@@ -30,11 +25,12 @@ from thinc.api import Config, Model
 
 from ..errors import ConfigError, EntlinkError, check_choice
 from ..extensions import Relation, install_extensions
-from ..models.hf import check_precision, inference_precision
+from ..models.hf import check_precision
 from ..relations.labels import RelationType, load_relation_types
 from ..relations.reader import ReaderInput, RelationReader, evaluating
 from ..relations.retriever import Retriever
 from ..relations.windows import Window, make_windows
+from .torch_pipe import TorchPipe
 
 DEFAULT_MODEL = """
 [model]
@@ -110,7 +106,10 @@ def make_relations(nlp: Language, name: str, model: Model, relation_types: Any, 
     aggregate: "mention" (relations between spans) or "kb_id" (between the spans' KB ids).
     threshold: default probability threshold (per-label thresholds come from `fit_thresholds`).
     type_constraints: drop pairs whose entity labels a type's head/tail types exclude.
-    learning_rate: AdamW rate of the encoders; the new layers use `head_lr_factor` times it.
+    learning_rate, grad_clip: the optimizer of updates without one (`spacy train` uses
+        `[training.optimizer]`).
+    head_lr_factor: the new layers learn at this many times the optimizer's rate (the
+        pretrained encoders at the rate itself), under either optimizer.
     precision: inference precision, "float32", "bfloat16" (autocast) or "auto" (bfloat16 where
         the hardware computes it natively, e.g. CPUs with AMX); training stays float32.
     """
@@ -125,7 +124,7 @@ Key = Tuple[int, int]  # doc token offsets of a span
 Arg = Tuple[int, int, str, str]  # an entity argument: doc token start, end, label, kb_id
 
 
-class RelationExtractor(TrainablePipe):
+class RelationExtractor(TorchPipe):
     """Finds relations between entities with a retriever and a one-pass reader."""
 
     def __init__(self, vocab: Vocab, model: Model, name: str = "entlink_relations", *,
@@ -147,7 +146,6 @@ class RelationExtractor(TrainablePipe):
         self.cfg.setdefault("thresholds", {})
         self.reader: Optional[RelationReader] = None
         self.retriever: Optional[Retriever] = None
-        self._optimizer: Optional[torch.optim.Optimizer] = None
         self._rng = random.Random(0)
 
     # --- set-up -------------------------------------------------------------------------
@@ -166,8 +164,10 @@ class RelationExtractor(TrainablePipe):
             max_span_width=a["max_span_width"], hidden=a["hidden"], max_text_tokens=a["max_text_tokens"]).eval()
         if self.needs_retriever:
             self.retriever = Retriever.from_pretrained(a["retriever"]).eval()
+        self._forget_optimizer()
+        self._place()
+        if self.retriever is not None:
             self.retriever.build_index([t.text for t in self.types])
-        self._optimizer = None
 
     def set_reader(self, reader: RelationReader, retriever: Optional[Retriever] = None) -> "RelationExtractor":
         """Use already built (e.g. tiny, test) models."""
@@ -175,9 +175,10 @@ class RelationExtractor(TrainablePipe):
             raise ConfigError(f"{self.name}: {len(self.types)} relation types but {reader.max_candidates} "
                               "candidate markers: a retriever is needed")
         self.reader, self.retriever = reader.eval(), retriever
+        self._forget_optimizer()
+        self._place()
         if retriever is not None:
             retriever.build_index([t.text for t in self.types])
-        self._optimizer = None
         return self
 
     def initialize(self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *,
@@ -300,7 +301,7 @@ class RelationExtractor(TrainablePipe):
         decode = self.cfg["entities"] == "predict"
         if not decode:  # a window without two entities a relation type may join needs no forward pass
             order = [i for i in order if self._can_relate(meta[i][2], meta[i][3])]
-        with evaluating(reader), inference_precision(self.cfg.get("precision", "auto"), reader.device):
+        with evaluating(reader), self.inference_precision(reader.device):
             for start in range(0, len(order), bs):
                 part = order[start : start + bs]
                 for i, out in zip(part, reader.forward([inputs[i] for i in part], decode_entities=decode)):
@@ -380,11 +381,23 @@ class RelationExtractor(TrainablePipe):
                                        sorted(rels.items(), key=lambda kv: -kv[1])]
 
     # --- training -----------------------------------------------------------------------
-    def _parameters(self) -> List[torch.nn.Parameter]:
-        params = list(self._require().parameters())
+    def torch_modules(self) -> Dict[str, torch.nn.Module]:
+        out: Dict[str, torch.nn.Module] = {}
+        if self.reader is not None:
+            out["reader"] = self.reader
         if self.retriever is not None:
-            params += list(self.retriever.parameters())
-        return [p for p in params if p.requires_grad]
+            out["retriever"] = self.retriever
+        return out
+
+    def lr_scale(self, role: str, parameter: str) -> float:
+        """The pretrained encoders learn at the optimizer's rate, the new layers `head_lr_factor` times faster."""
+        if role == "retriever" or parameter.startswith("encoder."):
+            return 1.0
+        return float(self.cfg.get("head_lr_factor", 20.0))
+
+    def _after_step(self) -> None:
+        if self.retriever is not None:
+            self.retriever.build_index([t.text for t in self.types])
 
     def update(self, examples: Iterable[Example], *, drop: float = 0.0, sgd=None,
                losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
@@ -418,35 +431,6 @@ class RelationExtractor(TrainablePipe):
             self.finish_update(sgd)
         return losses
 
-    def finish_update(self, sgd=None) -> None:
-        """Take the AdamW step for the accumulated gradients (spaCy's `sgd` is not used)."""
-        if self.reader is None:
-            return
-        if self._optimizer is None:
-            lr = float(self.cfg.get("learning_rate", 5e-5))
-            encoders = {id(p) for m in (self.reader.encoder, getattr(self.retriever, "encoder", None)) if m is not None
-                        for p in m.parameters()}
-            params = self._parameters()
-            self._optimizer = torch.optim.AdamW([  # new layers learn faster than the pretrained encoders
-                {"params": [p for p in params if id(p) in encoders], "lr": lr},
-                {"params": [p for p in params if id(p) not in encoders], "lr": lr * float(self.cfg.get("head_lr_factor", 20))},
-            ])
-        clip = float(self.cfg.get("grad_clip", 0.0) or 0.0)
-        if clip > 0:
-            torch.nn.utils.clip_grad_norm_(self._parameters(), clip)
-        self._optimizer.step()
-        self._optimizer.zero_grad(set_to_none=True)
-        if self.retriever is not None:
-            self.retriever.build_index([t.text for t in self.types])
-
-    def use_params(self, params):
-        from contextlib import nullcontext
-
-        return nullcontext()
-
-    def get_loss(self, examples, scores):
-        raise NotImplementedError(f"{self.name}: the loss is computed inside update()")
-
     def add_label(self, label: str) -> int:
         raise NotImplementedError(f"{self.name}: relation types come from relation_types in the config")
 
@@ -479,52 +463,25 @@ class RelationExtractor(TrainablePipe):
         return fitted
 
     # --- serialization --------------------------------------------------------------------
-    def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
-        path = util.ensure_path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        serialize = {"cfg": lambda p: srsly.write_json(p, {**self.cfg, "model_attrs": dict(self.model.attrs)})}
+    def _serializers(self) -> Dict[str, Callable]:
+        serialize: Dict[str, Callable] = {"cfg": self._cfg_writer()}
         if self.reader is not None:
-            serialize["reader"] = lambda p: _replace_dir(p, self.reader.save)
+            serialize["reader"] = self.reader.save
         if self.retriever is not None:
-            serialize["retriever"] = lambda p: _replace_dir(p, self.retriever.save)
-        util.to_disk(path, serialize, exclude)
+            serialize["retriever"] = self.retriever.save
+        return serialize
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "RelationExtractor":
         path = util.ensure_path(path)
-        if not (path / "cfg").exists():
-            raise ConfigError(f"{self.name}: {path} has no cfg file; is it an entlink_relations folder?")
-        cfg = srsly.read_json(path / "cfg")
-        cfg.pop("precision", None)  # a run-time choice: the loading config's value wins
-        self.model.attrs.update(cfg.pop("model_attrs", {}))
-        self.cfg.update(cfg)
+        self._read_cfg(path)
         self.types = load_relation_types(self.cfg["relation_types"])
         if (path / "reader").exists() and "reader" not in exclude:
             self.reader = RelationReader.load(path / "reader")
         if (path / "retriever").exists() and "retriever" not in exclude:
             self.retriever = Retriever.load(path / "retriever")
-        self._optimizer = None
+        self._forget_optimizer()
+        self._place()
         return self
-
-    def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
-        with tempfile.TemporaryDirectory(prefix="entlink_relations_") as tmp:
-            self.to_disk(tmp, exclude=exclude)
-            files = {str(f.relative_to(tmp)): f.read_bytes() for f in Path(tmp).rglob("*") if f.is_file()}
-        return srsly.msgpack_dumps(files)
-
-    def from_bytes(self, data: bytes, *, exclude: Iterable[str] = tuple()) -> "RelationExtractor":
-        files = srsly.msgpack_loads(data)
-        with tempfile.TemporaryDirectory(prefix="entlink_relations_") as tmp:
-            for rel, content in files.items():
-                target = Path(tmp) / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(content)
-            return self.from_disk(tmp, exclude=exclude)
-
-
-def _replace_dir(path: Path, save: Callable[[Path], None]) -> None:
-    if path.exists():
-        shutil.rmtree(path)
-    save(path)
 
 
 def _arg_key(arg) -> Any:

@@ -25,7 +25,8 @@ class Retriever(nn.Module):
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.max_length = max_length
-        self.index: Optional[torch.Tensor] = None  # [n_types, dim], L2-normalised
+        self.index: Optional[torch.Tensor]  # [n_types, dim], L2-normalised; moves with the module
+        self.register_buffer("index", None, persistent=False)
 
     @classmethod
     def from_pretrained(cls, name: Optional[str] = None, **kwargs) -> "Retriever":
@@ -56,7 +57,7 @@ class Retriever(nn.Module):
         cfg = json.loads((path / "retriever.json").read_text(encoding="utf8"))
         r = cls(AutoModel.from_pretrained(path, use_safetensors=True), AutoTokenizer.from_pretrained(path), **cfg)
         if (path / "index.npy").exists():
-            r.index = torch.from_numpy(np.load(path / "index.npy", allow_pickle=False))
+            r.index = torch.from_numpy(np.load(path / "index.npy", allow_pickle=False)).to(r.encoder.device)
         return r.eval()
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
