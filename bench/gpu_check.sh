@@ -16,7 +16,7 @@
 set -euo pipefail
 GPU=${GPU:-0}          # spacy train --gpu-id (-1: CPU, for a dry run)
 STEPS=${STEPS:-300}    # training steps of each model
-LIMIT=${LIMIT:-0}      # dev documents of bench/pipeline.py and of the dev evaluations (0: all)
+LIMIT=${LIMIT:-0}      # dev documents of bench/pipeline.py and of the evaluations, mentions of bench/linking.py (0: all)
 OUT=${OUT:-metrics/gpu}
 RUN=${RUN:-training/gpu_check}
 export PYTHONUNBUFFERED=1
@@ -57,7 +57,7 @@ python bench/pipeline.py --pipeline "$RUN/all" --dev corpus/bc5cdr_dev.spacy --l
 python bench/pipeline.py --pipeline "$RUN/all" --dev corpus/bc5cdr_dev.spacy --limit "$LIMIT" --no-shares \
   --output "$OUT/pipeline_cpu.json"
 python bench/linking.py --kb kb/medic_train --train corpus/bc5cdr_train_disease.spacy \
-  --dev corpus/bc5cdr_dev_disease.spacy --linker "gpu=$RUN/linker/model-best" --skip-spacy --gpu-id "$GPU" \
+  --dev corpus/bc5cdr_dev_disease.spacy --linker "gpu=$RUN/linker/model-best" --skip-spacy --gpu-id "$GPU" --limit "$LIMIT" \
   --output "$OUT/linking_gpu.json"
 python bench/relations.py --task conll04 "$RUN/conll04/model-best" corpus/conll04_train.spacy \
   corpus/conll04_dev.spacy --skip-baseline --gpu-id "$GPU" --output "$OUT/relations_gpu.json"
