@@ -8,6 +8,7 @@ import srsly
 import typer
 
 from .errors import EntlinkError
+from .files import atomic_file
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -116,10 +117,8 @@ def split_corpus(
     held_ids = set(order[:n_held])
     for path, part in ((rest, [d for i, d in enumerate(docs) if i not in held_ids]),
                        (held, [d for i, d in enumerate(docs) if i in held_ids])):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        DocBin(docs=part, store_user_data=True).to_disk(tmp)
-        tmp.replace(path)
+        with atomic_file(path) as tmp:
+            tmp.write_bytes(DocBin(docs=part, store_user_data=True).to_bytes())
     typer.echo(f"✔ {rest}: {len(docs) - n_held:,} documents; {held}: {n_held:,} documents (seed {seed})")
 
 
@@ -453,8 +452,8 @@ def visualize_cmd(
             names.append(f"{input.name} · {record.get('id', n)}")
             if stop is not None and len(docs) >= stop:
                 break
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render(docs, title=title, kb_url_template=kb_url, names=names or None), encoding="utf8")
+    with atomic_file(output) as tmp:
+        tmp.write_text(render(docs, title=title, kb_url_template=kb_url, names=names or None), encoding="utf8")
     n_rel = sum(len(d._.entlink_relations) for d in docs)
     typer.echo(f"✔ {output}: {len(docs):,} documents, {sum(len(d.ents) for d in docs):,} entities, {n_rel:,} relations")
 
@@ -468,6 +467,10 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.exit(1)
     except typer.Exit as err:
         sys.exit(err.exit_code)
+    except OSError as err:  # a full disk, a folder that became read-only, ...
+        where = f"{err.filename}: " if err.filename else ""
+        typer.echo(f"✘ {where}{err.strerror or err}", err=True)
+        sys.exit(1)
     except Exception as err:  # click usage errors
         import click
 

@@ -1,5 +1,6 @@
 """Error catalogue: every message says what went wrong and where, and what to do."""
 
+import re
 from pathlib import Path
 from typing import Optional, Union
 
@@ -34,3 +35,26 @@ def check_choice(name: str, value: str, allowed) -> str:
             + ", ".join(repr(a) for a in sorted(allowed))
         )
     return value
+
+
+
+_SURROGATES = "\ud800-\udfff"
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029"
+_CONTROLS = "\x00-\x08\x0a-\x1f\x7f-\x9f"  # C0 and C1 without tab
+_BAD = {(c, b): re.compile("[" + _SURROGATES + ("" if c else _CONTROLS) + ("" if b else _LINE_BREAKS) + "]")
+        for c in (True, False) for b in (True, False)}
+
+
+def text_problem(value: str, *, controls: bool = True, line_breaks: bool = True) -> Optional[str]:
+    """What makes `value` unfit to store, or None: a lone surrogate (not Unicode, cannot be
+    written as UTF-8) always; with `controls=False` a control character (U+0000-U+001F,
+    U+007F-U+009F) other than tab; with `line_breaks=False` a line break."""
+    m = _BAD[controls, line_breaks].search(value)
+    if m is None:
+        return None
+    o, i = ord(m.group()), m.start() + 1
+    if 0xD800 <= o <= 0xDFFF:
+        return f"a lone surrogate U+{o:04X} at character {i} (the text is not valid Unicode)"
+    if m.group() in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029":
+        return f"a line break (U+{o:04X}) at character {i}"
+    return f"the control character U+{o:04X} at character {i}"

@@ -63,6 +63,54 @@ def gold_span(doc: Doc, start: int, end: int, label: str, kb_id: str, path: Path
     return span
 
 
+def text_doc(nlp, text: str, path: PathLike, line: int, stats: Optional[Stats] = None) -> Doc:
+    """`text` tokenized by `nlp`'s tokenizer. A text longer than `nlp.max_length` (which
+    `nlp.make_doc` refuses) is tokenized all the same, counted as "over_max_length" and
+    logged: gold conversion runs no parser or NER, but a pipeline that does will need
+    `nlp.max_length` raised or the document split."""
+    if len(text) > nlp.max_length:
+        bump(stats, "over_max_length")
+        logger.warning("%s, line %d: a document of %d characters, over nlp.max_length (%d); tokenized anyway",
+                       path, line, len(text), nlp.max_length)
+        return nlp.tokenizer(text)
+    return nlp.make_doc(text)
+
+
+def parse_offset(value: str, path: PathLike, line: int, what: str) -> int:
+    """A character offset written as plain ASCII digits; DataError for anything else
+    ("1_0", "+3", " 3", "٣" all pass `int()` but are not offsets a tool writes)."""
+    if not (value.isascii() and value.isdigit()):
+        raise DataError(path, line, f"{what} offset {value!r} is not an integer of digits 0-9")
+    return int(value)
+
+
+def check_span_text(text: str, start: int, end: int, path: PathLike, line: int, what: str) -> None:
+    """DataError when the characters [start, end) of `text` are all whitespace."""
+    if not text[start:end].strip():
+        raise DataError(path, line, f"{what} at {start}-{end} covers only whitespace ({text[start:end]!r})")
+
+
+class DocIds:
+    """The document ids seen so far in one file, to refuse a second document with an id."""
+
+    def __init__(self, path: PathLike, what: str = "document id") -> None:
+        self.path, self.what, self.first = path, what, {}
+
+    def add(self, doc_id: str, line: Optional[int]) -> None:
+        if doc_id in self.first:
+            first = self.first[doc_id]
+            where = f" (first at line {first})" if first is not None else ""
+            raise DataError(self.path, line, f"a second document with {self.what} {doc_id!r}{where}; "
+                                             "give each document its own id")
+        self.first[doc_id] = line
+
+
+def check_not_empty(path: PathLike, n_docs: int, what: str = "documents") -> None:
+    """DataError when a corpus file gave no documents (an empty or wrong file)."""
+    if n_docs == 0:
+        raise DataError(path, None, f"no {what} in the file (empty, or not in this format?)")
+
+
 def token_doc(vocab: Vocab, words: Sequence[str], sent_starts: Optional[Sequence[bool]] = None) -> Doc:
     """A Doc of `words`, one space between tokens and none after the last one."""
     spaces = [True] * len(words)

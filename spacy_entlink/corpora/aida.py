@@ -30,8 +30,8 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from ..errors import DataError
-from ._util import (CANDIDATE_COUNTS_KEY, PathLike, Stats, bump, char_key, check_file, iter_jsonl, merge_stats,
-                    numbered_lines, set_doc_id, set_gold, token_doc)
+from ._util import (CANDIDATE_COUNTS_KEY, DocIds, PathLike, Stats, bump, char_key, check_file, check_not_empty,
+                    iter_jsonl, merge_stats, numbered_lines, set_doc_id, set_gold, token_doc)
 
 __all__ = ["read_aida", "NIL"]
 
@@ -114,15 +114,19 @@ def read_aida(
     stream = _CandidateStream(Path(candidates)) if candidates is not None else None
     buf: Optional[_DocBuffer] = None
     n_docs = 0
+    n_made = 0
+    seen = DocIds(path)
     for i, line in numbered_lines(path):
         if line.startswith("-DOCSTART-"):
             m = _DOCSTART.match(line)
             if m is None:
                 raise DataError(path, i, f"malformed -DOCSTART- line {line!r} (expected '-DOCSTART- (n)')")
             if buf is not None and buf.words:
+                n_made += 1
                 yield _make_doc(path, nlp, buf, label, stream, stats)
             n_docs += 1
             buf = _DocBuffer(m.group(1) or str(n_docs), i)
+            seen.add(buf.doc_id, i)
             continue
         if not line.strip():
             if buf is not None:
@@ -131,8 +135,8 @@ def read_aida(
         if buf is None:
             raise DataError(path, i, "token line before the first -DOCSTART- line")
         cols = line.split("\t")
-        if not cols[0]:
-            raise DataError(path, i, "empty token")
+        if not cols[0].strip():
+            raise DataError(path, i, f"empty or whitespace-only token {cols[0]!r}")
         if len(cols) == 1:
             _close(path, buf)
         elif 4 <= len(cols) <= 7:
@@ -161,7 +165,9 @@ def read_aida(
         buf.sent_starts.append(buf.new_sentence)
         buf.new_sentence = False
     if buf is not None and buf.words:
+        n_made += 1
         yield _make_doc(path, nlp, buf, label, stream, stats)
+    check_not_empty(path, n_made)
     if stream is not None:
         stream.check_exhausted(path)
 

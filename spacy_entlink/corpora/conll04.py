@@ -14,7 +14,6 @@ Errors name the file and the sentence as "sentence N (orig_id X)", N its 0-based
 position in the array (`DataError.line` is None; JSON syntax errors give the line).
 """
 
-import json
 import re
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Set, Tuple, Union
@@ -23,8 +22,10 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from ..errors import DataError
+from ..files import read_json_file
 from ..extensions import Relation
-from ._util import PathLike, Stats, bump, check_file, merge_stats, set_doc_id, set_gold, token_doc
+from ._util import (DocIds, PathLike, Stats, bump, check_file, check_not_empty, get_doc_id, merge_stats, set_doc_id,
+                    set_gold, token_doc)
 
 __all__ = ["read_conll04", "load_types", "bilou_spans"]
 
@@ -77,11 +78,7 @@ def load_types(types: TypesArg) -> Tuple[Optional[Set[str]], Optional[Set[str]]]
         return None, None
     if isinstance(types, (str, Path)):
         path = check_file(types)
-        try:
-            with open(path, encoding="utf8") as f:
-                data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise DataError(path, e.lineno, f"invalid JSON: {e.msg}") from None
+        data = read_json_file(path)
         if not isinstance(data, dict) or not isinstance(data.get("relations"), (dict, list)):
             raise DataError(path, None, "expected a types object with 'entities' and 'relations'")
         entities = data.get("entities")
@@ -108,16 +105,19 @@ def read_conll04(
     """
     path = check_file(path)
     entity_types, relation_types = load_types(types)
-    try:
-        with open(path, encoding="utf8") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataError(path, e.lineno, f"invalid JSON: {e.msg} (column {e.colno})") from None
+    data = read_json_file(path)
     if not isinstance(data, list):
         raise DataError(path, None, f"expected a JSON array of sentences, got {type(data).__name__}")
+    check_not_empty(path, len(data), "sentences")
+    seen = DocIds(path, "orig_id")
     for index, item in enumerate(data):
         counts: Stats = {}
         doc = _make_doc(path, nlp, index, item, entity_types, relation_types, counts)
+        if isinstance(item, dict) and item.get("orig_id") is not None:
+            try:
+                seen.add(get_doc_id(doc) or "", None)
+            except DataError as err:
+                raise DataError(path, None, f"sentence {index}: {str(err).split(': ', 1)[1]}") from None
         merge_stats(counts, stats)
         yield doc
 
@@ -136,8 +136,8 @@ def _make_doc(
 
     tokens, tags = item.get("tokens"), item.get("tags")
     relations = item.get("relations", [])
-    if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t for t in tokens):
-        raise fail("'tokens' must be a non-empty list of non-empty strings")
+    if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
+        raise fail("'tokens' must be a non-empty list of strings that are not empty or whitespace")
     if not isinstance(tags, list) or len(tags) != len(tokens):
         raise fail(f"'tags' must be a list with one tag per token ({len(tokens)})")
     if not isinstance(relations, list):

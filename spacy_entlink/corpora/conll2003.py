@@ -24,7 +24,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from ..errors import DataError
-from ._util import PathLike, Stats, bump, merge_stats, numbered_lines, set_doc_id, set_gold, token_doc
+from ._util import PathLike, Stats, bump, check_not_empty, merge_stats, numbered_lines, set_doc_id, set_gold, token_doc
 
 __all__ = ["read_conll2003", "DOCSTART"]
 
@@ -101,6 +101,7 @@ def read_conll2003(
     if buf.words:
         n_docs += 1
         yield _make_doc(nlp, buf, n_docs, stats)
+    check_not_empty(path, n_docs)
 
 
 def _make_doc(nlp: Language, buf: _DocBuffer, number: int, stats: Optional[Stats]) -> Doc:

@@ -14,6 +14,7 @@ from spacy.tokens import Doc, DocBin
 from tqdm import tqdm
 
 from ..errors import ConfigError, check_choice
+from ..files import atomic_file, prepare_output
 from ._util import PathLike, Stats
 from .aida import read_aida
 from .conll04 import read_conll04
@@ -105,6 +106,7 @@ def convert(
     input_path, output_path = Path(input_path), Path(output_path)
     if output_path.is_dir():
         raise ConfigError(f"output {output_path} is a directory; give a file name such as {output_path / 'dev.spacy'}")
+    prepare_output(output_path)  # fail now, not after reading the whole corpus
     if nlp is None:
         nlp = spacy.blank(nlp_lang)
     stats: Dict[str, int] = {key: 0 for key in STAT_KEYS}
@@ -115,6 +117,6 @@ def convert(
         for doc in islice(docs, limit) if limit > 0 else docs:
             doc_bin.add(doc)
             bar.update(1)
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    doc_bin.to_disk(output_path)
+    with atomic_file(output_path) as tmp:
+        tmp.write_bytes(doc_bin.to_bytes())
     return stats

@@ -28,7 +28,8 @@ from spacy.tokens import Doc, Span
 
 from ..errors import DataError
 from ..extensions import Relation
-from ._util import PathLike, Stats, bump, gold_span, iter_jsonl, log_misaligned, merge_stats, set_doc_id, set_gold
+from ._util import (PathLike, Stats, bump, check_not_empty, check_span_text, get_doc_id, gold_span, iter_jsonl,
+                    log_misaligned, logger, merge_stats, set_doc_id, set_gold, text_doc)
 
 __all__ = ["read_prodigy"]
 
@@ -49,7 +50,10 @@ def read_prodigy(
     """
     path = Path(path)
     totals: Stats = {}
+    n_tasks = 0
+    first_line: Dict[str, int] = {}
     for line, task in iter_jsonl(path):
+        n_tasks += 1
         counts: Stats = {}
         answer = task.get("answer", "accept")
         if answer in SKIP_ANSWERS:
@@ -59,12 +63,22 @@ def read_prodigy(
         if answer not in KEEP_ANSWERS:
             raise DataError(path, line, f"unknown answer {answer!r} (expected accept, reject or ignore)")
         doc = _make_doc(path, line, nlp, task, counts)
+        doc_id = get_doc_id(doc) or ""
+        if doc_id in first_line:
+            # Prodigy exports repeat an input for every annotator: kept, and counted.
+            bump(counts, "duplicate_ids")
+            logger.warning("%s, line %d: task id %r was first seen at line %d; both are kept", path, line, doc_id,
+                           first_line[doc_id])
+        else:
+            first_line[doc_id] = line
         merge_stats(counts, totals, stats)
         yield doc
+    check_not_empty(path, n_tasks, "tasks")
     log_misaligned(path, totals)
 
 
-def _offsets(path: Path, line: int, rec: Any, what: str, text_len: int) -> Tuple[int, int]:
+def _offsets(path: Path, line: int, rec: Any, what: str, text: str) -> Tuple[int, int]:
+    text_len = len(text)
     if not isinstance(rec, dict):
         raise DataError(path, line, f"{what} must be an object with 'start' and 'end'")
     start, end = rec.get("start"), rec.get("end")
@@ -72,6 +86,7 @@ def _offsets(path: Path, line: int, rec: Any, what: str, text_len: int) -> Tuple
         raise DataError(path, line, f"{what}: 'start' and 'end' must be integers, got {start!r}, {end!r}")
     if not 0 <= start < end <= text_len:  # type: ignore[operator]
         raise DataError(path, line, f"{what}: offsets {start}-{end} out of range for a text of {text_len} characters")
+    check_span_text(text, start, end, path, line, what)  # type: ignore[arg-type]
     return start, end  # type: ignore[return-value]
 
 
@@ -84,7 +99,7 @@ def _make_doc(path: Path, line: int, nlp: Language, task: Dict[str, Any], counts
     text = task.get("text")
     if not isinstance(text, str):
         raise DataError(path, line, "'text' must be a string")
-    doc = nlp.make_doc(text)
+    doc = text_doc(nlp, text, path, line, counts)
     raw_spans = task.get("spans") or []
     if not isinstance(raw_spans, list):
         raise DataError(path, line, "'spans' must be a list")
@@ -92,7 +107,7 @@ def _make_doc(path: Path, line: int, nlp: Language, task: Dict[str, Any], counts
     spans: List[Span] = []
     by_offsets: Dict[Tuple[int, int], Span] = {}
     for k, rec in enumerate(raw_spans):
-        start, end = _offsets(path, line, rec, f"span {k}", len(text))
+        start, end = _offsets(path, line, rec, f"span {k}", text)
         label = rec.get("label")
         if not isinstance(label, str) or not label:
             raise DataError(path, line, f"span {k}: 'label' must be a non-empty string")
@@ -117,7 +132,7 @@ def _make_doc(path: Path, line: int, nlp: Language, task: Dict[str, Any], counts
             raise DataError(path, line, f"relation {k}: 'label' must be a non-empty string")
         args = []
         for key in ("head_span", "child_span"):
-            start, end = _offsets(path, line, rel.get(key), f"relation {k} {key}", len(text))
+            start, end = _offsets(path, line, rel.get(key), f"relation {k} {key}", text)
             span = by_offsets.get((start, end))
             if span is None:
                 arg_label = rel[key].get("label") or ""

@@ -40,8 +40,8 @@ from spacy.tokens import Doc, Span
 
 from ..errors import DataError
 from ..extensions import Relation
-from ._util import (PathLike, Stats, bump, gold_span, log_misaligned, merge_stats, numbered_lines, set_doc_id,
-                    set_gold)
+from ._util import (DocIds, PathLike, Stats, bump, check_not_empty, check_span_text, gold_span, log_misaligned,
+                    merge_stats, numbered_lines, parse_offset, set_doc_id, set_gold, text_doc)
 
 __all__ = ["read_pubtator", "normalize_ids"]
 
@@ -74,13 +74,6 @@ class _Block:
         self.annotations: List[Tuple[int, List[str]]] = []
 
 
-def _parse_int(path: Path, line: int, value: str, what: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise DataError(path, line, f"{what} offset {value!r} is not an integer") from None
-
-
 def read_pubtator(
     path: PathLike,
     nlp: Language,
@@ -100,9 +93,12 @@ def read_pubtator(
     keep = set(types) if types is not None else None
     totals: Stats = {}
     block: Optional[_Block] = None
+    seen = DocIds(path, "PMID")
+    n_docs = 0
     for i, line in numbered_lines(path):
         if not line.strip():
             if block is not None:
+                n_docs += 1
                 yield _make_doc(path, nlp, block, keep, id_prefix, totals, stats)
                 block = None
             continue
@@ -111,7 +107,9 @@ def read_pubtator(
             pmid, kind, text = m.group(1), m.group(2), m.group(3)
             if kind == "t":
                 if block is not None:
+                    n_docs += 1
                     yield _make_doc(path, nlp, block, keep, id_prefix, totals, stats)
+                seen.add(pmid, i)
                 block = _Block(pmid, text, i)
             else:
                 if block is None:
@@ -131,7 +129,9 @@ def read_pubtator(
             raise DataError(path, i, f"annotation of PMID {fields[0]!r} inside the document of PMID {block.pmid}")
         block.annotations.append((i, fields))
     if block is not None:
+        n_docs += 1
         yield _make_doc(path, nlp, block, keep, id_prefix, totals, stats)
+    check_not_empty(path, n_docs)
     log_misaligned(path, totals)
 
 
@@ -141,7 +141,7 @@ def _make_doc(
 ) -> Doc:
     stats: Stats = {}
     text = block.title if block.abstract is None else block.title + " " + block.abstract
-    doc = nlp.make_doc(text)
+    doc = text_doc(nlp, text, path, block.line, stats)
     spans: List[Span] = []
     relations: List[Relation] = []
     for line, fields in block.annotations:
@@ -162,8 +162,8 @@ def _make_doc(
                 path, line,
                 f"expected 6 or 7 tab-separated fields (mention) or 4 (relation), got {n}",
             )
-        start = _parse_int(path, line, fields[1], "start")
-        end = _parse_int(path, line, fields[2], "end")
+        start = parse_offset(fields[1], path, line, "start")
+        end = parse_offset(fields[2], path, line, "end")
         mention, label = fields[3], fields[4]
         raw_ids = fields[5] if n >= 6 else ""
         if not (0 <= start < end <= len(text)):
@@ -171,6 +171,7 @@ def _make_doc(
         if text[start:end] != mention:
             raise DataError(path, line, f"mention text {mention!r} differs from the text at {start}-{end}: "
                                         f"{text[start:end]!r}")
+        check_span_text(text, start, end, path, line, f"mention {mention!r}")
         if not label:
             raise DataError(path, line, "empty mention type")
         if keep is not None and label not in keep:

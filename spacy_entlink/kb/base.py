@@ -37,6 +37,15 @@ FORMAT_VERSION = 1
 PathLike = Union[str, Path]
 
 
+
+def _lookup(trie: marisa_trie.Trie, key: str) -> Optional[int]:
+    """`trie.get(key)`; None for a key with NUL, which marisa's `get` would cut there (and
+    answer for the shorter key) although `key in trie` is False."""
+    if "\x00" in key:
+        return None
+    return trie.get(key)
+
+
 @dataclass
 class EntityRecord:
     """One entity as read from a source file (`line` is where it was read, for errors)."""
@@ -176,9 +185,9 @@ class KnowledgeBase:
     # --- entities -----------------------------------------------------------------------
     def row_of(self, entity_id: str) -> Optional[int]:
         """Row of an entity id or alternative id, None if unknown."""
-        row = self._ids.get(entity_id)
+        row = _lookup(self._ids, entity_id)
         if row is None:
-            alt = self._alt.get(entity_id)
+            alt = _lookup(self._alt, entity_id)
             if alt is not None:
                 row = int(self._alt_rows[alt])
         return row
@@ -222,7 +231,7 @@ class KnowledgeBase:
 
     def alias_row(self, key: str) -> Optional[int]:
         """Row of a normalised alias key, None if it is no alias."""
-        return self._keys.get(key)
+        return _lookup(self._keys, key)
 
     def alias_key(self, alias_row: int) -> str:
         return self._keys.restore_key(int(alias_row))
@@ -244,7 +253,7 @@ class KnowledgeBase:
 
     def candidates_for_key(self, key: str) -> List[Candidate]:
         """Candidates of a normalised key (empty if it is no alias)."""
-        row = self._keys.get(key)
+        row = _lookup(self._keys, key)
         return [] if row is None else self.candidates_for_alias_row(row)
 
     def candidates_for_alias_row(self, alias_row: int) -> List[Candidate]:

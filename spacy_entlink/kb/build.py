@@ -2,9 +2,6 @@
 
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
@@ -13,7 +10,8 @@ import marisa_trie
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import DataError
+from ..errors import DataError, text_problem
+from ..files import atomic_folder
 from ..text import NormalizerConfig, get_normalizer
 from .grams import build_gram_index
 from .neighbours import write_word_deletes
@@ -27,8 +25,21 @@ def _check_record(rec, seen: Dict[str, int]) -> None:
         raise DataError(*where, "entity without an id")
     if rec.id != rec.id.strip() or "\t" in rec.id or "\n" in rec.id:
         raise DataError(*where, f"entity id {rec.id!r} has surrounding whitespace, a tab or a newline")
+    bad = text_problem(rec.id, controls=False)
+    if bad:
+        raise DataError(*where, f"entity id {rec.id!r} contains {bad}")
     if not isinstance(rec.name, str) or not rec.name.strip():
         raise DataError(*where, f"entity {rec.id!r} has no name")
+    _check_names(rec)
+    for field in ("description", "type"):
+        value = getattr(rec, field)
+        bad = text_problem(value) if isinstance(value, str) else f"a {type(value).__name__}, not a string"
+        if value and bad:
+            raise DataError(*where, f"the {field} of entity {rec.id!r} contains {bad}")
+    for alt in rec.alt_ids or ():
+        bad = text_problem(alt, controls=False) if isinstance(alt, str) else "not a string"
+        if bad:
+            raise DataError(*where, f"alternative id {alt!r} of entity {rec.id!r}: {bad}")
     if rec.id in seen:
         first = seen[rec.id]
         raise DataError(*where, f"duplicate entity id {rec.id!r} (first seen at line {first})")
@@ -42,12 +53,25 @@ def _check_record(rec, seen: Dict[str, int]) -> None:
     seen[rec.id] = rec.line if rec.line is not None else -1
 
 
+def _check_names(rec) -> None:
+    """DataError when the name or an alias of `rec` holds a control character, a line break
+    (in a CSV source usually an unterminated quote) or a lone surrogate."""
+    for what, value in [("name", rec.name)] + [("alias", a) for a in rec.aliases or ()]:
+        if not isinstance(value, str):
+            raise DataError(rec.source, rec.line, f"{what} {value!r} of entity {rec.id!r} is not a string")
+        bad = text_problem(value, controls=False)
+        if bad:
+            hint = " (an unterminated quote in a CSV file?)" if "line break" in bad else ""
+            raise DataError(rec.source, rec.line, f"the {what} {value[:60]!r} of entity {rec.id!r} contains {bad}{hint}")
+
+
 def _extend_aliases(extra: Iterable, ids: List[str], names: List[str], aliases: List[List[str]]) -> None:
     index_of = {eid: i for i, eid in enumerate(ids)}
     for rec in extra:
         i = index_of.get(rec.id)
         if i is None:
             raise DataError(rec.source, rec.line, f"aliases for an entity id not in the KB: {rec.id!r}")
+        _check_names(rec)
         have = {names[i], *aliases[i]}
         for a in rec.aliases:
             a = a.strip()
@@ -90,27 +114,8 @@ def write_kb(
     `extra_aliases`: records (id + aliases) whose aliases are added to existing entities.
     `adjectives`: also key every name by its adjectival variant (see `variants.py`).
     """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise DataError(path, None, "the KB output must be a folder, and a file of that name exists")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.building-", dir=path.parent))
-    old = path.parent / f".{path.name}.old-{os.getpid()}" if path.exists() else None
-    try:
+    with atomic_folder(path, "KB output") as tmp:
         _write_kb_files(records, tmp, normalizer, fuzzy_index, progress, name, extra_aliases, adjectives)
-        if old is not None:
-            path.rename(old)
-        try:
-            tmp.rename(path)
-        except BaseException:
-            if old is not None:
-                old.rename(path)  # put the previous KB back
-            raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_kb_files(records: Iterable, path: Path, normalizer: NormalizerConfig, fuzzy_index: bool, progress: bool,

@@ -7,12 +7,19 @@ insertion) or is in the set (a substitution). The fuzzy matcher uses this to ski
 cost of a few trie look-ups, text words that no single edit turns into a KB word.
 """
 
+import logging
 from pathlib import Path
 from typing import Iterable
 
 import marisa_trie
 
 MIN_LEN = 4
+MAX_LEN = 64
+"""Words longer than this get no deletions (their number and total size grow with the square
+of the length: a 10 MB "word" would never finish); `within_one_edit` answers True for
+any word of at least MAX_LEN characters, so no neighbour of a long KB word is skipped."""
+
+logger = logging.getLogger("spacy_entlink.kb")
 
 
 def deletions(word: str):
@@ -21,14 +28,23 @@ def deletions(word: str):
 
 def write_word_deletes(words: Iterable[str], path: Path) -> None:
     out = set()
+    long_words = 0
     for w in words:
-        if len(w) >= MIN_LEN:
+        if len(w) > MAX_LEN:
+            long_words += 1
+        elif len(w) >= MIN_LEN:
             out.update(deletions(w))
+    if long_words:
+        logger.warning("%d KB words are longer than %d characters: they get no one-edit neighbourhood, and any "
+                       "text word of %d or more characters is tried by the fuzzy matcher", long_words, MAX_LEN, MAX_LEN)
     marisa_trie.Trie(out).save(str(path / "word_deletes.marisa"))
 
 
 def within_one_edit(word: str, vocab: marisa_trie.Trie, deletes: marisa_trie.Trie) -> bool:
-    """True if some vocabulary word is at most one Levenshtein edit from `word`."""
+    """True if some vocabulary word may be at most one Levenshtein edit from `word` (always
+    for words of MAX_LEN or more characters, whose KB neighbours have no deletions stored)."""
+    if len(word) >= MAX_LEN:
+        return True
     if word in vocab or word in deletes:
         return True
     for d in deletions(word):

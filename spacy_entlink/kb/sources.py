@@ -101,13 +101,29 @@ def read_jsonl(path: Union[str, Path], type: str = "") -> Iterator[EntityRecord]
 def read_csv(path: Union[str, Path], type: str = "") -> Iterator[EntityRecord]:
     path = Path(path)
     with _open_text(path) as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"id", "name"} <= set(reader.fieldnames):
-            raise DataError(path, 1, f"the header must name at least the columns id,name (found {reader.fieldnames})")
-        for row in reader:
-            if None in row:
-                raise DataError(path, reader.line_num, f"more fields than the {len(reader.fieldnames)} columns of the header")
-            yield _record(row, path, reader.line_num, type)
+        # strict: a quote that is never closed, or text after a closing quote, is an error
+        # instead of a field that silently swallows the rows after it.
+        reader = csv.DictReader(f, strict=True)
+        start = 1
+        try:
+            if reader.fieldnames is None or not {"id", "name"} <= set(reader.fieldnames):
+                raise DataError(path, 1, f"the header must name at least the columns id,name (found {reader.fieldnames})")
+            start = reader.line_num + 1
+            for row in reader:
+                if None in row:
+                    raise DataError(path, start, f"more fields than the {len(reader.fieldnames)} columns of the header")
+                yield _record(row, path, start, type)
+                start = reader.line_num + 1
+        except csv.Error as err:
+            msg = str(err)
+            if "field larger than field limit" in msg:
+                msg = (f"a field longer than Python's CSV limit of {csv.field_size_limit():,} characters; "
+                       "write such entities in the jsonl format")
+            elif "unexpected end of data" in msg:
+                msg = "a quoted field is never closed (an unterminated quote runs to the end of the file)"
+            else:
+                msg = f"malformed CSV ({msg}); quote fields that contain commas or quotes, doubling inner quotes"
+            raise DataError(path, start, msg) from None
 
 
 def _record(obj: dict, path: Path, n: int, default_type: str) -> EntityRecord:

@@ -280,7 +280,7 @@ def test_failed_swap_puts_the_previous_kb_back(kb, tmp_path, monkeypatch):
     real = Path.rename
 
     def rename(self, target):
-        if self.name.startswith(".kb.building-"):
+        if self.name.startswith(".kb.writing-"):
             raise OSError("disk full")
         return real(self, target)
 

@@ -281,13 +281,16 @@ def test_invalid_utf8_names_its_line(tmp_path, suffix):
 
 
 def test_csv_with_byte_order_mark_and_multiline_field(tmp_path):
-    text = '\ufeffid,name,aliases\r\nZ1,"Zorbitis, Acute","Acute\r\nZorbitis|AZ"\r\nZ2,Blue Toe,\r\n'
+    text = ('\ufeffid,name,aliases,description\r\nZ1,"Zorbitis, Acute",AZ,"Acute\r\nand invented"\r\n'
+            'Z2,Blue Toe,,\r\n')
     path = write(tmp_path / "excel.csv", text)
     records = list(read_source(path))
-    assert [(r.id, r.name, r.aliases, r.line) for r in records] == [
-        ("Z1", "Zorbitis, Acute", ["Acute\r\nZorbitis", "AZ"], 3),
-        ("Z2", "Blue Toe", [], 4),
+    # a record's line is the line it starts on
+    assert [(r.id, r.name, r.aliases, r.description, r.line) for r in records] == [
+        ("Z1", "Zorbitis, Acute", ["AZ"], "Acute\r\nand invented", 2),
+        ("Z2", "Blue Toe", [], "", 4),
     ]
+    KnowledgeBase.build(records, tmp_path / "kb")  # a multi-line description is fine
 
 
 def test_truncated_gzip_is_a_data_error(tmp_path):
