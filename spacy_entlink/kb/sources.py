@@ -323,4 +323,12 @@ def read_source(path: Union[str, Path], format: Optional[str] = None, type: Opti
     if fmt not in _READERS:
         raise DataError(path, None, f"unknown KB source format {fmt!r}; choose one of {', '.join(FORMATS)}")
     kwargs = {} if type is None else {"type": type}
-    return _READERS[fmt](path, **kwargs)
+    return _not_empty(path, fmt, _READERS[fmt](path, **kwargs))
+
+
+def _not_empty(path, fmt: str, records: Iterator[EntityRecord]) -> Iterator[EntityRecord]:
+    n = 0
+    for n, rec in enumerate(records, start=1):
+        yield rec
+    if n == 0:
+        raise DataError(path, None, f"no entities in the file (empty, or not in the {fmt} format?)")
