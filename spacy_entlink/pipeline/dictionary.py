@@ -16,7 +16,7 @@ from spacy.training import Example
 
 from ..errors import ConfigError, EntlinkError, check_choice
 from ..extensions import install_extensions
-from ..files import unpack_files
+from ..files import atomic_folder, unpack_files
 from ..kb import KnowledgeBase
 from ..kb.registry import KBSource, resolve_kb
 from ..matching.abbreviations import find_abbreviations
@@ -396,14 +396,16 @@ class DictionaryMatcher(Pipe):
 
     # --- serialization --------------------------------------------------------------------
     def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
-        path = util.ensure_path(path)
+        """Write the component folder; an existing folder is replaced only once the new one is
+        complete."""
         serialize = {
             "cfg": lambda p: srsly.write_json(p, self.cfg),
             "exclusions": lambda p: srsly.write_json(p, sorted(self.excluded)),
         }
         if self.kb is not None:
             serialize["kb"] = lambda p: self.kb.to_disk(p)
-        util.to_disk(path, serialize, exclude)
+        with atomic_folder(util.ensure_path(path), self.name) as tmp:
+            util.to_disk(tmp, serialize, exclude)
 
     def _restore_cfg(self, saved: Dict) -> None:
         """Settings come from the loading config (so `spacy.load(..., config=...)` can change
