@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import srsly
 import torch
 
 from ..errors import ConfigError
@@ -20,6 +21,7 @@ from ..models.hf import check_precision, inference_dtype, inference_precision, r
 
 START_ENT = "[START_ENT]"
 END_ENT = "[END_ENT]"
+LENGTHS_FILE = "entlink_lengths.json"  # the context and name lengths, saved with the weights
 
 
 @contextmanager
@@ -125,11 +127,21 @@ class Seq2Seq:
         path.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(path, safe_serialization=True)
         self.tokenizer.save_pretrained(path)
+        srsly.write_json(path / LENGTHS_FILE, {"max_context_tokens": self.max_context_tokens,
+                                               "max_name_tokens": self.max_name_tokens})
 
     @classmethod
     def from_saved(cls, path: Union[str, Path], **kwargs) -> "Seq2Seq":
+        """A saved model; the context and name lengths it was saved with win over `kwargs`."""
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+        lengths = Path(path) / LENGTHS_FILE
+        if lengths.exists():
+            saved = srsly.read_json(lengths)
+            for key in ("max_context_tokens", "max_name_tokens"):
+                if not isinstance(saved.get(key), int) or isinstance(saved[key], bool) or saved[key] < 2:
+                    raise ConfigError(f"{lengths}: {key!r} must be an integer >= 2, not {saved.get(key)!r}")
+                kwargs[key] = saved[key]
         path = str(path)
         with _quiet_transformers():
             model = AutoModelForSeq2SeqLM.from_pretrained(path, use_safetensors=True)
