@@ -30,6 +30,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 import srsly
 
 from .errors import DataError, EntlinkError
+from .files import parse_json
 
 FORMATS = ("auto", "text", "jsonl", "pubtator")
 
@@ -72,35 +73,43 @@ def read_records(path: Path, fmt: str = "auto", stats: Optional[ReadStats] = Non
         yield rec
 
 
-def _text_records(path: Path, bad) -> Iterator[Record]:
-    with path.open(encoding="utf8", errors="strict") as f:
-        n = 0
-        while True:
-            n += 1
+def _lines(path: Path, bad) -> Iterator[Tuple[int, Optional[str]]]:
+    """(line number, text without its line break) of each line, read as bytes and decoded one
+    by one: a line that is not UTF-8 is reported and comes as None, the next line reads on."""
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, start=1):
+            if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]  # a UTF-8 byte order mark
             try:
-                line = f.readline()
+                yield n, raw.decode("utf8").rstrip("\r\n")
             except UnicodeDecodeError as err:
-                bad(n, f"not UTF-8 ({err.reason})")
-                return  # the stream position is unknown after a decoding error
-            if not line:
-                return
-            yield str(n), line.rstrip("\n")
+                bad(n, f"not valid UTF-8 (byte {raw[err.start]:#04x} at column {err.start + 1})")
+                yield n, None
+
+
+def _text_records(path: Path, bad) -> Iterator[Record]:
+    for n, line in _lines(path, bad):
+        if line is not None:
+            yield str(n), line
 
 
 def _jsonl_records(path: Path, bad) -> Iterator[Record]:
-    with path.open(encoding="utf8", errors="replace") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError as err:
-                bad(n, f"invalid JSON ({err})")
-                continue
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                bad(n, "expected an object with a string field 'text'")
-                continue
-            yield str(obj.get("id", n)), obj["text"]
+    for n, line in _lines(path, bad):
+        if line is None or not line.strip():
+            continue
+        try:
+            obj = parse_json(line, path, n, what="line")
+        except DataError as err:
+            bad(n, err.message)
+            continue
+        if not isinstance(obj.get("text"), str):
+            bad(n, "expected an object with a string field 'text'")
+            continue
+        rec_id = obj.get("id", n)
+        if isinstance(rec_id, bool) or not isinstance(rec_id, (str, int)):
+            bad(n, f"'id' must be a string or an integer, not {type(rec_id).__name__}")
+            continue
+        yield str(rec_id), obj["text"]
 
 
 def _pubtator_records(path: Path, bad) -> Iterator[Record]:
@@ -114,35 +123,35 @@ def _pubtator_records(path: Path, bad) -> Iterator[Record]:
             return pmid, f"{title} {abstract}"
         return None
 
-    with path.open(encoding="utf8", errors="replace") as f:
-        for n, line in enumerate(f, start=1):
-            line = line.rstrip("\n")
-            if not line.strip():
+    for n, line in _lines(path, bad):
+        if line is None:
+            continue
+        if not line.strip():
+            rec = flush()
+            if rec:
+                yield rec
+            pmid, title, abstract = None, None, None
+            continue
+        parts = line.split("|", 2)
+        if len(parts) == 3 and parts[1] in ("t", "a"):
+            if pmid is not None and parts[0] != pmid:
                 rec = flush()
                 if rec:
                     yield rec
                 pmid, title, abstract = None, None, None
-                continue
-            parts = line.split("|", 2)
-            if len(parts) == 3 and parts[1] in ("t", "a"):
-                if pmid is not None and parts[0] != pmid:
-                    rec = flush()
-                    if rec:
-                        yield rec
-                    pmid, title, abstract = None, None, None
-                if pmid is None:
-                    pmid, start = parts[0], n
-                if parts[1] == "t":
-                    title = parts[2]
-                else:
-                    abstract = parts[2]
-            elif "\t" in line and pmid is not None:
-                continue  # an annotation line of the current document
+            if pmid is None:
+                pmid, start = parts[0], n
+            if parts[1] == "t":
+                title = parts[2]
             else:
-                bad(n, "neither a title/abstract line (PMID|t|text) nor an annotation line")
-        rec = flush()
-        if rec:
-            yield rec
+                abstract = parts[2]
+        elif "\t" in line and pmid is not None:
+            continue  # an annotation line of the current document
+        else:
+            bad(n, "neither a title/abstract line (PMID|t|text) nor an annotation line")
+    rec = flush()
+    if rec:
+        yield rec
 
 
 def resume_point(output: Path) -> Tuple[int, Optional[str]]:
@@ -186,27 +195,59 @@ def _json_line(rec_id: str, doc, to_json: Callable) -> str:
     return srsly.json_dumps({"id": rec_id, **to_json(doc)}) + "\n"
 
 
+def _too_long_line(rec_id: str, text: str, max_length: int) -> str:
+    """The output line of a record over `max_length` characters: its text, no annotations, and
+    why (the output keeps one line per record, so resuming stays aligned)."""
+    error = (f"not annotated: {len(text):,} characters, over the pipeline's max_length of {max_length:,} "
+             "(rerun with a larger --max-length if the pipeline can take it)")
+    return srsly.json_dumps({"id": rec_id, "text": text, "ents": [], "relations": [], "error": error}) + "\n"
+
+
+def annotated_lines(nlp, records: Iterable[Record], *, to_json: Callable, batch_size: int = 64,
+                    n_process: int = 1, max_length: Optional[int] = None) -> Iterator[Tuple[str, int, bool]]:
+    """(output line, characters, whether the record was too long) for each record, in order.
+    `max_length` (default `nlp.max_length`, which it raises when larger): records over it are
+    not given to the pipeline; their line says so."""
+    if max_length is None:
+        max_length = nlp.max_length
+    if max_length < 1:
+        raise EntlinkError(f"--max-length must be positive, got {max_length}")
+    nlp.max_length = max(nlp.max_length, max_length)
+
+    def texts() -> Iterator[Tuple[str, Tuple[str, Optional[str]]]]:
+        for rec_id, text in records:
+            if len(text) > max_length:
+                yield "", (rec_id, text)  # an empty doc keeps its place in the stream
+            else:
+                yield text, (rec_id, None)
+
+    for doc, (rec_id, long_text) in nlp.pipe(texts(), batch_size=batch_size, n_process=n_process, as_tuples=True):
+        if long_text is None:
+            yield _json_line(rec_id, doc, to_json), len(doc.text), False
+        else:
+            yield _too_long_line(rec_id, long_text, max_length), len(long_text), True
+
+
 def annotate(nlp, records: Iterable[Record], output: Path, *, to_json: Callable, batch_size: int = 64,
-             n_process: int = 1, resume: bool = True, progress: bool = True) -> dict:
+             n_process: int = 1, resume: bool = True, progress: bool = True,
+             max_length: Optional[int] = None) -> dict:
     """Annotate `records` with `nlp` into `output` (JSONL); returns counts and throughput."""
     from tqdm import tqdm
 
     records, skip = _skip_done(records, output, resume)
     output.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    n, chars = 0, 0
+    n, chars, too_long = 0, 0, 0
     bar = tqdm(desc="annotating", unit=" doc", initial=skip, disable=not progress, mininterval=1)
-
-    def texts() -> Iterator[Tuple[str, str]]:
-        for rec_id, text in records:
-            yield text, rec_id
-
+    lines = annotated_lines(nlp, records, to_json=to_json, batch_size=batch_size, n_process=n_process,
+                            max_length=max_length)
     with output.open("a" if resume else "w", encoding="utf8") as out:
         pending: List[str] = []
-        for doc, rec_id in nlp.pipe(texts(), batch_size=batch_size, n_process=n_process, as_tuples=True):
-            pending.append(_json_line(rec_id, doc, to_json))
+        for line, n_chars, long in lines:
+            pending.append(line)
             n += 1
-            chars += len(doc.text)
+            chars += n_chars
+            too_long += long
             if len(pending) >= batch_size:
                 out.write("".join(pending))
                 out.flush()
@@ -218,16 +259,17 @@ def annotate(nlp, records: Iterable[Record], output: Path, *, to_json: Callable,
         bar.update(len(pending))
     bar.close()
     seconds = time.perf_counter() - t0
-    return {"skipped_done": skip, "annotated": n, "seconds": seconds, "docs_per_s": n / seconds if seconds else 0.0,
-            "chars_per_s": chars / seconds if seconds else 0.0}
+    return {"skipped_done": skip, "annotated": n, "too_long": too_long, "seconds": seconds,
+            "docs_per_s": n / seconds if seconds else 0.0, "chars_per_s": chars / seconds if seconds else 0.0}
 
 
 _WORKER_PIPELINES: Dict[str, object] = {}
 
 
-def annotate_chunk(model: str, chunk: List[Record], batch_size: int = 64) -> Tuple[List[str], int]:
+def annotate_chunk(model: str, chunk: List[Record], batch_size: int = 64,
+                   max_length: Optional[int] = None) -> Tuple[List[str], int, int]:
     """JSON lines of `chunk` annotated by the pipeline `model` (loaded once per worker process),
-    and the characters read. Runs on Dask workers."""
+    the characters read and the records over `max_length`. Runs on Dask workers."""
     import spacy
 
     from .io import doc_to_json
@@ -235,16 +277,18 @@ def annotate_chunk(model: str, chunk: List[Record], batch_size: int = 64) -> Tup
     nlp = _WORKER_PIPELINES.get(model)
     if nlp is None:
         nlp = _WORKER_PIPELINES[model] = spacy.load(model)
-    lines, chars = [], 0
-    for doc, rec_id in nlp.pipe(((text, rec_id) for rec_id, text in chunk), batch_size=batch_size, as_tuples=True):
-        lines.append(_json_line(rec_id, doc, doc_to_json))
-        chars += len(doc.text)
-    return lines, chars
+    lines, chars, too_long = [], 0, 0
+    for line, n_chars, long in annotated_lines(nlp, chunk, to_json=doc_to_json, batch_size=batch_size,
+                                               max_length=max_length):
+        lines.append(line)
+        chars += n_chars
+        too_long += long
+    return lines, chars, too_long
 
 
 def annotate_dask(model: str, records: Iterable[Record], output: Path, *, address: Optional[str] = None,
                   n_workers: int = 2, chunk_size: int = 500, batch_size: int = 64, in_flight: int = 0,
-                  resume: bool = True, progress: bool = True) -> dict:
+                  resume: bool = True, progress: bool = True, max_length: Optional[int] = None) -> dict:
     """Annotate `records` on a Dask cluster: chunks of `chunk_size` records go to the workers,
     at most `in_flight` chunks at a time (default twice the workers), and come back in input
     order into `output`, flushed per chunk, resumable like `annotate`. `address`: an existing
@@ -270,7 +314,7 @@ def annotate_dask(model: str, records: Iterable[Record], output: Path, *, addres
         client = Client(address)
     limit = in_flight or 2 * max(1, len(client.scheduler_info().get("workers", {})) or n_workers)
     t0 = time.perf_counter()
-    n, chars = 0, 0
+    n, chars, too_long = 0, 0, 0
     bar = tqdm(desc="annotating (dask)", unit=" doc", initial=skip, disable=not progress, mininterval=1)
     try:
         with output.open("a" if resume else "w", encoding="utf8") as out:
@@ -283,13 +327,15 @@ def annotate_dask(model: str, records: Iterable[Record], output: Path, *, addres
                     if chunk is None:
                         exhausted = True
                     else:
-                        futures.append(client.submit(annotate_chunk, model, chunk, batch_size, pure=False))
+                        futures.append(client.submit(annotate_chunk, model, chunk, batch_size, max_length,
+                                                     pure=False))
                 if futures:
-                    lines, c = futures.popleft().result()
+                    lines, c, long = futures.popleft().result()
                     out.write("".join(lines))
                     out.flush()
                     n += len(lines)
                     chars += c
+                    too_long += long
                     bar.update(len(lines))
             os.fsync(out.fileno())
     finally:
@@ -298,8 +344,9 @@ def annotate_dask(model: str, records: Iterable[Record], output: Path, *, addres
         if cluster is not None:
             cluster.close()
     seconds = time.perf_counter() - t0
-    return {"skipped_done": skip, "annotated": n, "seconds": seconds, "docs_per_s": n / seconds if seconds else 0.0,
-            "chars_per_s": chars / seconds if seconds else 0.0, "engine": "dask"}
+    return {"skipped_done": skip, "annotated": n, "too_long": too_long, "seconds": seconds,
+            "docs_per_s": n / seconds if seconds else 0.0, "chars_per_s": chars / seconds if seconds else 0.0,
+            "engine": "dask"}
 
 
 def warn_to_stderr(message: str) -> None:

@@ -166,6 +166,7 @@ def annotate(
     address: Optional[str] = typer.Option(None, help="with --engine dask: scheduler address (default: a local cluster of --n-process workers)"),
     chunk_size: int = typer.Option(500, help="with --engine dask: records per task"),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on, as spacy train's --gpu-id (-1: CPU)"),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="documents over this many characters are written with an 'error' and no annotations (default: the pipeline's max_length)"),
 ) -> None:
     """Annotate documents with a pipeline and write entities, ids, scores and relations as JSONL;
     malformed input records are reported with their line and skipped; rerun to resume."""
@@ -180,18 +181,20 @@ def annotate(
     records = read_records(input, format, read_stats, warn=warn_to_stderr)
     if engine == "dask":
         result = annotate_dask(model, records, output, address=address, n_workers=max(1, n_process),
-                               chunk_size=chunk_size, batch_size=batch_size, resume=resume)
+                               chunk_size=chunk_size, batch_size=batch_size, resume=resume, max_length=max_length)
     else:
         import spacy
 
         use_gpu(gpu_id)
         nlp = spacy.load(model)
         result = run(nlp, records, output, to_json=doc_to_json, batch_size=batch_size, n_process=n_process,
-                     resume=resume)
+                     resume=resume, max_length=max_length)
     result["malformed"] = len(read_stats.malformed)
     if stats is not None:
         srsly.write_json(stats, result)
     skipped = f", {result['malformed']} malformed records skipped" if result["malformed"] else ""
+    if result["too_long"]:
+        skipped += f", {result['too_long']} over --max-length written without annotations (see their 'error')"
     resumed = f" after {result['skipped_done']:,} already done" if result["skipped_done"] else ""
     typer.echo(f"✔ {output}: {result['annotated']:,} documents{resumed} in {result['seconds']:.1f} s "
                f"({result['docs_per_s']:,.1f} docs/s, {result['chars_per_s']:,.0f} chars/s){skipped}")

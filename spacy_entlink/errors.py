@@ -15,6 +15,7 @@ class DataError(EntlinkError):
     def __init__(self, path: Union[str, Path, None], line: Optional[int], message: str):
         self.path = str(path) if path is not None else "<input>"
         self.line = line
+        self.message = message
         where = self.path if line is None else f"{self.path}, line {line}"
         super().__init__(f"{where}: {message}")
 

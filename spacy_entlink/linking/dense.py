@@ -19,10 +19,11 @@ import torch
 from tqdm import tqdm
 
 from ..errors import ConfigError, KBFormatError
-from ..files import copy_files, mmap_array
+from ..files import copy_files, mmap_array, read_json_file
 from ..kb import KnowledgeBase
 from ..models import hf
-from ..models.hf import check_precision, inference_precision, resolve_model_name
+from ..models.hf import check_precision, check_saved_reference, inference_precision, resolve_model_name
+from ..models.hf import from_pretrained as hf_load
 
 ANN_THRESHOLD = 200_000  # names from which a faiss HNSW index replaces exact search
 ENCODER_FILE = "retriever.json"  # written beside a saved encoder's weights
@@ -32,19 +33,19 @@ class SentenceEncoder:
     """Mean-pooled, L2-normalised embeddings from a Hugging Face encoder (`name`: a hub name
     or folder, empty for the embedded MiniLM), on the device thinc's current ops use."""
 
-    def __init__(self, name: Optional[str] = None, max_length: int = 32, precision: str = "auto"):
+    def __init__(self, name: Optional[str] = None, max_length: int = 32, precision: str = "auto", *,
+                 saved: bool = False):
         from transformers import AutoModel, AutoTokenizer
 
         path = resolve_model_name(name)
         self.name = name or ""
         self.path = path
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model = AutoModel.from_pretrained(path).eval()
-        except (OSError, ValueError) as err:
-            raise ConfigError(f"encoder {name!r}: cannot load a Hugging Face encoder from {path!r} ({err})") from err
-        saved = Path(path) / ENCODER_FILE
-        info = json.loads(saved.read_text(encoding="utf8")) if saved.exists() else {}
+        self.tokenizer = hf_load(AutoTokenizer, path, f"encoder {name!r}")
+        self.model = hf_load(AutoModel, path, f"encoder {name!r}", saved=saved).eval()
+        saved_info = Path(path) / ENCODER_FILE
+        info = read_json_file(saved_info) if saved_info.exists() else {}
+        if not isinstance(info, dict):
+            raise KBFormatError(f"{saved_info}: expected a JSON object")
         self.info = info
         self.max_length = int(info.get("max_length", max_length))
         self.precision = check_precision(precision, "SentenceEncoder")
@@ -129,7 +130,10 @@ class DenseIndex:
                  precision: str = "auto"):
         path = Path(path)
         try:
-            self.meta = json.loads((path / "meta.json").read_text(encoding="utf8"))
+            self.meta = read_json_file(path / "meta.json")
+            if not isinstance(self.meta, dict):
+                raise ValueError("meta.json is not a JSON object")
+            check_saved_reference(self.meta.get("model"), f"{path / 'meta.json'}: 'model'")
             self.vectors = mmap_array(path / "vectors.npy")
             self.rows = mmap_array(path / "rows.npy")
         except (OSError, ValueError) as err:
@@ -145,8 +149,8 @@ class DenseIndex:
     def encoder(self) -> SentenceEncoder:
         if self._encoder is None:
             local = self.path / "encoder"
-            self._encoder = SentenceEncoder(str(local) if local.exists() else (self.meta.get("model") or None),
-                                            precision=self.precision)
+            self._encoder = (SentenceEncoder(str(local), precision=self.precision, saved=True) if local.exists()
+                             else SentenceEncoder(self.meta.get("model") or None, precision=self.precision))
         return self._encoder
 
     @property

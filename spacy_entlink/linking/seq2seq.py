@@ -17,7 +17,7 @@ import srsly
 import torch
 
 from ..errors import ConfigError
-from ..models.hf import check_precision, inference_dtype, inference_precision, resolve_model_name
+from ..models.hf import check_precision, from_pretrained as hf_load, inference_dtype, inference_precision, resolve_model_name
 
 START_ENT = "[START_ENT]"
 END_ENT = "[END_ENT]"
@@ -144,8 +144,8 @@ class Seq2Seq:
                 kwargs[key] = saved[key]
         path = str(path)
         with _quiet_transformers():
-            model = AutoModelForSeq2SeqLM.from_pretrained(path, use_safetensors=True)
-        return cls(model, AutoTokenizer.from_pretrained(path), **kwargs)
+            model = hf_load(AutoModelForSeq2SeqLM, path, "linker model", saved=True)
+        return cls(model, hf_load(AutoTokenizer, path, "linker tokenizer"), **kwargs)
 
     # --- conventions --------------------------------------------------------------------
     @property

@@ -102,3 +102,40 @@ def torch_device():
     import torch
 
     return torch.device("cpu")
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".h5", ".msgpack")
+
+
+def from_pretrained(auto_cls, path, what: str, *, saved: bool = False, **kwargs):
+    """`auto_cls.from_pretrained(path)` with errors that name `what` and `path`.
+
+    `saved`: `path` is a folder this package wrote (inside a pipeline or KB folder), so its
+    weights must be safetensors: a pickle-based weights file there is refused, never loaded.
+    Other names load as transformers does (safetensors first; torch's `weights_only` loader
+    for `.bin` checkpoints).
+    """
+    from safetensors import SafetensorError
+
+    folder = Path(path)
+    if saved:
+        if not folder.is_dir():
+            raise ConfigError(f"{what}: {folder} is not a model folder")
+        if not any(folder.glob("*.safetensors")):
+            pickled = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+            found = f" ({', '.join(pickled)} is a pickle-based format, which is never loaded)" if pickled else ""
+            raise ConfigError(f"{what}: {folder} has no safetensors weights{found}; save the model with "
+                              "save_pretrained(..., safe_serialization=True)")
+        kwargs["use_safetensors"] = True
+    try:
+        return auto_cls.from_pretrained(str(path), **kwargs)
+    except (OSError, ValueError, SafetensorError, EnvironmentError) as err:
+        raise ConfigError(f"{what}: cannot load a Hugging Face model from {str(path)!r} ({err})") from None
+
+
+def check_saved_reference(value, where: str) -> None:
+    """Refuse a model name or path, read from a saved pipeline's own files, that climbs out of
+    a folder (a `..` segment): a pipeline folder carries its models, it never points next to itself."""
+    if isinstance(value, str) and ".." in value.replace("\\", "/").split("/"):
+        raise ConfigError(f"{where}: {value!r} points outside the pipeline folder (a '..' path); a saved "
+                          "pipeline carries its own models. Was the folder edited or crafted?")

@@ -17,7 +17,7 @@ import uuid
 import weakref
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
 import srsly
 import torch
@@ -26,8 +26,8 @@ from spacy.pipeline import TrainablePipe
 from thinc.api import Adam, Optimizer
 
 from ..errors import ConfigError, EntlinkError
-from ..files import unpack_files
-from ..models.hf import check_precision, inference_precision
+from ..files import read_json_file, unpack_files
+from ..models.hf import check_precision, check_saved_reference, inference_precision
 from ..models.torch_shim import TorchShim
 
 RUNTIME_SETTINGS = ("precision",)  # chosen by the loading config, never restored from a saved cfg
@@ -39,6 +39,7 @@ class TorchPipe(TrainablePipe):
 
     name: str
     cfg: Dict[str, Any]
+    REFERENCES: Tuple[str, ...] = ("name", "retriever", "dense_model")  # cfg/attrs keys naming models
 
     # --- modules and devices ----------------------------------------------------------------
     def torch_modules(self) -> Dict[str, torch.nn.Module]:
@@ -134,14 +135,14 @@ class TorchPipe(TrainablePipe):
         returns the `extras` keys (popped from it)."""
         if not (path / "cfg").exists():
             raise ConfigError(f"{self.name}: {path} has no cfg file; is it a {type(self).__name__} folder?")
-        try:
-            cfg = srsly.read_json(path / "cfg")
-        except ValueError as err:
-            raise ConfigError(f"{self.name}: {path / 'cfg'} is not valid JSON ({err})") from None
-        if not isinstance(cfg, dict):
-            raise ConfigError(f"{self.name}: {path / 'cfg'} is not a JSON object")
+        cfg = read_json_file(path / "cfg")
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("model_attrs", {}), dict):
+            raise ConfigError(f"{self.name}: {path / 'cfg'} is not a JSON object with the component's settings")
         out = {k: cfg.pop(k, None) for k in extras}
         attrs = dict(cfg.pop("model_attrs", None) or {})
+        for key in self.REFERENCES:
+            check_saved_reference(cfg.get(key), f"{path / 'cfg'}: {key!r}")
+            check_saved_reference(attrs.get(key), f"{path / 'cfg'}: 'model_attrs.{key}'")
         for key in RUNTIME_SETTINGS:
             cfg.pop(key, None)
             attrs.pop(key, None)

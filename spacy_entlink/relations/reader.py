@@ -13,6 +13,7 @@ Saved as a folder: `encoder/` (Hugging Face `save_pretrained`, safetensors, with
 tokenizer and its added markers), `heads.safetensors` and `reader.json`.
 """
 
+import inspect
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, KBFormatError
-from ..models.hf import resolve_model_name
+from ..files import read_json_file
+from ..models.hf import from_pretrained as hf_load, resolve_model_name
 
 Spans = List[Tuple[int, int]]  # word offsets (start, end exclusive) within a window
 
@@ -143,9 +145,11 @@ class RelationReader(nn.Module):
         for f in ("reader.json", "heads.safetensors", "encoder"):
             if not (path / f).exists():
                 raise KBFormatError(f"{path} is not a relation reader folder (no {f})")
-        settings = json.loads((path / "reader.json").read_text(encoding="utf8"))
-        tokenizer = AutoTokenizer.from_pretrained(path / "encoder")
-        encoder = AutoModel.from_pretrained(path / "encoder", use_safetensors=True)
+        settings = read_json_file(path / "reader.json")
+        tokenizer = hf_load(AutoTokenizer, path / "encoder", "relation reader")
+        encoder = hf_load(AutoModel, path / "encoder", "relation reader", saved=True)
+        if not isinstance(settings, dict) or set(settings) - set(inspect.signature(cls).parameters):
+            raise KBFormatError(f"{path / 'reader.json'}: expected an object with the reader's settings")
         reader = cls(encoder, tokenizer, **settings)
         missing, unexpected = reader.load_state_dict(load_file(str(path / "heads.safetensors")), strict=False)
         missing = [k for k in missing if not k.startswith("encoder.")]

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, KBFormatError
-from ..models.hf import resolve_model_name
+from ..files import read_json_file
+from ..models.hf import from_pretrained as hf_load, resolve_model_name
 
 
 class Retriever(nn.Module):
@@ -54,8 +55,10 @@ class Retriever(nn.Module):
         path = Path(path)
         if not (path / "retriever.json").exists():
             raise KBFormatError(f"{path} is not a retriever folder (no retriever.json)")
-        cfg = json.loads((path / "retriever.json").read_text(encoding="utf8"))
-        r = cls(AutoModel.from_pretrained(path, use_safetensors=True), AutoTokenizer.from_pretrained(path), **cfg)
+        cfg = read_json_file(path / "retriever.json")
+        if not isinstance(cfg, dict) or set(cfg) - {"max_length"}:
+            raise KBFormatError(f"{path / 'retriever.json'}: expected an object with the retriever's max_length")
+        r = cls(hf_load(AutoModel, path, "retriever", saved=True), hf_load(AutoTokenizer, path, "retriever"), **cfg)
         if (path / "index.npy").exists():
             r.index = torch.from_numpy(np.load(path / "index.npy", allow_pickle=False)).to(r.encoder.device)
         return r.eval()
