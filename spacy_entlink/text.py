@@ -71,7 +71,8 @@ class NormalizedText:
 
     `char_starts[i]`/`char_ends[i]` give the original character range that produced
     normalised character i (the space between two words maps to the end of the word before
-    it). `words`, `word_starts`, `word_ends` give the same per word.
+    it). `words`, `word_starts`, `word_ends` give the same per word. The compiled exact
+    matcher gives word offsets only (`char_starts`/`char_ends` None).
     """
 
     original: str
@@ -79,11 +80,13 @@ class NormalizedText:
     words: List[str]
     word_starts: List[int]
     word_ends: List[int]
-    char_starts: List[int]
-    char_ends: List[int]
+    char_starts: Optional[List[int]] = None
+    char_ends: Optional[List[int]] = None
 
     def to_original(self, start: int, end: int) -> Tuple[int, int]:
         """Map the normalised character range [start, end) to an original range."""
+        if self.char_starts is None or self.char_ends is None:
+            raise ValueError("this NormalizedText has word offsets only; use words_to_original")
         if not 0 <= start < end <= len(self.text):
             raise IndexError(f"normalised range [{start}, {end}) outside 0..{len(self.text)}")
         return self.char_starts[start], self.char_ends[end - 1]

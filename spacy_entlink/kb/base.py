@@ -16,6 +16,7 @@ Layout of a KB folder (no pickle anywhere; every file is memory-mapped on load):
     desc.npy/desc_ptr.npy            descriptions
     types.npy, priors.npy            uint16 type code, float32 prior per entity
     grams.npy/gram_ptr.npy/gram_post.npy   character-trigram index of the keys (fuzzy)
+    wi_*.npy             word trie of the keys for the compiled exact matcher (see word_index.py)
 """
 
 import json
@@ -32,6 +33,7 @@ from ..text import Normalizer, NormalizerConfig, get_normalizer
 from .grams import GramIndex
 from .neighbours import within_one_edit
 from .strings import StringStore
+from .word_index import load_word_index
 
 FORMAT_VERSION = 1
 PathLike = Union[str, Path]
@@ -126,6 +128,7 @@ class KnowledgeBase:
             self._aliases = StringStore.load(path, "aliases")
             self._ent_alias_ptr = load("ent_alias_ptr.npy")
             self._grams: Optional[GramIndex] = GramIndex.load(path) if meta.get("fuzzy_index") else None
+            self.word_index = load_word_index(path, meta)
             deletes = path / "word_deletes.marisa"
             self._word_deletes = marisa_trie.Trie().mmap(str(deletes)) if deletes.exists() else None
         except (OSError, ValueError, RuntimeError) as err:  # marisa raises RuntimeError

@@ -17,6 +17,7 @@ from .grams import build_gram_index
 from .neighbours import write_word_deletes
 from .variants import adjective_variants
 from .strings import write_strings
+from .word_index import WORD_INDEX_VERSION, write_word_index
 
 
 def _check_record(rec, seen: Dict[str, int]) -> None:
@@ -284,7 +285,11 @@ def _write_kb_files(records: Iterable, path: Path, normalizer: NormalizerConfig,
     words = marisa_trie.Trie(vocab)
     words.save(str(path / "words.marisa"))
     write_word_deletes(words.iterkeys(), path)
-    del vocab, words
+    del words
+    if progress:
+        print(f"building the word index of {n_keys:,} alias keys", flush=True)
+    word_index = write_word_index(vocab, keys_by_tid, path)
+    del vocab
 
     if fuzzy_index:
         if progress:
@@ -304,6 +309,7 @@ def _write_kb_files(records: Iterable, path: Path, normalizer: NormalizerConfig,
         "normalizer": normalizer.to_dict(),
         "fuzzy_index": bool(fuzzy_index),
         "adjectives": bool(adjectives),
+        "word_index": WORD_INDEX_VERSION if word_index else None,
         "build_seconds": round(time.time() - t0, 2),
     }
     # meta.json is written last: a folder without it is an unfinished build.

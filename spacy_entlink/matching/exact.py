@@ -6,9 +6,10 @@ Matching walks words, not spaCy tokens, so it does not depend on how the tokeniz
 
 import re
 from dataclasses import dataclass
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 from ..kb import KnowledgeBase
+from ..kb.word_index import scan_text
 from ..text import NormalizedText
 
 # A match never crosses a gap (the original text between two words) holding one of these,
@@ -54,6 +55,19 @@ class ExactMatcher:
     def __init__(self, kb: KnowledgeBase, max_words: int = 12):
         self.kb = kb
         self.max_words = max_words
+
+    def scan(self, text: str) -> Tuple[NormalizedText, Sequence[bool], List[Match]]:
+        """Normalise `text`, find its word breaks and its exact matches: in compiled code over
+        the KB's word index where it has one, else `normalize` + `word_breaks` + `__call__`
+        (the same result; the compiled text has word offsets only, no character maps)."""
+        kb = self.kb
+        if kb.word_index is None:
+            norm = kb.normalizer.normalize(text)
+            breaks = word_breaks(norm)
+            return norm, breaks, self(norm, breaks)
+        words, starts, ends, breaks, _, found = scan_text(kb.word_index, kb.normalizer, text, self.max_words)
+        norm = NormalizedText(text, " ".join(words), words, starts, ends)
+        return norm, breaks, [Match(i, j, row, 1.0, "exact") for i, j, row in found]
 
     def __call__(self, norm: NormalizedText, breaks: Sequence[bool]) -> List[Match]:
         kb = self.kb

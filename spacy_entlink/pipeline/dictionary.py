@@ -19,8 +19,9 @@ from ..extensions import install_extensions
 from ..files import atomic_folder, unpack_files
 from ..kb import KnowledgeBase
 from ..kb.registry import KBSource, resolve_kb
+from ..kb.word_index import doc_text
 from ..matching.abbreviations import find_abbreviations
-from ..matching.exact import ExactMatcher, Match, word_breaks
+from ..matching.exact import ExactMatcher
 from ..matching.fusion import FUSION_POLICIES, SpanCandidate, fuse, merge_same_boundaries
 from ..matching.fuzzy import FuzzyMatcher
 
@@ -241,11 +242,9 @@ class DictionaryMatcher(Pipe):
 
     def _dictionary_spans(self, doc: Doc, with_keys: bool = False):
         kb = self._require_kb()
-        norm = kb.normalizer.normalize(doc.text)
+        norm, breaks, matches = self._exact.scan(doc_text(doc))
         if not norm.words:
             return []
-        breaks = word_breaks(norm)
-        matches: List[Match] = self._exact(norm, breaks)
         if self._fuzzy is not None:
             matches = matches + self._fuzzy(norm, breaks, matches)
         out = []

@@ -1,0 +1,676 @@
+/* Compiled exact matching of a KB's alias keys over running text.
+ *
+ * `build(words, keys)` turns the KB vocabulary and its normalised alias keys into flat
+ * tables (saved by build-kb as .npy files and memory-mapped on load):
+ *   word_blob/word_ptr   the vocabulary as UTF-8, word id = position in `words`
+ *   word_table           open-addressing hash table (FNV-1a of the UTF-8 bytes) -> word id
+ *   edge_keys/edge_vals  open-addressing hash table (parent node << 32 | word id) -> child
+ *   node_row             alias row of the key ending at a node, -1 for a mere prefix
+ * `WordIndex(...).scan(text, ...)` normalises `text` exactly as `spacy_entlink.text`
+ * does (ASCII words here; every other character and word through the Python normaliser's
+ * own cached functions), computes the word breaks of `matching.exact.word_breaks`, and
+ * walks the word trie from every word: the matches of `matching.exact.ExactMatcher`, in
+ * the same order. Every id read from a table is bounds-checked, so a damaged file gives
+ * wrong answers at worst, never a crash.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define EMPTY_EDGE UINT64_MAX
+
+static inline uint64_t fnv1a(const unsigned char *s, Py_ssize_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+static Py_ssize_t table_size(Py_ssize_t n) {
+    Py_ssize_t size = 16;
+    while (size < 2 * n) size <<= 1;
+    return size;
+}
+
+/* --- the tables, as plain C views -------------------------------------------------------- */
+typedef struct {
+    const unsigned char *blob;
+    Py_ssize_t blob_len;
+    const int64_t *ptr;  /* n_words + 1 */
+    Py_ssize_t n_words;
+    const int32_t *wtable;
+    uint64_t wmask;
+    const uint64_t *ekeys;
+    const int32_t *evals;
+    uint64_t emask;
+    const int32_t *rows;
+    Py_ssize_t n_nodes;
+} Tables;
+
+static int32_t word_id(const Tables *t, const unsigned char *s, Py_ssize_t n) {
+    uint64_t h = fnv1a(s, n) & t->wmask;
+    for (uint64_t probes = 0; probes <= t->wmask; probes++) {
+        int32_t id = t->wtable[h];
+        if (id < 0 || id >= t->n_words) return -1;
+        int64_t a = t->ptr[id], b = t->ptr[id + 1];
+        if (a >= 0 && b >= a && b <= t->blob_len && b - a == n && memcmp(t->blob + a, s, (size_t)n) == 0) return id;
+        h = (h + 1) & t->wmask;
+    }
+    return -1;
+}
+
+static int32_t child(const Tables *t, int32_t node, int32_t word) {
+    uint64_t key = ((uint64_t)(uint32_t)node << 32) | (uint32_t)word;
+    uint64_t h = mix64(key) & t->emask;
+    for (uint64_t probes = 0; probes <= t->emask; probes++) {
+        uint64_t k = t->ekeys[h];
+        if (k == EMPTY_EDGE) return -1;
+        if (k == key) {
+            int32_t c = t->evals[h];
+            return (c > 0 && c < t->n_nodes) ? c : -1;
+        }
+        h = (h + 1) & t->emask;
+    }
+    return -1;
+}
+
+/* --- growable arrays ----------------------------------------------------------------------- */
+typedef struct {
+    void *data;
+    Py_ssize_t len, cap, item;
+} Vec;
+
+static int vec_reserve(Vec *v, Py_ssize_t need) {
+    if (need <= v->cap) return 0;
+    Py_ssize_t cap = v->cap ? v->cap : 64;
+    while (cap < need) cap *= 2;
+    void *p = PyMem_Realloc(v->data, (size_t)(cap * v->item));
+    if (!p) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    v->data = p;
+    v->cap = cap;
+    return 0;
+}
+
+#define VEC(type) {NULL, 0, 0, sizeof(type)}
+#define AT(v, type, i) (((type *)(v).data)[i])
+#define PUSH(v, type, x) (vec_reserve(&(v), (v).len + 1) < 0 ? -1 : ((((type *)(v).data)[(v).len++] = (x)), 0))
+
+/* --- build ------------------------------------------------------------------------------- */
+static PyObject *bytes_of(const void *data, Py_ssize_t n) {
+    return PyBytes_FromStringAndSize((const char *)data, n);
+}
+
+static PyObject *scan_build(PyObject *self, PyObject *args) {
+    PyObject *words, *keys;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &words, &PyList_Type, &keys)) return NULL;
+    Py_ssize_t n_words = PyList_GET_SIZE(words), n_keys = PyList_GET_SIZE(keys);
+    if (n_words >= INT32_MAX || n_keys >= INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "too many words or keys for the word index");
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Vec blob = VEC(unsigned char), rows = VEC(int32_t);
+    int64_t *ptr = NULL;
+    int32_t *wtable = NULL, *evals = NULL;
+    uint64_t *ekeys = NULL;
+    Tables t;
+    memset(&t, 0, sizeof(t));
+
+    ptr = PyMem_Malloc(sizeof(int64_t) * (size_t)(n_words + 1));
+    Py_ssize_t wsize = table_size(n_words);
+    wtable = PyMem_Malloc(sizeof(int32_t) * (size_t)wsize);
+    if (!ptr || !wtable) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memset(wtable, 0xff, sizeof(int32_t) * (size_t)wsize);
+    ptr[0] = 0;
+    for (Py_ssize_t i = 0; i < n_words; i++) {
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(words, i), &n);
+        if (!s) goto done;
+        if (vec_reserve(&blob, blob.len + n) < 0) goto done;
+        memcpy((unsigned char *)blob.data + blob.len, s, (size_t)n);
+        blob.len += n;
+        ptr[i + 1] = blob.len;
+    }
+    t.blob = blob.data;
+    t.blob_len = blob.len;
+    t.ptr = ptr;
+    t.n_words = n_words;
+    t.wtable = wtable;
+    t.wmask = (uint64_t)wsize - 1;
+    for (Py_ssize_t i = 0; i < n_words; i++) {
+        const unsigned char *s = t.blob + ptr[i];
+        Py_ssize_t n = (Py_ssize_t)(ptr[i + 1] - ptr[i]);
+        if (word_id(&t, s, n) >= 0) {
+            PyErr_Format(PyExc_ValueError, "word %zd of the vocabulary is a duplicate", i);
+            goto done;
+        }
+        uint64_t h = fnv1a(s, n) & t.wmask;
+        while (wtable[h] >= 0) h = (h + 1) & t.wmask;
+        wtable[h] = (int32_t)i;
+    }
+
+    /* Upper bound of the edges: the words of all keys. */
+    Py_ssize_t total = 0;
+    for (Py_ssize_t r = 0; r < n_keys; r++) {
+        PyObject *k = PyList_GET_ITEM(keys, r);
+        if (!PyUnicode_Check(k)) {
+            PyErr_Format(PyExc_TypeError, "key %zd is not a string", r);
+            goto done;
+        }
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(k, &n);
+        if (!s) goto done;
+        total += 1;
+        for (Py_ssize_t i = 0; i < n; i++) total += s[i] == ' ';
+    }
+    Py_ssize_t esize = table_size(total);
+    ekeys = PyMem_Malloc(sizeof(uint64_t) * (size_t)esize);
+    evals = PyMem_Malloc(sizeof(int32_t) * (size_t)esize);
+    if (!ekeys || !evals) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memset(ekeys, 0xff, sizeof(uint64_t) * (size_t)esize);
+    memset(evals, 0, sizeof(int32_t) * (size_t)esize);
+    t.ekeys = ekeys;
+    t.evals = evals;
+    t.emask = (uint64_t)esize - 1;
+    if (PUSH(rows, int32_t, -1) < 0) goto done; /* the root */
+    for (Py_ssize_t r = 0; r < n_keys; r++) {
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(keys, r), &n);
+        int32_t node = 0;
+        Py_ssize_t a = 0;
+        if (n == 0) {
+            PyErr_Format(PyExc_ValueError, "key %zd is empty", r);
+            goto done;
+        }
+        while (a <= n) {
+            Py_ssize_t b = a;
+            while (b < n && s[b] != ' ') b++;
+            int32_t w = word_id(&t, (const unsigned char *)s + a, b - a);
+            if (w < 0) {
+                PyErr_Format(PyExc_ValueError, "key %zd (%R) has a word that is not in the vocabulary", r,
+                             PyList_GET_ITEM(keys, r));
+                goto done;
+            }
+            t.rows = rows.data;
+            t.n_nodes = rows.len;
+            int32_t c = child(&t, node, w);
+            if (c < 0) {
+                if (rows.len >= INT32_MAX) {
+                    PyErr_SetString(PyExc_ValueError, "too many trie nodes for the word index");
+                    goto done;
+                }
+                c = (int32_t)rows.len;
+                if (PUSH(rows, int32_t, -1) < 0) goto done;
+                uint64_t key = ((uint64_t)(uint32_t)node << 32) | (uint32_t)w;
+                uint64_t h = mix64(key) & t.emask;
+                while (ekeys[h] != EMPTY_EDGE) h = (h + 1) & t.emask;
+                ekeys[h] = key;
+                evals[h] = c;
+            }
+            node = c;
+            a = b + 1;
+        }
+        AT(rows, int32_t, node) = (int32_t)r;
+    }
+    result = Py_BuildValue("(NNNNNN)", bytes_of(blob.data, blob.len), bytes_of(ptr, (Py_ssize_t)sizeof(int64_t) * (n_words + 1)),
+                           bytes_of(wtable, (Py_ssize_t)sizeof(int32_t) * wsize), bytes_of(ekeys, (Py_ssize_t)sizeof(uint64_t) * esize),
+                           bytes_of(evals, (Py_ssize_t)sizeof(int32_t) * esize), bytes_of(rows.data, (Py_ssize_t)sizeof(int32_t) * rows.len));
+done:
+    PyMem_Free(blob.data);
+    PyMem_Free(rows.data);
+    PyMem_Free(ptr);
+    PyMem_Free(wtable);
+    PyMem_Free(ekeys);
+    PyMem_Free(evals);
+    return result;
+}
+
+/* --- the index object ------------------------------------------------------------------- */
+typedef struct {
+    PyObject_HEAD
+    Py_buffer views[6];
+    int n_views;
+    Tables t;
+} WordIndex;
+
+static void WordIndex_dealloc(WordIndex *self) {
+    for (int i = 0; i < self->n_views; i++) PyBuffer_Release(&self->views[i]);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int is_pow2(Py_ssize_t n) { return n > 0 && (n & (n - 1)) == 0; }
+
+static int WordIndex_init(WordIndex *self, PyObject *args, PyObject *kwds) {
+    PyObject *arrays[6];
+    static const Py_ssize_t items[6] = {1, 8, 4, 8, 4, 4};
+    if (self->n_views) {
+        PyErr_SetString(PyExc_RuntimeError, "WordIndex is already initialised");
+        return -1;
+    }
+    if (!PyArg_ParseTuple(args, "OOOOOO", &arrays[0], &arrays[1], &arrays[2], &arrays[3], &arrays[4], &arrays[5]))
+        return -1;
+    for (int i = 0; i < 6; i++) {
+        if (PyObject_GetBuffer(arrays[i], &self->views[i], PyBUF_C_CONTIGUOUS) < 0) return -1;
+        self->n_views = i + 1;
+        if (self->views[i].len % items[i] != 0) {
+            PyErr_Format(PyExc_ValueError, "word index array %d has a size that is not a multiple of %zd", i, items[i]);
+            return -1;
+        }
+    }
+    Tables *t = &self->t;
+    t->blob = self->views[0].buf;
+    t->blob_len = self->views[0].len;
+    t->ptr = self->views[1].buf;
+    t->n_words = self->views[1].len / 8 - 1;
+    t->wtable = self->views[2].buf;
+    Py_ssize_t wsize = self->views[2].len / 4, esize = self->views[3].len / 8;
+    t->ekeys = self->views[3].buf;
+    t->evals = self->views[4].buf;
+    t->rows = self->views[5].buf;
+    t->n_nodes = self->views[5].len / 4;
+    if (t->n_words < 0 || !is_pow2(wsize) || !is_pow2(esize) || self->views[4].len / 4 != esize || t->n_nodes < 1) {
+        PyErr_SetString(PyExc_ValueError, "damaged word index (inconsistent table sizes)");
+        return -1;
+    }
+    t->wmask = (uint64_t)wsize - 1;
+    t->emask = (uint64_t)esize - 1;
+    return 0;
+}
+
+/* Python's str.isupper() / isalpha() and the normaliser's rules, on an ASCII word. */
+static int ascii_isupper(const char *w, Py_ssize_t n) {
+    int cased = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = w[i];
+        if (c >= 'a' && c <= 'z') return 0;
+        if (c >= 'A' && c <= 'Z') cased = 1;
+    }
+    return cased;
+}
+
+static Py_ssize_t ascii_alpha(const char *w, Py_ssize_t n) {
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < n; i++) k += ((w[i] | 32) >= 'a' && (w[i] | 32) <= 'z');
+    return k;
+}
+
+static int ends(const char *w, Py_ssize_t n, const char *suffix) {
+    Py_ssize_t m = (Py_ssize_t)strlen(suffix);
+    return n >= m && memcmp(w + n - m, suffix, (size_t)m) == 0;
+}
+
+/* The normalised form of the ASCII word w[0:n] into out (capacity n + 1); returns its length. */
+static Py_ssize_t ascii_word(const char *w, Py_ssize_t n, char *out, int acronym_max_len, int fold_plurals) {
+    if (acronym_max_len > 0 && n >= 2) {
+        if (ascii_isupper(w, n)) {
+            Py_ssize_t k = ascii_alpha(w, n);
+            if (k >= 2 && k <= acronym_max_len) {
+                memcpy(out, w, (size_t)n);
+                return n;
+            }
+        } else if (n > 2 && w[n - 1] == 's' && ascii_isupper(w, n - 1)) {
+            Py_ssize_t k = ascii_alpha(w, n) - 1;
+            if (k >= 2 && k <= acronym_max_len) {
+                memcpy(out, w, (size_t)(n - 1));
+                return n - 1;
+            }
+        }
+    }
+    for (Py_ssize_t i = 0; i < n; i++) out[i] = (w[i] >= 'A' && w[i] <= 'Z') ? (char)(w[i] + 32) : w[i];
+    if (!fold_plurals || n <= 3 || ascii_alpha(out, n) != n) return n;
+    if (ends(out, n, "ies") && !ends(out, n, "eies") && !ends(out, n, "aies")) {
+        out[n - 3] = 'y';
+        return n - 2;
+    }
+    if (ends(out, n, "sses")) return n - 2;
+    if (ends(out, n, "es") && !ends(out, n, "aes") && !ends(out, n, "ees") && !ends(out, n, "oes")) return n - 1;
+    if (ends(out, n, "s") && !ends(out, n, "us") && !ends(out, n, "ss") && !ends(out, n, "is")) return n - 1;
+    return n;
+}
+
+static int is_break_char(Py_UCS4 c) {
+    switch (c) {
+        case '.': case ';': case ':': case '!': case '?': case '(': case ')': case '[': case ']':
+        case '{': case '}': case '\n': case '\r': case '\t': case '|': case '<': case '>': case '"': case ',':
+            return 1;
+        default:
+            return 0;
+    }
+}
+
+/* matching.exact.word_breaks for the gap text[a:b] between two words. */
+static int gap_breaks(int kind, const void *data, Py_ssize_t a, Py_ssize_t b, int digits_around) {
+    if (b - a == 1 && PyUnicode_READ(kind, data, a) == ' ') return 0;
+    int any = 0;
+    for (Py_ssize_t i = a; i < b && !any; i++) any = is_break_char(PyUnicode_READ(kind, data, i));
+    if (!any) return 0;
+    if (!digits_around) return 1;
+    /* ^\s*[.,]\s*$ */
+    Py_ssize_t i = a;
+    while (i < b && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i))) i++;
+    if (i >= b) return 1;
+    Py_UCS4 c = PyUnicode_READ(kind, data, i);
+    if (c != '.' && c != ',') return 1;
+    for (i++; i < b; i++)
+        if (!Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i))) return 1;
+    return 0;
+}
+
+static PyObject *WordIndex_scan(WordIndex *self, PyObject *args) {
+    PyObject *text, *char_fn, *word_fn;
+    int max_words, acronym_max_len, fold_plurals;
+    if (!PyArg_ParseTuple(args, "UOOiip", &text, &char_fn, &word_fn, &max_words, &acronym_max_len, &fold_plurals))
+        return NULL;
+    const Tables *t = &self->t;
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    PyObject *result = NULL, *words = NULL, *starts = NULL, *ends_ = NULL, *breaks = NULL, *ids = NULL, *matches = NULL;
+    Vec mp = VEC(Py_UCS4), ms = VEC(Py_ssize_t), me = VEC(Py_ssize_t);
+    Vec ws = VEC(Py_ssize_t), we = VEC(Py_ssize_t), wid = VEC(int32_t), digit = VEC(unsigned char);
+    char *buf = NULL;
+    Py_ssize_t buf_cap = 0;
+
+    /* 1. characters -> letters, digits, "'" and " ", each with its original range */
+    if (vec_reserve(&mp, len) < 0 || vec_reserve(&ms, len) < 0 || vec_reserve(&me, len) < 0) goto done;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < 128) {
+            Py_UCS4 m = (Py_UNICODE_ISALNUM(c) || c == '\'') ? c : ' ';
+            if (PUSH(mp, Py_UCS4, m) < 0 || PUSH(ms, Py_ssize_t, i) < 0 || PUSH(me, Py_ssize_t, i + 1) < 0) goto done;
+            continue;
+        }
+        PyObject *ch = PyUnicode_FromOrdinal((int)c);
+        if (!ch) goto done;
+        PyObject *m = PyObject_CallOneArg(char_fn, ch);
+        Py_DECREF(ch);
+        if (!m) goto done;
+        if (!PyUnicode_Check(m)) {
+            Py_DECREF(m);
+            PyErr_SetString(PyExc_TypeError, "the character function must return a str");
+            goto done;
+        }
+        Py_ssize_t mn = PyUnicode_GET_LENGTH(m);
+        if (mn == 0) {
+            if (me.len) AT(me, Py_ssize_t, me.len - 1) = i + 1;  /* a dropped mark belongs to the char before */
+        }
+        for (Py_ssize_t k = 0; k < mn; k++) {
+            if (PUSH(mp, Py_UCS4, PyUnicode_READ_CHAR(m, k)) < 0 || PUSH(ms, Py_ssize_t, i) < 0 ||
+                PUSH(me, Py_ssize_t, i + 1) < 0) {
+                Py_DECREF(m);
+                goto done;
+            }
+        }
+        Py_DECREF(m);
+    }
+
+    /* 2. words: runs of characters other than " " and "'" */
+    words = PyList_New(0);
+    if (!words) goto done;
+    const Py_UCS4 *M = mp.data;
+    Py_ssize_t n_mapped = mp.len;
+    for (Py_ssize_t a = 0; a < n_mapped;) {
+        if (M[a] == ' ' || M[a] == '\'') {
+            a++;
+            continue;
+        }
+        Py_ssize_t b = a;
+        int ascii = 1;
+        while (b < n_mapped && M[b] != ' ' && M[b] != '\'') {
+            ascii &= M[b] < 128;
+            b++;
+        }
+        Py_ssize_t wa = a, wb = b;
+        a = b;
+        if (wb - wa == 1 && (M[wa] == 's' || M[wa] == 'S') && wa > 0 && M[wa - 1] == '\'') continue;  /* possessive 's */
+        PyObject *word;
+        int32_t id;
+        int first_digit, last_digit;
+        if (ascii) {
+            Py_ssize_t n = wb - wa;
+            if (n + 1 > buf_cap) {
+                buf_cap = 2 * (n + 1);
+                char *p = PyMem_Realloc(buf, (size_t)buf_cap * 2);
+                if (!p) {
+                    PyErr_NoMemory();
+                    goto done;
+                }
+                buf = p;
+            }
+            char *raw = buf + buf_cap, *out = buf;
+            for (Py_ssize_t k = 0; k < n; k++) raw[k] = (char)M[wa + k];
+            Py_ssize_t on = ascii_word(raw, n, out, acronym_max_len, fold_plurals);
+            if (on == 0) continue;
+            word = PyUnicode_FromStringAndSize(out, on);
+            if (!word) goto done;
+            id = word_id(t, (const unsigned char *)out, on);
+            first_digit = out[0] >= '0' && out[0] <= '9';
+            last_digit = out[on - 1] >= '0' && out[on - 1] <= '9';
+        } else {
+            PyObject *w = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, M + wa, wb - wa);
+            if (!w) goto done;
+            PyObject *r = PyObject_CallOneArg(word_fn, w);
+            Py_DECREF(w);
+            if (!r) goto done;
+            if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) < 1 || !PyUnicode_Check(PyTuple_GET_ITEM(r, 0))) {
+                Py_DECREF(r);
+                PyErr_SetString(PyExc_TypeError, "the word function must return (str, offsets)");
+                goto done;
+            }
+            word = PyTuple_GET_ITEM(r, 0);
+            Py_INCREF(word);
+            Py_DECREF(r);
+            Py_ssize_t on = PyUnicode_GET_LENGTH(word);
+            if (on == 0) {
+                Py_DECREF(word);
+                continue;
+            }
+            Py_ssize_t bn;
+            const char *bytes = PyUnicode_AsUTF8AndSize(word, &bn);
+            if (!bytes) {
+                Py_DECREF(word);
+                goto done;
+            }
+            id = word_id(t, (const unsigned char *)bytes, bn);
+            first_digit = Py_UNICODE_ISDIGIT(PyUnicode_READ_CHAR(word, 0));
+            last_digit = Py_UNICODE_ISDIGIT(PyUnicode_READ_CHAR(word, on - 1));
+        }
+        int err = PyList_Append(words, word);
+        Py_DECREF(word);
+        if (err < 0 || PUSH(ws, Py_ssize_t, AT(ms, Py_ssize_t, wa)) < 0 || PUSH(we, Py_ssize_t, AT(me, Py_ssize_t, wb - 1)) < 0 ||
+            PUSH(wid, int32_t, id) < 0 || PUSH(digit, unsigned char, (unsigned char)(first_digit | (last_digit << 1))) < 0)
+            goto done;
+    }
+
+    /* 3. breaks between words, 4. the trie walk */
+    Py_ssize_t n = ws.len;
+    const Py_ssize_t *WS = ws.data, *WE = we.data;
+    const int32_t *ID = wid.data;
+    const unsigned char *DG = digit.data;
+    breaks = PyBytes_FromStringAndSize(NULL, n > 1 ? n - 1 : 0);
+    if (!breaks) goto done;
+    char *BR = PyBytes_AS_STRING(breaks);
+    for (Py_ssize_t k = 0; k + 1 < n; k++)
+        BR[k] = (char)gap_breaks(kind, data, WE[k], WS[k + 1], (DG[k] & 2) && (DG[k + 1] & 1));
+    matches = PyList_New(0);
+    if (!matches) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (ID[i] < 0) continue;
+        int32_t node = child(t, 0, ID[i]);
+        Py_ssize_t j = i + 1;
+        while (node > 0) {
+            int32_t row = t->rows[node];
+            if (row >= 0) {
+                PyObject *m = Py_BuildValue("(nni)", i, j, (int)row);
+                if (!m || PyList_Append(matches, m) < 0) {
+                    Py_XDECREF(m);
+                    goto done;
+                }
+                Py_DECREF(m);
+            }
+            if (j >= n || j - i >= max_words || BR[j - 1] || ID[j] < 0) break;
+            node = child(t, node, ID[j]);
+            j++;
+        }
+    }
+    starts = PyList_New(n);
+    ends_ = PyList_New(n);
+    ids = PyList_New(n);
+    if (!starts || !ends_ || !ids) goto done;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *a = PyLong_FromSsize_t(WS[k]), *b = PyLong_FromSsize_t(WE[k]), *c = PyLong_FromLong(ID[k]);
+        if (!a || !b || !c) {
+            Py_XDECREF(a);
+            Py_XDECREF(b);
+            Py_XDECREF(c);
+            goto done;
+        }
+        PyList_SET_ITEM(starts, k, a);
+        PyList_SET_ITEM(ends_, k, b);
+        PyList_SET_ITEM(ids, k, c);
+    }
+    result = PyTuple_Pack(6, words, starts, ends_, breaks, ids, matches);
+done:
+    Py_XDECREF(words);
+    Py_XDECREF(starts);
+    Py_XDECREF(ends_);
+    Py_XDECREF(breaks);
+    Py_XDECREF(ids);
+    Py_XDECREF(matches);
+    PyMem_Free(mp.data);
+    PyMem_Free(ms.data);
+    PyMem_Free(me.data);
+    PyMem_Free(ws.data);
+    PyMem_Free(we.data);
+    PyMem_Free(wid.data);
+    PyMem_Free(digit.data);
+    PyMem_Free(buf);
+    return result;
+}
+
+static PyObject *WordIndex_word_id(WordIndex *self, PyObject *arg) {
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(arg, &n);
+    if (!s) return NULL;
+    return PyLong_FromLong(word_id(&self->t, (const unsigned char *)s, n));
+}
+
+static PyMethodDef WordIndex_methods[] = {
+    {"scan", (PyCFunction)WordIndex_scan, METH_VARARGS,
+     "scan(text, char_fn, word_fn, max_words, acronym_max_len, fold_plurals) -> "
+     "(words, word_starts, word_ends, breaks, word_ids, matches)"},
+    {"word_id", (PyCFunction)WordIndex_word_id, METH_O, "word_id(word) -> id, or -1"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject WordIndexType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "spacy_entlink.matching._scan.WordIndex",
+    .tp_basicsize = sizeof(WordIndex),
+    .tp_dealloc = (destructor)WordIndex_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "WordIndex(word_blob, word_ptr, word_table, edge_keys, edge_vals, node_row): the word trie of a KB's alias keys",
+    .tp_methods = WordIndex_methods,
+    .tp_init = (initproc)WordIndex_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* doc_text(orths, spaces, cache, strings): "".join(token.text_with_ws) of a Doc from its
+ * ORTH and SPACY arrays (uint64), the token texts looked up in `cache` (orth -> str) and, on a
+ * miss, in `strings` (the vocab's StringStore), which fills the cache. */
+static PyObject *scan_doc_text(PyObject *self, PyObject *args) {
+    PyObject *orths_obj, *spaces_obj, *cache, *strings;
+    if (!PyArg_ParseTuple(args, "OOO!O", &orths_obj, &spaces_obj, &PyDict_Type, &cache, &strings)) return NULL;
+    Py_buffer ob, sb;
+    if (PyObject_GetBuffer(orths_obj, &ob, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    if (PyObject_GetBuffer(spaces_obj, &sb, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&ob);
+        return NULL;
+    }
+    PyObject *result = NULL, *pieces = NULL, *space = NULL, *empty = NULL;
+    Py_ssize_t n = ob.len / 8;
+    if (ob.len % 8 || sb.len != ob.len) {
+        PyErr_SetString(PyExc_ValueError, "doc_text: orths and spaces must be uint64 arrays of one length");
+        goto done;
+    }
+    const uint64_t *O = ob.buf, *S = sb.buf;
+    pieces = PyList_New(0);
+    space = PyUnicode_FromString(" ");
+    empty = PyUnicode_FromString("");
+    if (!pieces || !space || !empty) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *key = PyLong_FromUnsignedLongLong(O[i]);
+        if (!key) goto done;
+        PyObject *text = PyDict_GetItemWithError(cache, key);
+        if (text) {
+            Py_INCREF(text);
+        } else if (PyErr_Occurred()) {
+            Py_DECREF(key);
+            goto done;
+        } else {
+            text = PyObject_GetItem(strings, key);
+            if (!text || !PyUnicode_Check(text) || PyDict_SetItem(cache, key, text) < 0) {
+                if (text && !PyUnicode_Check(text)) PyErr_SetString(PyExc_TypeError, "doc_text: a token text is not a str");
+                Py_XDECREF(text);
+                Py_DECREF(key);
+                goto done;
+            }
+        }
+        Py_DECREF(key);
+        int err = PyList_Append(pieces, text);
+        Py_DECREF(text);
+        if (err < 0 || (S[i] && PyList_Append(pieces, space) < 0)) goto done;
+    }
+    result = PyUnicode_Join(empty, pieces);
+done:
+    Py_XDECREF(pieces);
+    Py_XDECREF(space);
+    Py_XDECREF(empty);
+    PyBuffer_Release(&ob);
+    PyBuffer_Release(&sb);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"doc_text", scan_doc_text, METH_VARARGS, "doc_text(orths, spaces, cache, strings) -> the Doc's text"},
+    {"build", scan_build, METH_VARARGS,
+     "build(words, keys) -> (word_blob, word_ptr, word_table, edge_keys, edge_vals, node_row) as bytes"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_scan", "Compiled exact matching of KB alias keys.", -1,
+                                    module_methods};
+
+PyMODINIT_FUNC PyInit__scan(void) {
+    if (PyType_Ready(&WordIndexType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&WordIndexType);
+    if (PyModule_AddObject(m, "WordIndex", (PyObject *)&WordIndexType) < 0) {
+        Py_DECREF(&WordIndexType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,175 @@
+"""The compiled scan (`matching/_scan.c`, issue 19) against the pure-Python reference: the same
+words, word offsets, breaks and exact matches on any text, for the demo KB and random KBs."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import spacy
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from spacy_entlink.errors import KBFormatError
+from spacy_entlink.kb import EntityRecord, KnowledgeBase, read_source
+from spacy_entlink.kb import word_index
+from spacy_entlink.kb.word_index import doc_text, scan_text
+from spacy_entlink.matching.exact import ExactMatcher, word_breaks
+
+from ..fuzz import fuzz_settings
+
+pytestmark = pytest.mark.skipif(not word_index.available(), reason="the _scan extension is not built")
+
+ASSETS = Path(__file__).parents[2] / "assets"
+NAMES = sorted({r.name for r in read_source(ASSETS / "demo_kb.jsonl")}
+               | {a for r in read_source(ASSETS / "demo_kb.jsonl") for a in r.aliases})
+ANY_CHAR = st.characters(blacklist_categories=("Cs",))
+NLP = spacy.blank("en")
+PIECES = ["'s", "’s", "'S", " (", ") ", ". ", ", ", "1,2", "1.5", "1 . 5", "\n", "\t", "\u00a0", "\u200b", "\u00ad",
+          "\u0301", "α", "β-", "ß", "ﬁ", "İ", "ǅ", "Ⅻ", "①", "²", "٣", "NSAIDs", "ALLs", "allergies", "abscesses",
+          "diseases", "corpus", "\x00", "😀", "שלום", " | ", '"', ";", "x" * 70]
+
+
+def reference(kb, text: str, max_words: int = 12):
+    norm = kb.normalizer.normalize(text)
+    breaks = word_breaks(norm)
+    found = ExactMatcher(kb, max_words)(norm, breaks)
+    return norm.words, norm.word_starts, norm.word_ends, [bool(b) for b in breaks], \
+        [(m.start, m.end, m.alias_row) for m in found]
+
+
+def compiled(kb, text: str, max_words: int = 12):
+    words, starts, ends, breaks, ids, found = scan_text(kb.word_index, kb.normalizer, text, max_words)
+    assert ids == [kb.word_index.word_id(w) for w in words]
+    assert [i >= 0 for i in ids] == [kb.has_word(w) for w in words]
+    return words, starts, ends, [bool(b) for b in breaks], [tuple(m) for m in found]
+
+
+def name_variants(names):
+    name = st.sampled_from(names)
+    return st.one_of(name, name.map(str.upper), name.map(str.title), name.map(lambda n: n.replace(" ", "  ")),
+                     name.map(lambda n: n.replace(" ", "-")), name.map(lambda n: n + "s"))
+
+
+def texts(names):
+    piece = st.one_of(name_variants(names), st.sampled_from(PIECES), st.text(ANY_CHAR, max_size=8))
+    sep = st.sampled_from([" ", " ", "", "\n", ", ", ". ", " (", ") ", "-", "/", "'"])
+    return st.one_of(st.text(ANY_CHAR, max_size=60),
+                     st.lists(st.tuples(piece, sep), max_size=14).map(lambda ps: "".join(p + s for p, s in ps)))
+
+
+@fuzz_settings(300)
+@example(text="Crohn's disease, T2DM and NSAIDs; acute lymphoblastic leukaemia (ALL) 1,2-dichloroethane 1 . 5")
+@example(text="")
+@example(text="\u0301x é\u0301 ﬁbrosis α-tocopherol ① ALLs İstanbul")
+@given(text=texts(NAMES))
+def test_the_scan_equals_the_python_reference_on_the_demo_kb(demo_kb, text):
+    assert compiled(demo_kb, text) == reference(demo_kb, text)
+    for max_words in (1, 2):
+        assert compiled(demo_kb, text, max_words) == reference(demo_kb, text, max_words)
+
+
+word = st.text(st.sampled_from("abcdeAB1é'-"), min_size=1, max_size=6)
+names = st.lists(st.lists(word, min_size=1, max_size=4).map(" ".join), min_size=1, max_size=12, unique=True)
+
+
+@fuzz_settings(40)
+@given(data=st.data(), kb_names=names)
+def test_the_scan_equals_the_python_reference_on_random_kbs(tmp_path_factory, data, kb_names):
+    records = [EntityRecord(id=f"R:{i}", name=n, line=i + 1) for i, n in enumerate(kb_names)
+               if any(c.isalnum() for c in n)]
+    if not records:
+        return
+    kb = KnowledgeBase.build(records, tmp_path_factory.mktemp("rand") / "kb", fuzzy_index=False)
+    assert kb.word_index is not None
+    for _ in range(5):
+        text = data.draw(texts([r.name for r in records]))
+        assert compiled(kb, text) == reference(kb, text)
+
+
+def test_every_alias_key_is_found_where_it_stands(demo_kb):
+    for row in range(demo_kb.n_aliases):
+        key = demo_kb.alias_key(row)
+        *_, found = compiled(demo_kb, f"before {key} after")
+        assert (1, 1 + len(key.split(" ")), row) in found
+
+
+def test_the_component_uses_the_scan_and_finds_what_python_finds(demo_kb, monkeypatch):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entlink_dictionary").set_kb(demo_kb)
+    text = "Patients with T2DM or juvenile diabetes had a heart attack after adriamycin; ALL (acute lymphoblastic leukemia)."
+    fast = nlp(text)
+    calls = []
+    real = word_index.scan_text
+    monkeypatch.setattr("spacy_entlink.matching.exact.scan_text", lambda *a: calls.append(1) or real(*a))
+    nlp(text)
+    assert calls  # the compiled path ran
+    monkeypatch.setattr(demo_kb, "word_index", None)
+    slow = nlp(text)
+    assert [(e.start, e.end, e.label_, e.kb_id_) for e in fast.ents] == \
+        [(e.start, e.end, e.label_, e.kb_id_) for e in slow.ents] != []
+    key = "entlink_candidates"
+    assert [(s.start, s.end, s.kb_id_, s._.entlink_candidates) for s in fast.spans[key]] == \
+        [(s.start, s.end, s.kb_id_, s._.entlink_candidates) for s in slow.spans[key]]
+
+
+@fuzz_settings(100)
+@example(text="")
+@example(text="  two  spaces \n\n and\ttabs ")
+@given(text=st.text(ANY_CHAR, max_size=80))
+def test_doc_text_equals_spacy_doc_text(text):
+    doc = NLP.make_doc(text)
+    assert doc_text(doc) == doc.text == text
+
+
+def test_the_index_survives_to_disk_and_an_old_kb_falls_back(demo_kb, tmp_path):
+    demo_kb.to_disk(tmp_path / "copy")
+    copy = KnowledgeBase.from_disk(tmp_path / "copy")
+    text = "juvenile diabetes and heart attack"
+    assert compiled(copy, text) == compiled(demo_kb, text)
+    meta = json.loads((tmp_path / "copy" / "meta.json").read_text())
+    meta.pop("word_index")  # as written before the index existed
+    (tmp_path / "copy" / "meta.json").write_text(json.dumps(meta))
+    old = KnowledgeBase.from_disk(tmp_path / "copy")
+    assert old.word_index is None
+    norm, breaks, found = ExactMatcher(old).scan(text)
+    assert [(m.start, m.end, m.alias_row) for m in found] == compiled(demo_kb, text)[-1] != []
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "dtype", "missing"])
+def test_a_damaged_index_is_refused_or_harmless_never_a_crash(demo_kb, tmp_path, damage):
+    shutil.copytree(demo_kb.path, tmp_path / "kb")
+    rng = np.random.default_rng(0)
+    for name in word_index.FILES:
+        path = tmp_path / "kb" / name
+        arr = np.load(path)
+        if damage == "truncate":
+            arr = arr[: len(arr) // 2]
+        elif damage == "garbage":
+            arr = rng.integers(np.iinfo(arr.dtype).min // 2, np.iinfo(arr.dtype).max // 2, len(arr), dtype=arr.dtype)
+        elif damage == "dtype":
+            arr = arr.astype(np.float32)
+        if damage == "missing":
+            path.unlink()
+        else:
+            np.save(path, arr)
+    try:
+        kb = KnowledgeBase.from_disk(tmp_path / "kb")
+    except KBFormatError as err:
+        assert "damaged" in str(err) or "wi_" in str(err)
+        return
+    if kb.word_index is not None:  # any answer, but no crash
+        scan_text(kb.word_index, kb.normalizer, "juvenile diabetes and heart attack " * 3, 12)
+
+
+def test_build_refuses_keys_outside_the_vocabulary():
+    from spacy_entlink.matching import _scan
+
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        _scan.build(["a"], ["a b"])
+    with pytest.raises(ValueError, match="duplicate"):
+        _scan.build(["a", "a"], ["a"])
+    tables = _scan.build(["a", "b"], ["a", "a b", "b"])
+    index = _scan.WordIndex(*[np.frombuffer(t, dtype=d) for t, d in zip(tables, word_index.DTYPES)])
+    assert index.word_id("b") == 1 and index.word_id("c") == -1
