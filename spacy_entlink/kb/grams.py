@@ -9,13 +9,18 @@ shortlist comes from. rapidfuzz checks the shortlist with `score_cutoff`.
 """
 
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import marisa_trie
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 _SHIFT = np.uint64(21)
+
+try:
+    from ..matching import _scan
+except ImportError:  # pragma: no cover - the extension is built by `pip install`
+    _scan = None
 
 
 def _codes(padded: str) -> np.ndarray:
@@ -42,6 +47,20 @@ def _bits(n: int) -> int:
     return max(1, int(n - 1).bit_length())
 
 
+def write_key_texts(keys: Sequence[str], path: Path, chunk: int = 1_000_000) -> None:
+    """key_text.npy (the keys as one UTF-8 blob, in row order) and key_text_ptr.npy (offsets),
+    which the compiled fuzzy search verifies its shortlist against."""
+    ptr = np.zeros(len(keys) + 1, dtype=np.int64)
+    blobs = []
+    for start in range(0, len(keys), chunk):
+        encoded = [k.encode("utf8", "surrogatepass") for k in keys[start : start + chunk]]
+        ptr[start + 1 : start + 1 + len(encoded)] = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        blobs.append(b"".join(encoded))
+    np.cumsum(ptr, out=ptr)
+    np.save(path / "key_text.npy", np.frombuffer(b"".join(blobs), dtype=np.uint8))
+    np.save(path / "key_text_ptr.npy", ptr)
+
+
 def build_gram_index(keys: Sequence[str], path: Path, chunk: int = 1_000_000) -> None:
     """Write grams.npy, gram_ptr.npy, gram_post.npy and key_len.npy for `keys` (in row order).
 
@@ -54,6 +73,7 @@ def build_gram_index(keys: Sequence[str], path: Path, chunk: int = 1_000_000) ->
     n = len(keys)
     lengths = np.fromiter((len(k) for k in keys), dtype=np.int64, count=n)
     np.save(path / "key_len.npy", np.minimum(lengths, 65535).astype(np.uint16))
+    write_key_texts(keys, path)
     row_bits = _bits(n)
     # Code points of each chunk of keys, every key padded by one space on each side.
     parts: List[Tuple[int, np.ndarray]] = []
@@ -132,25 +152,33 @@ def build_gram_index(keys: Sequence[str], path: Path, chunk: int = 1_000_000) ->
 class GramIndex:
     """Memory-mapped trigram index; see the module docstring."""
 
-    def __init__(self, grams: np.ndarray, ptr: np.ndarray, post: np.ndarray, key_len: np.ndarray):
+    def __init__(self, grams: np.ndarray, ptr: np.ndarray, post: np.ndarray, key_len: np.ndarray,
+                 key_text: Optional[np.ndarray] = None, key_text_ptr: Optional[np.ndarray] = None):
         # Plain ndarray views of the memory maps: slicing a np.memmap costs microseconds.
         self.grams = np.asarray(grams)
         self.ptr = np.asarray(ptr)
         self.post = np.asarray(post)
         self.key_len = np.asarray(key_len)
+        self.key_text = None if key_text is None else np.asarray(key_text)
+        self.key_text_ptr = None if key_text_ptr is None else np.asarray(key_text_ptr)
 
     @classmethod
     def load(cls, path: Path) -> "GramIndex":
         load = lambda name: np.load(path / name, mmap_mode="r")  # noqa: E731
-        return cls(load("grams.npy"), load("gram_ptr.npy"), load("gram_post.npy"), load("key_len.npy"))
+        texts = [load(n) for n in ("key_text.npy", "key_text_ptr.npy")] if (path / "key_text.npy").exists() else []
+        return cls(load("grams.npy"), load("gram_ptr.npy"), load("gram_post.npy"), load("key_len.npy"), *texts)
 
-    def shortlist(self, key: str, max_edits: int) -> np.ndarray:
-        """Alias rows that may lie within `max_edits` edits of `key` (a superset of them)."""
+    def shortlist(self, key: str, max_edits: int, *, compiled: bool = True) -> np.ndarray:
+        """Alias rows that may lie within `max_edits` edits of `key` (a superset of them), in
+        ascending order; `compiled`: the same steps in `matching/_scan.c` where it is built."""
         lo, hi = len(key) - max_edits, len(key) + max_edits
         if hi >= 65535:
             hi = 1 << 62  # key_len saturates at 65535
         q = query_grams(key)
         need = len(q) - 3 * max_edits  # distinct query grams an alias within max_edits keeps
+        if compiled and _scan is not None and need > 0:
+            found = _scan.shortlist(self.grams, self.ptr, self.post, self.key_len, q, max_edits, lo, hi)
+            return np.frombuffer(found, dtype=np.uint32)
         if need <= 0:
             # An alias may share no trigram at all with the query ("chronic" and "cirosis"
             # are 3 edits apart): the only exact filter left is the length.
@@ -196,13 +224,21 @@ class GramIndex:
         return cand[counts >= need]
 
     def search(
-        self, key: str, max_edits: int, keys: marisa_trie.Trie, limit: int = 10
+        self, key: str, max_edits: int, keys: marisa_trie.Trie, limit: int = 10, *, compiled: bool = True
     ) -> List[Tuple[int, int, float]]:
+        """(row, edits, similarity) of the keys within `max_edits` of `key`, best first;
+        `compiled`: shortlist and verification in `matching/_scan.c` where it is built and the
+        KB has its key texts (the same result)."""
         if max_edits <= 0:
             row = keys.get(key)
             return [] if row is None else [(row, 0, 1.0)]
+        if compiled and _scan is not None and self.key_text is not None:
+            found = _scan.fuzzy_search(self.grams, self.ptr, self.post, self.key_len, self.key_text,
+                                       self.key_text_ptr, key, max_edits, limit)
+            if found is not None:
+                return found
         out = []
-        for row in self.shortlist(key, max_edits):
+        for row in self.shortlist(key, max_edits, compiled=compiled):
             other = keys.restore_key(int(row))
             d = Levenshtein.distance(key, other, score_cutoff=max_edits)
             if d <= max_edits:

@@ -652,7 +652,420 @@ done:
     return result;
 }
 
+/* --- the trigram shortlist of fuzzy search (kb/grams.py GramIndex.shortlist) ------------- */
+typedef struct {
+    int64_t start, size;
+} List;
+
+static int cmp_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Per-process scratch over alias rows: stamps[r] == epoch marks a row seen by the current
+ * shortlist, slots[r] its place among the candidates (-1: filtered out by length). */
+static uint32_t *stamps = NULL;
+static int32_t *slots = NULL;
+static Py_ssize_t stamp_cap = 0;
+static uint32_t stamp_epoch = 0;
+
+static int ensure_stamps(Py_ssize_t n) {
+    if (n <= stamp_cap) return 0;
+    uint32_t *s = PyMem_Calloc((size_t)n, sizeof(uint32_t));
+    int32_t *l = PyMem_Malloc(sizeof(int32_t) * (size_t)n);
+    if (!s || !l) {
+        PyMem_Free(s);
+        PyMem_Free(l);
+        PyErr_NoMemory();
+        return -1;
+    }
+    PyMem_Free(stamps);
+    PyMem_Free(slots);
+    stamps = s;
+    slots = l;
+    stamp_cap = n;
+    stamp_epoch = 0;
+    return 0;
+}
+
+static uint32_t next_epoch(void) {
+    if (++stamp_epoch == 0) {
+        memset(stamps, 0, sizeof(uint32_t) * (size_t)stamp_cap);
+        stamp_epoch = 1;
+    }
+    return stamp_epoch;
+}
+
+static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t item, const char *what) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS) < 0) return -1;
+    if (view->len % item) {
+        PyBuffer_Release(view);
+        PyErr_Format(PyExc_ValueError, "shortlist: %s has items of the wrong size", what);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct {
+    const uint64_t *grams;
+    const int64_t *ptr;
+    const uint32_t *post;
+    const uint16_t *key_len;
+    Py_ssize_t n_grams, n_post, n_keys;
+} Grams;
+
+/* The rows that may lie within max_edits edits of the key with distinct sorted trigrams
+ * q[0:nq] and a length in [lo, hi], ascending, into *out (PyMem); -1 on error. The caller has
+ * checked need = nq - 3 * max_edits > 0. */
+static Py_ssize_t do_shortlist(const Grams *g, const uint64_t *q, Py_ssize_t nq, int max_edits, long long lo,
+                               long long hi, uint32_t **out) {
+    const uint64_t *grams = g->grams;
+    const int64_t *ptr = g->ptr;
+    const uint32_t *post = g->post;
+    const uint16_t *key_len = g->key_len;
+    Py_ssize_t n_grams = g->n_grams, n_post = g->n_post, n_keys = g->n_keys;
+    Py_ssize_t need = nq - 3 * (Py_ssize_t)max_edits;
+    List *lists = NULL;
+    uint32_t *cand = NULL;
+    int32_t *counts = NULL;
+    Py_ssize_t result = -1;
+    lists = PyMem_Malloc(sizeof(List) * (size_t)(nq ? nq : 1));
+    if (!lists) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < nq; i++) {
+        Py_ssize_t a = 0, b = n_grams;
+        while (a < b) {
+            Py_ssize_t m = a + (b - a) / 2;
+            if (grams[m] < q[i]) a = m + 1; else b = m;
+        }
+        lists[i].start = 0;
+        lists[i].size = 0;
+        if (a < n_grams && grams[a] == q[i]) {
+            int64_t s0 = ptr[a], s1 = ptr[a + 1];
+            if (s0 >= 0 && s1 >= s0 && s1 <= n_post) {
+                lists[i].start = s0;
+                lists[i].size = s1 - s0;
+            }
+        }
+    }
+    /* stable insertion sort by size (query keys have few trigrams) */
+    for (Py_ssize_t i = 1; i < nq; i++) {
+        List x = lists[i];
+        Py_ssize_t j = i;
+        while (j > 0 && lists[j - 1].size > x.size) {
+            lists[j] = lists[j - 1];
+            j--;
+        }
+        lists[j] = x;
+    }
+    Py_ssize_t take = 3 * (Py_ssize_t)max_edits + 1, total = 0;
+    if (take > nq) take = nq;
+    for (Py_ssize_t i = 0; i < take; i++) total += lists[i].size;
+    cand = PyMem_Malloc(sizeof(uint32_t) * (size_t)(total ? total : 1));
+    counts = PyMem_Malloc(sizeof(int32_t) * (size_t)(total ? total : 1));
+    if (!cand || !counts) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    /* Union of the `take` shortest lists, counting in how many of them each row is (a
+     * per-process stamp array over the rows), with the length filter. */
+    if (ensure_stamps(n_keys) < 0) goto fail;
+    uint32_t epoch = next_epoch();
+    Py_ssize_t nc = 0;
+    for (Py_ssize_t i = 0; i < take; i++) {
+        const uint32_t *lst = post + lists[i].start;
+        for (int64_t e = 0; e < lists[i].size; e++) {
+            uint32_t r = lst[e];
+            if (r >= n_keys) continue;
+            if (stamps[r] == epoch) {
+                if (slots[r] >= 0) counts[slots[r]]++;
+                continue;
+            }
+            stamps[r] = epoch;
+            long long len = key_len[r];
+            if (len < lo || len > hi) {
+                slots[r] = -1;
+                continue;
+            }
+            slots[r] = (int32_t)nc;
+            cand[nc] = r;
+            counts[nc] = 1;
+            nc++;
+        }
+    }
+    if (nc > 64 && need > 1) {
+        /* Count filter: the other non-empty lists, shortest first; a row that cannot reach
+         * `need` even if it is in every list left is dropped at once. */
+        Py_ssize_t left = 0;
+        for (Py_ssize_t i = take; i < nq; i++) left += lists[i].size > 0;
+        for (Py_ssize_t i = take; i < nq && nc; i++) {
+            if (lists[i].size == 0) continue;
+            const uint32_t *lst = post + lists[i].start;
+            int64_t size = lists[i].size;
+            left--;
+            Py_ssize_t alive = 0;
+            for (Py_ssize_t c = 0; c < nc; c++) {
+                int64_t a = 0, b = size;
+                while (a < b) {
+                    int64_t m = a + (b - a) / 2;
+                    if (lst[m] < cand[c]) a = m + 1; else b = m;
+                }
+                int32_t cnt = counts[c] + (a < size && lst[a] == cand[c]);
+                if (cnt + left >= need) {
+                    cand[alive] = cand[c];
+                    counts[alive] = cnt;
+                    alive++;
+                }
+            }
+            nc = alive;
+        }
+        Py_ssize_t k = 0;
+        for (Py_ssize_t c = 0; c < nc; c++)
+            if (counts[c] >= need) cand[k++] = cand[c];
+        nc = k;
+    }
+    qsort(cand, (size_t)nc, sizeof(uint32_t), cmp_u32);
+    *out = cand;
+    cand = NULL;
+    result = nc;
+fail:
+    PyMem_Free(lists);
+    PyMem_Free(cand);
+    PyMem_Free(counts);
+    return result;
+}
+
+static int grams_from(PyObject **objs, Py_buffer *v, int *got, Grams *g) {
+    static const Py_ssize_t items[4] = {8, 8, 4, 2};
+    static const char *names[4] = {"grams", "ptr", "post", "key_len"};
+    for (; *got < 4; (*got)++)
+        if (get_buffer(objs[*got], &v[*got], items[*got], names[*got]) < 0) return -1;
+    g->grams = v[0].buf;
+    g->ptr = v[1].buf;
+    g->post = v[2].buf;
+    g->key_len = v[3].buf;
+    g->n_grams = v[0].len / 8;
+    g->n_post = v[2].len / 4;
+    g->n_keys = v[3].len / 2;
+    if (v[1].len / 8 != g->n_grams + 1) {
+        PyErr_SetString(PyExc_ValueError, "inconsistent trigram index");
+        return -1;
+    }
+    return 0;
+}
+
+/* shortlist(grams, ptr, post, key_len, q, max_edits, lo, hi) -> bytes of uint32 alias rows, or
+ * None when the count filter cannot apply (fewer than 3 * max_edits + 1 query trigrams). */
+static PyObject *scan_shortlist(PyObject *self, PyObject *args) {
+    PyObject *objs[5];
+    int max_edits;
+    long long lo, hi;
+    if (!PyArg_ParseTuple(args, "OOOOOiLL", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &max_edits, &lo, &hi))
+        return NULL;
+    Py_buffer v[5];
+    int got = 0;
+    Grams g;
+    PyObject *result = NULL;
+    uint32_t *cand = NULL;
+    if (grams_from(objs, v, &got, &g) < 0) goto done;
+    if (get_buffer(objs[4], &v[4], 8, "q") < 0) goto done;
+    got = 5;
+    Py_ssize_t nq = v[4].len / 8;
+    if (max_edits < 1 || nq - 3 * (Py_ssize_t)max_edits <= 0) {
+        result = Py_None;
+        Py_INCREF(result);
+        goto done;
+    }
+    Py_ssize_t nc = do_shortlist(&g, v[4].buf, nq, max_edits, lo, hi, &cand);
+    if (nc < 0) goto done;
+    result = PyBytes_FromStringAndSize((const char *)cand, (Py_ssize_t)sizeof(uint32_t) * nc);
+done:
+    for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
+    PyMem_Free(cand);
+    return result;
+}
+
+/* Levenshtein distance of a[0:n] and b[0:m], or k + 1 when it is over k. */
+static int levenshtein(const Py_UCS4 *a, Py_ssize_t n, const Py_UCS4 *b, Py_ssize_t m, int k, int *row) {
+    if (n - m > k || m - n > k) return k + 1;
+    for (Py_ssize_t j = 0; j <= m; j++) row[j] = (int)j;
+    for (Py_ssize_t i = 1; i <= n; i++) {
+        int prev = row[0], low;
+        row[0] = (int)i;
+        low = row[0];
+        for (Py_ssize_t j = 1; j <= m; j++) {
+            int cur = row[j];
+            int v = prev + (a[i - 1] != b[j - 1]);
+            if (row[j] + 1 < v) v = row[j] + 1;
+            if (row[j - 1] + 1 < v) v = row[j - 1] + 1;
+            row[j] = v;
+            prev = cur;
+            if (v < low) low = v;
+        }
+        if (low > k) return k + 1;
+    }
+    return row[m] <= k ? row[m] : k + 1;
+}
+
+/* UTF-8 (as written by Python) to code points; returns the count, or -1 for a bad sequence. */
+static Py_ssize_t utf8_decode(const unsigned char *s, Py_ssize_t n, Py_UCS4 *out) {
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        int extra = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
+        if (extra < 0) return -1;
+        Py_UCS4 cp = extra == 0 ? c : extra == 1 ? (c & 0x1f) : extra == 2 ? (c & 0x0f) : (c & 0x07);
+        for (int e = 1; e <= extra; e++) {
+            if (i + e >= n || (s[i + e] & 0xc0) != 0x80) return -1;
+            cp = (cp << 6) | (s[i + e] & 0x3f);
+        }
+        out[k++] = cp;
+        i += extra + 1;
+    }
+    return k;
+}
+
+typedef struct {
+    uint32_t row;
+    int d;
+    double sim;
+} Hit;
+
+static int cmp_hit(const void *a, const void *b) {
+    const Hit *x = a, *y = b;
+    if (x->d != y->d) return x->d - y->d;
+    if (x->sim != y->sim) return x->sim > y->sim ? -1 : 1;
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* fuzzy_search(grams, ptr, post, key_len, key_text, key_text_ptr, key, max_edits, limit) ->
+ * [(row, edits, similarity)] best first (kb/grams.py GramIndex.search), or None when the
+ * count filter cannot apply. */
+static PyObject *scan_fuzzy_search(PyObject *self, PyObject *args) {
+    PyObject *objs[6], *key;
+    int max_edits, limit;
+    if (!PyArg_ParseTuple(args, "OOOOOOUii", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5], &key,
+                          &max_edits, &limit))
+        return NULL;
+    Py_buffer v[6];
+    int got = 0;
+    Grams g;
+    PyObject *result = NULL;
+    uint32_t *cand = NULL;
+    uint64_t *q = NULL;
+    Py_UCS4 *kq = NULL, *other = NULL;
+    int *row = NULL;
+    Hit *hits = NULL;
+    if (grams_from(objs, v, &got, &g) < 0) goto done;
+    if (get_buffer(objs[4], &v[4], 1, "key_text") < 0) goto done;
+    got = 5;
+    if (get_buffer(objs[5], &v[5], 8, "key_text_ptr") < 0) goto done;
+    got = 6;
+    const unsigned char *text = v[4].buf;
+    const int64_t *tptr = v[5].buf;
+    Py_ssize_t text_len = v[4].len;
+    if (v[5].len / 8 != g.n_keys + 1) {
+        PyErr_SetString(PyExc_ValueError, "key texts do not match the trigram index");
+        goto done;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(key);
+    kq = PyMem_Malloc(sizeof(Py_UCS4) * (size_t)(n + 2));
+    q = PyMem_Malloc(sizeof(uint64_t) * (size_t)(n + 1));
+    if (!kq || !q) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    kq[0] = ' ';
+    for (Py_ssize_t i = 0; i < n; i++) kq[i + 1] = PyUnicode_READ_CHAR(key, i);
+    kq[n + 1] = ' ';
+    Py_ssize_t nq = 0;
+    for (Py_ssize_t i = 0; i + 2 < n + 2; i++)
+        q[nq++] = ((uint64_t)kq[i] << 42) | ((uint64_t)kq[i + 1] << 21) | (uint64_t)kq[i + 2];
+    qsort(q, (size_t)nq, sizeof(uint64_t), cmp_u64);
+    Py_ssize_t u = 0;
+    for (Py_ssize_t i = 0; i < nq; i++)
+        if (!u || q[u - 1] != q[i]) q[u++] = q[i];
+    nq = u;
+    if (max_edits < 1 || nq - 3 * (Py_ssize_t)max_edits <= 0) {
+        result = Py_None;
+        Py_INCREF(result);
+        goto done;
+    }
+    long long lo = (long long)n - max_edits, hi = (long long)n + max_edits;
+    if (hi >= 65535) hi = 1LL << 62;
+    Py_ssize_t nc = do_shortlist(&g, q, nq, max_edits, lo, hi, &cand);
+    if (nc < 0) goto done;
+    hits = PyMem_Malloc(sizeof(Hit) * (size_t)(nc ? nc : 1));
+    Py_ssize_t cap = n + max_edits + 8, nh = 0;
+    other = PyMem_Malloc(sizeof(Py_UCS4) * (size_t)cap);
+    row = PyMem_Malloc(sizeof(int) * (size_t)(cap + 1));
+    if (!hits || !other || !row) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const Py_UCS4 *a = kq + 1;
+    for (Py_ssize_t c = 0; c < nc; c++) {
+        uint32_t r = cand[c];
+        int64_t s0 = tptr[r], s1 = tptr[r + 1];
+        if (s0 < 0 || s1 < s0 || s1 > text_len) continue;
+        if (s1 - s0 > cap) {
+            if (s1 - s0 > 4 * (n + max_edits) + 4) continue;  /* too many bytes to be within max_edits */
+            cap = (Py_ssize_t)(s1 - s0);
+            Py_UCS4 *o = PyMem_Realloc(other, sizeof(Py_UCS4) * (size_t)cap);
+            int *rw = PyMem_Realloc(row, sizeof(int) * (size_t)(cap + 1));
+            if (o) other = o;
+            if (rw) row = rw;
+            if (!o || !rw) {
+                PyErr_NoMemory();
+                goto done;
+            }
+        }
+        Py_ssize_t m = utf8_decode(text + s0, (Py_ssize_t)(s1 - s0), other);
+        if (m < 0) continue;
+        int d = levenshtein(a, n, other, m, max_edits, row);
+        if (d <= max_edits) {
+            Py_ssize_t longest = n > m ? n : m;
+            hits[nh].row = r;
+            hits[nh].d = d;
+            hits[nh].sim = 1.0 - (double)d / (double)(longest > 1 ? longest : 1);
+            nh++;
+        }
+    }
+    qsort(hits, (size_t)nh, sizeof(Hit), cmp_hit);
+    if (limit >= 0 && nh > limit) nh = limit;
+    result = PyList_New(nh);
+    if (!result) goto done;
+    for (Py_ssize_t i = 0; i < nh; i++) {
+        PyObject *t = Py_BuildValue("(kid)", (unsigned long)hits[i].row, hits[i].d, hits[i].sim);
+        if (!t) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, i, t);
+    }
+done:
+    for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
+    PyMem_Free(cand);
+    PyMem_Free(q);
+    PyMem_Free(kq);
+    PyMem_Free(other);
+    PyMem_Free(row);
+    PyMem_Free(hits);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
+    {"fuzzy_search", scan_fuzzy_search, METH_VARARGS,
+     "fuzzy_search(grams, ptr, post, key_len, key_text, key_text_ptr, key, max_edits, limit) -> [(row, edits, sim)]"},
+    {"shortlist", scan_shortlist, METH_VARARGS,
+     "shortlist(grams, ptr, post, key_len, q, max_edits, lo, hi) -> uint32 rows as bytes, or None"},
     {"doc_text", scan_doc_text, METH_VARARGS, "doc_text(orths, spaces, cache, strings) -> the Doc's text"},
     {"build", scan_build, METH_VARARGS,
      "build(words, keys) -> (word_blob, word_ptr, word_table, edge_keys, edge_vals, node_row) as bytes"},

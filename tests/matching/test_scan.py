@@ -173,3 +173,59 @@ def test_build_refuses_keys_outside_the_vocabulary():
     tables = _scan.build(["a", "b"], ["a", "a b", "b"])
     index = _scan.WordIndex(*[np.frombuffer(t, dtype=d) for t, d in zip(tables, word_index.DTYPES)])
     assert index.word_id("b") == 1 and index.word_id("c") == -1
+
+
+@fuzz_settings(300)
+@example(key="juvenile diabetes", max_edits=2)
+@example(key="hart atack", max_edits=1)
+@given(key=st.one_of(name_variants(NAMES).map(str.lower), st.text("abcdeilmnorst ", min_size=1, max_size=30)),
+       max_edits=st.integers(1, 3))
+def test_the_compiled_shortlist_equals_the_python_one(demo_kb, key, max_edits):
+    grams = demo_kb._grams
+    key = demo_kb.normalize(key) or key
+    assert grams.shortlist(key, max_edits).tolist() == grams.shortlist(key, max_edits, compiled=False).tolist()
+
+
+def test_the_compiled_shortlist_equals_the_python_one_with_long_lists(tmp_path):
+    """Many keys sharing trigrams, so that the count filter runs (more than 64 candidates)."""
+    stems = ["cardio", "hepato", "nephro", "neuro", "myelo"]
+    records = [EntityRecord(id=f"X:{i}", name=f"{stems[i % 5]}pathy type {i} {stems[(i * 7) % 5]}toxic", line=i + 1)
+               for i in range(600)]
+    kb = KnowledgeBase.build(records, tmp_path / "kb")
+    queries = [f"{stems[i % 5]}pathy typ {i} {stems[(i * 3) % 5]}toxik" for i in range(0, 600, 7)]
+    queries += ["cardiopathy type 12 nephrotoxic", "neuropathy", "pathy type", "type 1 2 3 4 5 6 7"]
+    for key in queries:
+        for d in (1, 2, 3):
+            fast = kb._grams.shortlist(kb.normalize(key), d)
+            assert fast.tolist() == kb._grams.shortlist(kb.normalize(key), d, compiled=False).tolist()
+    assert max(len(kb._grams.shortlist(kb.normalize(q), 3, compiled=False)) for q in queries) > 64
+
+
+@fuzz_settings(200)
+@example(key="juvenile diabetis", max_edits=2, limit=10)
+@example(key="hart atack", max_edits=1, limit=10)
+@example(key="tocopherol alpha", max_edits=3, limit=1)
+@given(key=st.one_of(name_variants(NAMES), st.text(ANY_CHAR, min_size=1, max_size=20),
+                     st.text("abcdeilmnorst éα", min_size=1, max_size=30)),
+       max_edits=st.integers(1, 3), limit=st.integers(1, 30))
+def test_the_compiled_fuzzy_search_equals_the_python_one(demo_kb, key, max_edits, limit):
+    grams = demo_kb._grams
+    assert grams.key_text is not None
+    key = demo_kb.normalize(key) or key
+    fast = grams.search(key, max_edits, demo_kb._keys, limit)
+    assert fast == grams.search(key, max_edits, demo_kb._keys, limit, compiled=False)
+    for row, edits, sim in fast:
+        assert isinstance(row, int) and isinstance(edits, int) and isinstance(sim, float)
+
+
+def test_the_compiled_fuzzy_search_on_many_similar_keys(tmp_path):
+    stems = ["cardio", "hepato", "nephro", "neuro", "myelo", "ëncephalo"]
+    records = [EntityRecord(id=f"X:{i}", name=f"{stems[i % 6]}pathy type {i} {stems[(i * 7) % 6]}toxic", line=i + 1)
+               for i in range(600)]
+    kb = KnowledgeBase.build(records, tmp_path / "kb")
+    for i in range(0, 600, 5):
+        key = kb.normalize(f"{stems[i % 6]}pathy typ {i} {stems[(i * 3) % 6]}toxik")
+        for d in (1, 2, 3):
+            fast = kb._grams.search(key, d, kb._keys, 50)
+            assert fast == kb._grams.search(key, d, kb._keys, 50, compiled=False)
+    assert kb._grams.search(kb.normalize("cardiopathy typ 12 cardiotoxic"), 3, kb._keys, 5)
