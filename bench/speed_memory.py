@@ -312,8 +312,30 @@ def worker_entlink(a: Dict[str, Any]) -> Dict[str, Any]:
         "docs": len(docs), "words": words, "seconds": secs, "words_per_s": words / secs,
         "cpu_seconds": cpu, "words_per_cpu_s": words / cpu,
         "ents": sum(len(d.ents) for d in docs), "candidates": sum(len(d.spans[comp.cfg["spans_key"]]) for d in docs),
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": _peak_rss_mb(), "output_sha256": _digest(docs, comp.cfg["spans_key"]),
+        "compiled": _compiled_paths(kb),
     }
+
+
+def _digest(docs, key: str) -> str:
+    """SHA-256 of everything the component wrote: entities with KB ids, candidate spans with
+    their scores, sources and candidates."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for doc in docs:
+        h.update(repr([(e.start_char, e.end_char, e.label_, e.kb_id_) for e in doc.ents]).encode())
+        h.update(repr([(s.start_char, s.end_char, s.label_, s.kb_id_, round(s._.entlink_score, 9),
+                        s._.entlink_source, tuple(s._.entlink_candidates)) for s in doc.spans[key]]).encode())
+    return h.hexdigest()
+
+
+def _compiled_paths(kb) -> Dict[str, bool]:
+    grams = kb._grams
+    from spacy_entlink.kb import grams as grams_module
+
+    return {"exact": kb.word_index is not None,
+            "fuzzy": grams is not None and grams.key_text is not None and grams_module._scan is not None}
 
 
 def worker_phrasematcher(a: Dict[str, Any]) -> Dict[str, Any]:
@@ -408,10 +430,11 @@ WORKERS = {
 # ----------------------------------------------------------------------------------------
 # driver
 # ----------------------------------------------------------------------------------------
-def run_worker(kind: str, args: Dict[str, Any], timeout: Optional[float] = None) -> Dict[str, Any]:
+def run_worker(kind: str, args: Dict[str, Any], timeout: Optional[float] = None, pure_python: bool = False) -> Dict[str, Any]:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, "--worker-args", json.dumps(args)]
+    env = {**os.environ, "SPACY_ENTLINK_PURE_PYTHON": "1" if pure_python else ""}
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
@@ -438,13 +461,21 @@ def bench_dictionary(label: str, prep: Dict[str, Any], opts: argparse.Namespace,
     _log(f"{label}: {p['n_entities']:,} entities, {p['n_alias_keys']:,} alias keys, "
          f"built in {p['build_s']:.1f} s, {p['kb_mb']:.0f} MB")
     res["baseline_rss"] = run_worker("baseline_rss", base)
-    res["entlink"] = {}
+    res["entlink"], res["entlink_python"] = {}, {}
     for cfg in ENTLINK_CONFIGS:
-        max_docs = None if cfg == "exact" else opts.fuzzy_docs
-        r = run_worker("entlink", {**base, "config": cfg, "warmup": opts.warmup, "max_docs": max_docs})
-        res["entlink"][cfg] = r
-        _log(f"{label}: entlink {cfg}: {r['words_per_s']:,.0f} words/s over {r['words']:,} words, "
-             f"load {r['load_s'] * 1000:.0f} ms, peak RSS {r['peak_rss_mb']:.0f} MB")
+        for pure, store in ((False, res["entlink"]), (True, res["entlink_python"])):
+            max_docs = None if cfg == "exact" else (opts.python_fuzzy_docs if pure else opts.fuzzy_docs)
+            r = run_worker("entlink", {**base, "config": cfg, "warmup": opts.warmup, "max_docs": max_docs},
+                           pure_python=pure)
+            store[cfg] = r
+            _log(f"{label}: entlink {cfg}{' (pure Python)' if pure else ''}: {r['words_per_s']:,.0f} words/s over "
+                 f"{r['words']:,} words, load {r['load_s'] * 1000:.0f} ms, peak RSS {r['peak_rss_mb']:.0f} MB")
+        if res["entlink"][cfg]["docs"] != res["entlink_python"][cfg]["docs"]:  # compare the same documents
+            r = run_worker("entlink", {**base, "config": cfg, "warmup": opts.warmup,
+                                       "max_docs": res["entlink_python"][cfg]["docs"]})
+            res["entlink"][cfg]["same_docs_sha256"] = r["output_sha256"]
+        else:
+            res["entlink"][cfg]["same_docs_sha256"] = res["entlink"][cfg]["output_sha256"]
     r = run_worker("phrasematcher", {**base, "warmup": opts.warmup, "max_docs": None})
     res["phrasematcher"] = r
     _log(f"{label}: PhraseMatcher: built in {r['build_s']:.1f} s, {r['words_per_s']:,.0f} words/s, "
@@ -501,17 +532,29 @@ def tables(results: Dict[str, Any]) -> str:
     for name, get in rows:
         out.append(f"| {name} | " + " | ".join(get(d) for d in dicts) + " |")
     out.append("")
-    out.append("| dictionary | matcher | docs | words | words/s (wall) | words/s (CPU) | peak RSS (MB) | entities found |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    out.append("| dictionary | matcher | docs | words | words/s (wall) | words/s (CPU) | x PhraseMatcher (CPU) | "
+               "peak RSS (MB) | entities found | output = pure-Python path |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for d in dicts:
+        pm = d["phrasematcher"]["words_per_cpu_s"]
         out.append(f"| {d['label']} | Python + spaCy + docs only (floor) | {d['baseline_rss']['docs']} | "
-                   f"{d['baseline_rss']['words']:,} | | | {_f(d['baseline_rss']['peak_rss_mb'], 0)} | |")
+                   f"{d['baseline_rss']['words']:,} | | | | {_f(d['baseline_rss']['peak_rss_mb'], 0)} | | |")
         for cfg, r in d["entlink"].items():
+            py = d.get("entlink_python", {}).get(cfg)
+            same = ""
+            if py is not None:
+                same = f"{'yes' if r.get('same_docs_sha256') == py['output_sha256'] else 'NO'} ({py['docs']} docs)"
             out.append(f"| {d['label']} | entlink_dictionary {cfg} | {r['docs']} | {r['words']:,} | "
-                       f"{_f(r['words_per_s'], 0)} | {_f(r['words_per_cpu_s'], 0)} | {_f(r['peak_rss_mb'], 0)} | {r['ents']:,} |")
+                       f"{_f(r['words_per_s'], 0)} | {_f(r['words_per_cpu_s'], 0)} | {_f(r['words_per_cpu_s'] / pm, 2)} | "
+                       f"{_f(r['peak_rss_mb'], 0)} | {r['ents']:,} | {same} |")
+        for cfg, r in d.get("entlink_python", {}).items():
+            out.append(f"| {d['label']} | entlink_dictionary {cfg}, pure Python (`SPACY_ENTLINK_PURE_PYTHON=1`) | "
+                       f"{r['docs']} | {r['words']:,} | {_f(r['words_per_s'], 0)} | {_f(r['words_per_cpu_s'], 0)} | "
+                       f"{_f(r['words_per_cpu_s'] / pm, 2)} | {_f(r['peak_rss_mb'], 0)} | {r['ents']:,} | |")
         r = d["phrasematcher"]
         out.append(f"| {d['label']} | PhraseMatcher(LOWER) + filter_spans | {r['docs']} | {r['words']:,} | "
-                   f"{_f(r['words_per_s'], 0)} | {_f(r['words_per_cpu_s'], 0)} | {_f(r['peak_rss_mb'], 0)} | {r['ents']:,} |")
+                   f"{_f(r['words_per_s'], 0)} | {_f(r['words_per_cpu_s'], 0)} | 1.00 | {_f(r['peak_rss_mb'], 0)} | "
+                   f"{r['ents']:,} | |")
     out.append("")
     out.append("| dictionary | queries | `kb.fuzzy_search(q, 2)` q/s | rapidfuzz `extractOne` q/s | speed-up | "
                "queries with a hit | same best distance | rapidfuzz's choice among ours | full sets equal |")
@@ -536,7 +579,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--only", choices=("medic", "synthetic"), help="benchmark one dictionary only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--warmup", type=int, default=5, help="docs annotated before timing (not timed)")
-    ap.add_argument("--fuzzy-docs", type=int, default=100, help="docs timed for the fuzzy configurations")
+    ap.add_argument("--fuzzy-docs", type=int, default=495, help="docs timed for the fuzzy configurations")
+    ap.add_argument("--python-fuzzy-docs", type=int, default=100,
+                    help="docs timed for the fuzzy configurations on the pure-Python path (the reference)")
     ap.add_argument("--fuzzy-queries", type=int, default=200, help="queries for fuzzy_search vs rapidfuzz")
     ap.add_argument("--set-check", type=int, default=50, help="queries whose full result sets are compared")
     ap.add_argument("--insert-per-doc", type=int, default=5, help="synthetic names inserted per text")

@@ -17,10 +17,9 @@ from rapidfuzz.distance import Levenshtein
 
 _SHIFT = np.uint64(21)
 
-try:
-    from ..matching import _scan
-except ImportError:  # pragma: no cover - the extension is built by `pip install`
-    _scan = None
+from ..matching.native import extension
+
+_scan = extension()
 
 
 def _codes(padded: str) -> np.ndarray:

@@ -26,10 +26,9 @@ DTYPES = (np.uint8, np.int64, np.int32, np.uint64, np.int32, np.int32)
 
 logger = logging.getLogger("spacy_entlink.kb")
 
-try:
-    from ..matching import _scan
-except ImportError:  # pragma: no cover - the extension is built by `pip install`
-    _scan = None
+from ..matching.native import extension
+
+_scan = extension()
 
 
 def available() -> bool:

@@ -8,9 +8,13 @@ characters contain SF's characters in order, SF's first character starting a wor
 from dataclasses import dataclass
 from typing import List, Optional
 
+import numpy as np
+from spacy.attrs import ORTH
+from spacy.strings import hash_string
 from spacy.tokens import Doc, Span
 
 _OPEN = {"(": ")", "[": "]"}
+_OPEN_ORTHS = np.array([hash_string(b) for b in _OPEN], dtype=np.uint64)
 
 
 @dataclass(frozen=True)
@@ -47,25 +51,28 @@ def find_abbreviations(doc: Doc, max_inner_tokens: int = 4) -> List[Abbreviation
     """All "long form (short form)" definitions of a document."""
     out: List[Abbreviation] = []
     n = len(doc)
-    i = 0
-    while i < n:
-        tok = doc[i]
-        close = _OPEN.get(tok.text)
-        if close is None or i == 0:
-            i += 1
+    if n == 0:
+        return out
+    # Only an opening bracket token can start a definition: find those in the ORTH array
+    # rather than making a Token object of every word.
+    opens = np.flatnonzero(np.isin(doc.to_array(ORTH), _OPEN_ORTHS)).tolist()
+    resume = 0  # the first token the scan may look at next
+    for i in opens:
+        if i < resume or i == 0:
             continue
+        close = _OPEN[doc[i].text]
         j = i + 1
         while j < n and j - i <= max_inner_tokens and doc[j].text != close and doc[j].text not in _OPEN:
             j += 1
         if j >= n or doc[j].text != close or j == i + 1:
-            i += 1  # no closing bracket near, or another one opens first: look on from the next token
+            resume = i + 1  # no closing bracket near, or another one opens first: look on from the next token
             continue
         inner = doc[i + 1 : j]
         # "(SF; other text)" or "(SF, ...)" keeps the part before the separator.
         cut = next((k for k, t in enumerate(inner) if t.text in (";", ",")), len(inner))
         sf = inner[:cut]
         if len(sf) == 0 or not _is_short_form(sf.text):
-            i = j + 1
+            resume = j + 1
             continue
         n_words = min(len(sf.text) + 5, 2 * len(sf.text))
         # Long-form window: up to n_words tokens back, not crossing a sentence start or ")".
@@ -75,7 +82,7 @@ def find_abbreviations(doc: Doc, max_inner_tokens: int = 4) -> List[Abbreviation
         ):
             k -= 1
         if k == i:
-            i = j + 1
+            resume = j + 1
             continue
         window = doc[k:i]
         long_text = window.text
@@ -88,5 +95,5 @@ def find_abbreviations(doc: Doc, max_inner_tokens: int = 4) -> List[Abbreviation
                 and sf.text.lower() not in long_span.text.lower().split()
             ):
                 out.append(Abbreviation(sf, long_span))
-        i = j + 1
+        resume = j + 1
     return out

@@ -6,7 +6,7 @@ Matching walks words, not spaCy tokens, so it does not depend on how the tokeniz
 
 import re
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from ..kb import KnowledgeBase
 from ..kb.word_index import scan_text
@@ -56,18 +56,19 @@ class ExactMatcher:
         self.kb = kb
         self.max_words = max_words
 
-    def scan(self, text: str) -> Tuple[NormalizedText, Sequence[bool], List[Match]]:
-        """Normalise `text`, find its word breaks and its exact matches: in compiled code over
-        the KB's word index where it has one, else `normalize` + `word_breaks` + `__call__`
-        (the same result; the compiled text has word offsets only, no character maps)."""
+    def scan(self, text: str) -> Tuple[NormalizedText, Sequence[bool], List[Match], Optional[List[bool]]]:
+        """Normalise `text`, find its word breaks, its exact matches and (compiled only) which
+        words are KB words: in compiled code over the KB's word index where it has one, else
+        `normalize` + `word_breaks` + `__call__` (the same result; the compiled text has word
+        offsets only, no character maps)."""
         kb = self.kb
         if kb.word_index is None:
             norm = kb.normalizer.normalize(text)
             breaks = word_breaks(norm)
-            return norm, breaks, self(norm, breaks)
-        words, starts, ends, breaks, _, found = scan_text(kb.word_index, kb.normalizer, text, self.max_words)
+            return norm, breaks, self(norm, breaks), None
+        words, starts, ends, breaks, ids, found = scan_text(kb.word_index, kb.normalizer, text, self.max_words)
         norm = NormalizedText(text, " ".join(words), words, starts, ends)
-        return norm, breaks, [Match(i, j, row, 1.0, "exact") for i, j, row in found]
+        return norm, breaks, [Match(i, j, row, 1.0, "exact") for i, j, row in found], [i >= 0 for i in ids]
 
     def __call__(self, norm: NormalizedText, breaks: Sequence[bool]) -> List[Match]:
         kb = self.kb

@@ -15,6 +15,7 @@ false positives of fuzzy dictionary matching:
 - a key that only adds or drops a suffix ("relapse"/"relapsed") is not a match.
 """
 
+from bisect import bisect_right
 from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ..kb import KnowledgeBase
@@ -44,6 +45,7 @@ class FuzzyMatcher:
         self.stop_words = stop_words
         self._cache: Dict[str, Optional[Tuple[int, float]]] = {}
         self._near: Dict[str, bool] = {}
+        self._stop: Dict[str, bool] = {}
         self._cache_size = cache_size
 
     @property
@@ -51,7 +53,7 @@ class FuzzyMatcher:
         return self.edit_lengths[0] if self.edit_lengths else 10**9
 
     def max_edits(self, length: int) -> int:
-        return sum(1 for t in self.edit_lengths if length >= t)
+        return bisect_right(self.edit_lengths, length)  # how many thresholds `length` reaches
 
     def _fixable(self, word: str) -> bool:
         """Could an edit make this non-KB word a KB word? (exact for one edit; words long
@@ -102,13 +104,28 @@ class FuzzyMatcher:
                 break
         return out
 
-    def __call__(self, norm: NormalizedText, breaks: Sequence[bool], exact: Iterable[Match]) -> List[Match]:
+    def _is_stop(self, word: str) -> bool:
+        """A stop word, or a word without a letter (never the start or end of a fuzzy match)."""
+        hit = self._stop.get(word)
+        if hit is None:
+            hit = word in self.stop_words or not any(c.isalpha() for c in word)
+            if len(self._stop) >= self._cache_size:
+                self._stop.clear()
+            self._stop[word] = hit
+        return hit
+
+    def __call__(self, norm: NormalizedText, breaks: Sequence[bool], exact: Iterable[Match],
+                 in_vocab: Optional[Sequence[bool]] = None) -> List[Match]:
+        """Fuzzy matches of `norm`'s word spans; `in_vocab` (whether each word is a KB word)
+        when the caller already knows it."""
         words = norm.words
         n = len(words)
         covered: Set[Tuple[int, int]] = {(m.start, m.end) for m in exact}
-        in_vocab = [self.kb.has_word(w) for w in words]
+        if in_vocab is None:
+            in_vocab = [self.kb.has_word(w) for w in words]
         fixable = [v or self._fixable(w) for v, w in zip(in_vocab, words)]
-        stop = [w in self.stop_words or not any(c.isalpha() for c in w) for w in words]
+        is_stop = self._is_stop
+        stop = [is_stop(w) for w in words]
         out: List[Match] = []
         min_len = self.min_length
         for i in range(n):

@@ -242,11 +242,11 @@ class DictionaryMatcher(Pipe):
 
     def _dictionary_spans(self, doc: Doc, with_keys: bool = False):
         kb = self._require_kb()
-        norm, breaks, matches = self._exact.scan(doc_text(doc))
+        norm, breaks, matches, in_vocab = self._exact.scan(doc_text(doc))
         if not norm.words:
             return []
         if self._fuzzy is not None:
-            matches = matches + self._fuzzy(norm, breaks, matches)
+            matches = matches + self._fuzzy(norm, breaks, matches, in_vocab)
         out = []
         mode = self.cfg["alignment_mode"]
         seen: Dict[int, Tuple[List[str], str]] = {}  # alias row -> (ids, label), per doc

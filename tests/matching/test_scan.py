@@ -133,7 +133,7 @@ def test_the_index_survives_to_disk_and_an_old_kb_falls_back(demo_kb, tmp_path):
     (tmp_path / "copy" / "meta.json").write_text(json.dumps(meta))
     old = KnowledgeBase.from_disk(tmp_path / "copy")
     assert old.word_index is None
-    norm, breaks, found = ExactMatcher(old).scan(text)
+    norm, breaks, found, _ = ExactMatcher(old).scan(text)
     assert [(m.start, m.end, m.alias_row) for m in found] == compiled(demo_kb, text)[-1] != []
 
 
