@@ -280,16 +280,25 @@ def worker_baseline_rss(a: Dict[str, Any]) -> Dict[str, Any]:
     return {"peak_rss_mb": _peak_rss_mb(), "words": words, "docs": len(docs)}
 
 
-def _time_annotation(nlp, a: Dict[str, Any], annotate) -> Tuple[List, int, float, float]:
-    """Warm up on a["warmup"] docs, then time `annotate` over the rest: (docs, words, wall s, CPU s)."""
-    warm, _ = _docs(nlp, a["texts"], 0, a["warmup"])
-    for doc in warm:
-        annotate(doc)
-    docs, words = _docs(nlp, a["texts"], a["warmup"], a.get("max_docs"))
-    t0, c0 = time.perf_counter(), time.process_time()
-    for doc in docs:
-        annotate(doc)
-    return docs, words, time.perf_counter() - t0, time.process_time() - c0
+def _time_annotation(nlp, a: Dict[str, Any], make_annotate) -> Tuple[List, int, float, float]:
+    """Time `make_annotate()` over the documents, a["repeats"] times, each pass with a new
+    annotator (no cache carried over from an earlier pass over the same texts) warmed up on
+    the first a["warmup"] docs and fresh Docs: (docs, words, wall s, CPU s) of the fastest
+    pass (the machine is shared; the fastest pass is the least disturbed one)."""
+    best = None
+    for _ in range(max(1, a.get("repeats", 1))):
+        annotate = make_annotate()
+        warm, _ = _docs(nlp, a["texts"], 0, a["warmup"])
+        for doc in warm:
+            annotate(doc)
+        docs, words = _docs(nlp, a["texts"], a["warmup"], a.get("max_docs"))
+        t0, c0 = time.perf_counter(), time.process_time()
+        for doc in docs:
+            annotate(doc)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        if best is None or wall < best[2]:
+            best = (docs, words, wall, cpu)
+    return best
 
 
 def worker_entlink(a: Dict[str, Any]) -> Dict[str, Any]:
@@ -302,11 +311,20 @@ def worker_entlink(a: Dict[str, Any]) -> Dict[str, Any]:
     load_s = time.perf_counter() - t0
     rss_loaded = _rss_now_mb()
     nlp = spacy.blank("en")
-    t0 = time.perf_counter()
-    comp = nlp.add_pipe("entlink_dictionary", config={**ENTLINK_CONFIGS[a["config"]], "fusion": "dictionary_only"})
-    comp.set_kb(kb)
-    setup_s = time.perf_counter() - t0
-    docs, words, secs, cpu = _time_annotation(nlp, a, comp)
+    setups: List[float] = []
+
+    def make_component():
+        t0 = time.perf_counter()
+        if "entlink_dictionary" in nlp.pipe_names:
+            nlp.remove_pipe("entlink_dictionary")
+        comp = nlp.add_pipe("entlink_dictionary", config={**ENTLINK_CONFIGS[a["config"]], "fusion": "dictionary_only"})
+        comp.set_kb(kb)
+        setups.append(time.perf_counter() - t0)
+        return comp
+
+    docs, words, secs, cpu = _time_annotation(nlp, a, make_component)
+    comp = nlp.get_pipe("entlink_dictionary")
+    setup_s = setups[0]
     return {
         "load_s": load_s, "setup_s": setup_s, "rss_before_load_mb": rss0, "rss_after_load_mb": rss_loaded,
         "docs": len(docs), "words": words, "seconds": secs, "words_per_s": words / secs,
@@ -365,7 +383,7 @@ def worker_phrasematcher(a: Dict[str, Any]) -> Dict[str, Any]:
         doc.ents = filter_spans(spans)
         return doc
 
-    docs, words, secs, cpu = _time_annotation(nlp, a, annotate)
+    docs, words, secs, cpu = _time_annotation(nlp, a, lambda: annotate)
     return {
         "build_s": build_s, "patterns": len(names), "rss_before_build_mb": rss0, "rss_after_build_mb": rss_built,
         "docs": len(docs), "words": words, "seconds": secs, "words_per_s": words / secs,
@@ -453,7 +471,8 @@ def _log(msg: str) -> None:
 
 def bench_dictionary(label: str, prep: Dict[str, Any], opts: argparse.Namespace, work: Path) -> Dict[str, Any]:
     base = {"kb": str(work / f"kb_{label}"), "texts": str(work / f"texts_{label}.json"),
-            "surfaces": str(work / f"surfaces_{label}.txt"), "corpus": opts.corpus, "seed": opts.seed}
+            "surfaces": str(work / f"surfaces_{label}.txt"), "corpus": opts.corpus, "seed": opts.seed,
+            "repeats": opts.repeats}
     res: Dict[str, Any] = {"dictionary": label}
     _log(f"{label}: reading/generating records and building the KB")
     res["prepare"] = run_worker("prepare", {**base, **prep})
@@ -579,6 +598,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--only", choices=("medic", "synthetic"), help="benchmark one dictionary only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--warmup", type=int, default=5, help="docs annotated before timing (not timed)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed passes over the documents; the fastest counts")
     ap.add_argument("--fuzzy-docs", type=int, default=495, help="docs timed for the fuzzy configurations")
     ap.add_argument("--python-fuzzy-docs", type=int, default=100,
                     help="docs timed for the fuzzy configurations on the pure-Python path (the reference)")
