@@ -20,7 +20,7 @@ span's character offsets as spaCy does for every span extension:
   the mass, if any, is NIL).
 """
 
-from typing import Iterable, List, NamedTuple, Union
+from typing import Iterable, List, NamedTuple, Optional, Union
 
 from spacy.tokens import Doc, Span
 
@@ -114,3 +114,35 @@ def install_extensions() -> None:
 
 
 install_extensions()
+
+
+_DIRECT_KEYS: Optional[bool] = None
+
+
+def _keys_are_spacys() -> bool:
+    """Whether spaCy keys a span's extension values as ("._.", name, start_char, end_char) in
+    `doc.user_data` (checked once, on a tiny Doc, so a spaCy that changes it gets `span._`)."""
+    global _DIRECT_KEYS
+    if _DIRECT_KEYS is None:
+        from spacy.vocab import Vocab
+
+        install_extensions()
+        doc = Doc(Vocab(), words=["ab", "c"])
+        doc[0:2]._.entlink_score = 0.5
+        _DIRECT_KEYS = list(doc.user_data) == [("._.", "entlink_score", 0, 4)]
+    return _DIRECT_KEYS
+
+
+def set_span_values(span: Span, start_char: int, end_char: int, score: float, source: str,
+                    candidates: List[str]) -> None:
+    """`span._.entlink_score/source/candidates = …` for the span of `start_char:end_char`,
+    written straight into `doc.user_data` where spaCy's own keys allow (`span._` costs a
+    Token object per boundary and a Python call per value)."""
+    if _keys_are_spacys():
+        data = span.doc.user_data
+        data[("._.", "entlink_score", start_char, end_char)] = score
+        data[("._.", "entlink_source", start_char, end_char)] = source
+        data[("._.", "entlink_candidates", start_char, end_char)] = candidates
+    else:  # pragma: no cover - a spaCy that keys extensions otherwise
+        ext = span._
+        ext.entlink_score, ext.entlink_source, ext.entlink_candidates = score, source, candidates

@@ -14,7 +14,7 @@ earlier version, or where the extension could not be compiled) is matched by the
 
 import logging
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, List, Sequence, Tuple
 
 import numpy as np
 
@@ -65,16 +65,22 @@ _TOKEN_TEXTS: dict = {}  # orth -> text; an orth is a hash of the text, so this 
 _TOKEN_TEXTS_MAX = 1 << 20
 
 
-def doc_text(doc) -> str:
-    """`doc.text`, joined in compiled code from the Doc's ORTH and SPACY arrays (spaCy's own
-    `doc.text` builds a Token object per token, which costs as much as matching the text)."""
+def doc_layout(doc) -> Tuple[str, List[int], List[int]]:
+    """`doc.text` and the start and end character of every token, in compiled code from the
+    Doc's ORTH and SPACY arrays (spaCy's own `doc.text` and `token.idx` build a Token object
+    per token, which costs as much as matching the text)."""
     if _scan is None:
-        return doc.text
+        return doc.text, [t.idx for t in doc], [t.idx + len(t.text) for t in doc]
     from spacy.attrs import ORTH, SPACY
 
     if len(_TOKEN_TEXTS) > _TOKEN_TEXTS_MAX:
         _TOKEN_TEXTS.clear()
-    return _scan.doc_text(doc.to_array(ORTH), doc.to_array(SPACY), _TOKEN_TEXTS, doc.vocab.strings)
+    return _scan.doc_layout(doc.to_array([ORTH, SPACY]), _TOKEN_TEXTS, doc.vocab.strings)
+
+
+def doc_text(doc) -> str:
+    """`doc.text` (see `doc_layout`)."""
+    return doc_layout(doc)[0]
 
 
 def scan_text(index, normalizer, text: str, max_words: int):

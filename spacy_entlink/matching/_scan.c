@@ -596,59 +596,74 @@ static PyTypeObject WordIndexType = {
     .tp_new = PyType_GenericNew,
 };
 
-/* doc_text(orths, spaces, cache, strings): "".join(token.text_with_ws) of a Doc from its
- * ORTH and SPACY arrays (uint64), the token texts looked up in `cache` (orth -> str) and, on a
- * miss, in `strings` (the vocab's StringStore), which fills the cache. */
-static PyObject *scan_doc_text(PyObject *self, PyObject *args) {
-    PyObject *orths_obj, *spaces_obj, *cache, *strings;
-    if (!PyArg_ParseTuple(args, "OOO!O", &orths_obj, &spaces_obj, &PyDict_Type, &cache, &strings)) return NULL;
-    Py_buffer ob, sb;
-    if (PyObject_GetBuffer(orths_obj, &ob, PyBUF_C_CONTIGUOUS) < 0) return NULL;
-    if (PyObject_GetBuffer(spaces_obj, &sb, PyBUF_C_CONTIGUOUS) < 0) {
-        PyBuffer_Release(&ob);
-        return NULL;
-    }
-    PyObject *result = NULL, *pieces = NULL, *space = NULL, *empty = NULL;
-    Py_ssize_t n = ob.len / 8;
-    if (ob.len % 8 || sb.len != ob.len) {
-        PyErr_SetString(PyExc_ValueError, "doc_text: orths and spaces must be uint64 arrays of one length");
+/* doc_layout(orth_spacy, cache, strings): (text, token starts, token ends) of a Doc from its
+ * (n, 2) uint64 array of ORTH and SPACY: the text is "".join(token.text_with_ws); token texts
+ * come from `cache` (orth -> str) or, on a miss, from `strings` (the vocab's StringStore),
+ * which fills the cache. */
+static PyObject *scan_doc_layout(PyObject *self, PyObject *args) {
+    PyObject *array, *cache, *strings;
+    if (!PyArg_ParseTuple(args, "OO!O", &array, &PyDict_Type, &cache, &strings)) return NULL;
+    Py_buffer b;
+    if (PyObject_GetBuffer(array, &b, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    PyObject *result = NULL, *pieces = NULL, *space = NULL, *empty = NULL, *starts = NULL, *ends_ = NULL,
+             *text = NULL;
+    Py_ssize_t n = b.len / 16, offset = 0;
+    if (b.len % 16) {
+        PyErr_SetString(PyExc_ValueError, "doc_layout: expected an (n, 2) uint64 array of ORTH and SPACY");
         goto done;
     }
-    const uint64_t *O = ob.buf, *S = sb.buf;
+    const uint64_t *A = b.buf;
     pieces = PyList_New(0);
+    starts = PyList_New(n);
+    ends_ = PyList_New(n);
     space = PyUnicode_FromString(" ");
     empty = PyUnicode_FromString("");
-    if (!pieces || !space || !empty) goto done;
+    if (!pieces || !starts || !ends_ || !space || !empty) goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *key = PyLong_FromUnsignedLongLong(O[i]);
+        PyObject *key = PyLong_FromUnsignedLongLong(A[2 * i]);
         if (!key) goto done;
-        PyObject *text = PyDict_GetItemWithError(cache, key);
-        if (text) {
-            Py_INCREF(text);
+        PyObject *tok = PyDict_GetItemWithError(cache, key);
+        if (tok) {
+            Py_INCREF(tok);
         } else if (PyErr_Occurred()) {
             Py_DECREF(key);
             goto done;
         } else {
-            text = PyObject_GetItem(strings, key);
-            if (!text || !PyUnicode_Check(text) || PyDict_SetItem(cache, key, text) < 0) {
-                if (text && !PyUnicode_Check(text)) PyErr_SetString(PyExc_TypeError, "doc_text: a token text is not a str");
-                Py_XDECREF(text);
+            tok = PyObject_GetItem(strings, key);
+            if (!tok || !PyUnicode_Check(tok) || PyDict_SetItem(cache, key, tok) < 0) {
+                if (tok && !PyUnicode_Check(tok)) PyErr_SetString(PyExc_TypeError, "doc_layout: a token text is not a str");
+                Py_XDECREF(tok);
                 Py_DECREF(key);
                 goto done;
             }
         }
         Py_DECREF(key);
-        int err = PyList_Append(pieces, text);
-        Py_DECREF(text);
-        if (err < 0 || (S[i] && PyList_Append(pieces, space) < 0)) goto done;
+        Py_ssize_t len = PyUnicode_GET_LENGTH(tok);
+        PyObject *s0 = PyLong_FromSsize_t(offset), *s1 = PyLong_FromSsize_t(offset + len);
+        if (!s0 || !s1) {
+            Py_XDECREF(s0);
+            Py_XDECREF(s1);
+            Py_DECREF(tok);
+            goto done;
+        }
+        PyList_SET_ITEM(starts, i, s0);
+        PyList_SET_ITEM(ends_, i, s1);
+        offset += len + (A[2 * i + 1] ? 1 : 0);
+        int err = PyList_Append(pieces, tok);
+        Py_DECREF(tok);
+        if (err < 0 || (A[2 * i + 1] && PyList_Append(pieces, space) < 0)) goto done;
     }
-    result = PyUnicode_Join(empty, pieces);
+    text = PyUnicode_Join(empty, pieces);
+    if (!text) goto done;
+    result = PyTuple_Pack(3, text, starts, ends_);
 done:
+    Py_XDECREF(text);
     Py_XDECREF(pieces);
+    Py_XDECREF(starts);
+    Py_XDECREF(ends_);
     Py_XDECREF(space);
     Py_XDECREF(empty);
-    PyBuffer_Release(&ob);
-    PyBuffer_Release(&sb);
+    PyBuffer_Release(&b);
     return result;
 }
 
@@ -1066,7 +1081,8 @@ static PyMethodDef module_methods[] = {
      "fuzzy_search(grams, ptr, post, key_len, key_text, key_text_ptr, key, max_edits, limit) -> [(row, edits, sim)]"},
     {"shortlist", scan_shortlist, METH_VARARGS,
      "shortlist(grams, ptr, post, key_len, q, max_edits, lo, hi) -> uint32 rows as bytes, or None"},
-    {"doc_text", scan_doc_text, METH_VARARGS, "doc_text(orths, spaces, cache, strings) -> the Doc's text"},
+    {"doc_layout", scan_doc_layout, METH_VARARGS,
+     "doc_layout(orth_spacy, cache, strings) -> (text, token starts, token ends)"},
     {"build", scan_build, METH_VARARGS,
      "build(words, keys) -> (word_blob, word_ptr, word_table, edge_keys, edge_vals, node_row) as bytes"},
     {NULL, NULL, 0, NULL},

@@ -2,6 +2,7 @@
 
 import shutil
 import weakref
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
@@ -15,11 +16,11 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 
 from ..errors import ConfigError, EntlinkError, check_choice
-from ..extensions import install_extensions
+from ..extensions import install_extensions, set_span_values
 from ..files import atomic_folder, unpack_files
 from ..kb import KnowledgeBase
 from ..kb.registry import KBSource, resolve_kb
-from ..kb.word_index import doc_text
+from ..kb.word_index import doc_layout
 from ..matching.abbreviations import find_abbreviations
 from ..matching.exact import ExactMatcher
 from ..matching.fusion import FUSION_POLICIES, SpanCandidate, fuse, merge_same_boundaries
@@ -240,15 +241,18 @@ class DictionaryMatcher(Pipe):
                 break
         return ids, label or self.cfg["default_label"]
 
-    def _dictionary_spans(self, doc: Doc, with_keys: bool = False):
+    def _dictionary_spans(self, doc: Doc, with_keys: bool = False,
+                          layout: Optional[Tuple[str, List[int], List[int]]] = None):
         kb = self._require_kb()
-        norm, breaks, matches, in_vocab = self._exact.scan(doc_text(doc))
+        text, starts, _ = layout or doc_layout(doc)
+        norm, breaks, matches, in_vocab = self._exact.scan(text)
         if not norm.words:
             return []
         if self._fuzzy is not None:
             matches = matches + self._fuzzy(norm, breaks, matches, in_vocab)
         out = []
         mode = self.cfg["alignment_mode"]
+        starts = starts if mode == "expand" else None
         seen: Dict[int, Tuple[List[str], str]] = {}  # alias row -> (ids, label), per doc
         for m in matches:
             key = kb.alias_key(m.alias_row) if (self.excluded or with_keys) else ""
@@ -261,10 +265,15 @@ class DictionaryMatcher(Pipe):
             if not ids:
                 continue
             start, end = norm.words_to_original(m.start, m.end - 1)
-            span = doc.char_span(start, end, alignment_mode=mode)
-            if span is None or len(span) == 0:
-                continue
-            cand = SpanCandidate(span.start, span.end, label, m.score, [m.source], list(ids))
+            tokens = expand_to_tokens(text, starts, start, end) if starts is not None else None
+            if tokens is not None:
+                first, last = tokens
+            else:
+                span = doc.char_span(start, end, alignment_mode=mode)
+                if span is None or len(span) == 0:
+                    continue
+                first, last = span.start, span.end
+            cand = SpanCandidate(first, last, label, m.score, [m.source], list(ids))
             out.append((cand, key) if with_keys else cand)
         return out
 
@@ -326,7 +335,8 @@ class DictionaryMatcher(Pipe):
         if len(doc) == 0:
             doc.spans[key] = []
             return doc
-        pool = self._pool_from_spans(doc) if reuse else merge_same_boundaries(self._dictionary_spans(doc))
+        layout = doc_layout(doc)
+        pool = self._pool_from_spans(doc) if reuse else merge_same_boundaries(self._dictionary_spans(doc, layout=layout))
         if self.cfg["abbreviations"]:
             self._abbreviations(doc, pool, ner)
         for e in ner:
@@ -347,12 +357,10 @@ class DictionaryMatcher(Pipe):
             merged = everything[(c.start, c.end)]
             merged.ids, merged.label = list(c.ids), c.label  # disambiguated order, chosen label
         group = []
-        for c in sorted(everything.values(), key=lambda c: (c.start, c.end)):
+        _, starts, ends = layout
+        for c in sorted(everything.values(), key=lambda c: (c.start, c.end)):  # NER and dictionary spans
             span = Span(doc, c.start, c.end, label=c.label, kb_id=c.ids[0] if len(c.ids) == 1 else "")
-            ext = span._  # each `span._` computes the span's character offsets
-            ext.entlink_score = float(c.score)
-            ext.entlink_source = c.source
-            ext.entlink_candidates = list(c.ids)
+            set_span_values(span, starts[c.start], ends[c.end - 1], float(c.score), c.source, list(c.ids))
             group.append(span)
         if policy != "spans_only":
             doc.set_ents(ents, default="outside")
@@ -438,6 +446,15 @@ class DictionaryMatcher(Pipe):
             self.set_kb(KnowledgeBase.from_disk(folder))
             weakref.finalize(self, shutil.rmtree, folder, True)
         return self
+
+
+def expand_to_tokens(text: str, starts: List[int], start: int, end: int) -> Optional[Tuple[int, int]]:
+    """`doc.char_span(start, end, alignment_mode="expand")` as (first token, end token) by
+    bisection over the token starts, when both ends are non-space characters (each then lies
+    inside a token); None otherwise (ask spaCy)."""
+    if not 0 <= start < end <= len(text) or text[start].isspace() or text[end - 1].isspace():
+        return None
+    return bisect_right(starts, start) - 1, bisect_left(starts, end)
 
 
 def _occurrences(doc: Doc, short: str) -> List[Tuple[int, int]]:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from spacy_entlink.errors import KBFormatError
 from spacy_entlink.kb import EntityRecord, KnowledgeBase, read_source
 from spacy_entlink.kb import word_index
-from spacy_entlink.kb.word_index import doc_text, scan_text
+from spacy_entlink.kb.word_index import doc_layout, doc_text, scan_text
 from spacy_entlink.matching.exact import ExactMatcher, word_breaks
 
 from ..fuzz import fuzz_settings
@@ -121,6 +121,7 @@ def test_the_component_uses_the_scan_and_finds_what_python_finds(demo_kb, monkey
 def test_doc_text_equals_spacy_doc_text(text):
     doc = NLP.make_doc(text)
     assert doc_text(doc) == doc.text == text
+    assert doc_layout(doc)[1:] == ([t.idx for t in doc], [t.idx + len(t.text) for t in doc])
 
 
 def test_the_index_survives_to_disk_and_an_old_kb_falls_back(demo_kb, tmp_path):

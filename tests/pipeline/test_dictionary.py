@@ -238,3 +238,40 @@ def test_scorer_reports_ents_and_links(nlp):
     scores = nlp.evaluate([Example(doc, gold)])
     assert scores["ents_f"] == 1.0
     assert scores["nel_micro_p"] == 0.5
+
+
+# --- fast paths of the component (issue 19) equal spaCy's own ---------------------------------
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from spacy_entlink.extensions import set_span_values  # noqa: E402
+from spacy_entlink.kb.word_index import doc_layout  # noqa: E402
+from spacy_entlink.pipeline.dictionary import expand_to_tokens  # noqa: E402
+
+from ..fuzz import fuzz_settings  # noqa: E402
+
+_NLP = spacy.blank("en")
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40).flatmap(
+    lambda t: st.tuples(st.just(t), st.integers(0, len(t)), st.integers(0, len(t))))
+
+
+@fuzz_settings(500)
+@given(case=_TEXT)
+def test_expand_to_tokens_equals_char_span_expand(case):
+    text, a, b = case
+    doc = _NLP.make_doc(text)
+    full, starts, ends = doc_layout(doc)
+    assert (full, starts, ends) == (doc.text, [t.idx for t in doc], [t.idx + len(t.text) for t in doc])
+    got = expand_to_tokens(text, starts, a, b)
+    if got is not None:
+        span = doc.char_span(a, b, alignment_mode="expand")
+        assert span is not None and got == (span.start, span.end)
+
+
+def test_set_span_values_reads_back_through_span_extensions():
+    doc = _NLP.make_doc("acute  lymphoblastic leukaemia (ALL) x")
+    _, starts, ends = doc_layout(doc)
+    span = doc[0:3]
+    set_span_values(span, starts[0], ends[2], 0.75, "exact+fuzzy", ["D1", "D2"])
+    assert (span._.entlink_score, span._.entlink_source, span._.entlink_candidates) == (0.75, "exact+fuzzy", ["D1", "D2"])
+    assert doc[0:2]._.entlink_score is None  # keyed by the span's own offsets only
