@@ -6,6 +6,11 @@ at most three trigrams, so an alias within `d` edits of a query shares at least
 `n - 3d` of the query's `n` distinct trigrams (the count filter); it then must occur in
 one of the query's `3d + 1` rarest trigram lists (prefix filtering), which is where the
 shortlist comes from. rapidfuzz checks the shortlist with `score_cutoff`.
+
+Postings hold gram ids (keys numbered by length, then row; `gram_rows.npy` maps them back,
+`gram_len.npy` gives their lengths), so a key of the wrong length is never a candidate:
+every list is first cut to the gids of lengths `len(query) ± d`. A KB built before gram ids
+(no `gram_rows.npy`) has rows in its postings and is searched the earlier way.
 """
 
 from pathlib import Path
@@ -71,8 +76,18 @@ def build_gram_index(keys: Sequence[str], path: Path, chunk: int = 1_000_000) ->
     """
     n = len(keys)
     lengths = np.fromiter((len(k) for k in keys), dtype=np.int64, count=n)
-    np.save(path / "key_len.npy", np.minimum(lengths, 65535).astype(np.uint16))
+    capped = np.minimum(lengths, 65535).astype(np.uint16)
+    np.save(path / "key_len.npy", capped)
     write_key_texts(keys, path)
+    # Postings hold gram ids ("gids"): the keys numbered by (length, row), so that the keys
+    # of a length range are one range of gids and each posting list, sorted by gid, holds
+    # them as one slice (found by bisection) before any candidate is looked at.
+    row_of_gid = np.argsort(capped, kind="stable").astype(np.uint32)
+    gid_of_row = np.empty(n, dtype=np.uint64)
+    gid_of_row[row_of_gid] = np.arange(n, dtype=np.uint64)
+    np.save(path / "gram_rows.npy", row_of_gid)
+    np.save(path / "gram_len.npy", capped[row_of_gid])
+    del row_of_gid, capped
     row_bits = _bits(n)
     # Code points of each chunk of keys, every key padded by one space on each side.
     parts: List[Tuple[int, np.ndarray]] = []
@@ -101,7 +116,7 @@ def build_gram_index(keys: Sequence[str], path: Path, chunk: int = 1_000_000) ->
         valid = np.ones(len(cp), dtype=bool)
         valid[ends - 2] = False  # trigrams that would start on a key's last two padded chars
         valid[ends - 1] = False
-        owner = np.repeat(np.arange(start, start + len(plen), dtype=np.uint64), plen)
+        owner = np.repeat(gid_of_row[start : start + len(plen)], plen)
         return codes[valid[:-2]], owner[:-2][valid[:-2]]
 
     pairs: List[np.ndarray] = []
@@ -116,7 +131,7 @@ def build_gram_index(keys: Sequence[str], path: Path, chunk: int = 1_000_000) ->
             codes = np.searchsorted(uniq_codes, codes).astype(np.uint64)
         pairs.append((codes << np.uint64(row_bits)) | owner)
         del codes, owner
-    del parts, lut
+    del parts, lut, gid_of_row
     pair = np.concatenate(pairs) if pairs else np.zeros(0, np.uint64)
     del pairs
     pair.sort()
@@ -152,20 +167,35 @@ class GramIndex:
     """Memory-mapped trigram index; see the module docstring."""
 
     def __init__(self, grams: np.ndarray, ptr: np.ndarray, post: np.ndarray, key_len: np.ndarray,
-                 key_text: Optional[np.ndarray] = None, key_text_ptr: Optional[np.ndarray] = None):
+                 key_text: Optional[np.ndarray] = None, key_text_ptr: Optional[np.ndarray] = None,
+                 gram_rows: Optional[np.ndarray] = None, gram_len: Optional[np.ndarray] = None):
         # Plain ndarray views of the memory maps: slicing a np.memmap costs microseconds.
-        self.grams = np.asarray(grams)
-        self.ptr = np.asarray(ptr)
-        self.post = np.asarray(post)
-        self.key_len = np.asarray(key_len)
-        self.key_text = None if key_text is None else np.asarray(key_text)
-        self.key_text_ptr = None if key_text_ptr is None else np.asarray(key_text_ptr)
+        view = lambda a: None if a is None else np.asarray(a)  # noqa: E731
+        self.grams = view(grams)
+        self.ptr = view(ptr)
+        self.post = view(post)
+        self.key_len = view(key_len)
+        self.key_text = view(key_text)
+        self.key_text_ptr = view(key_text_ptr)
+        self.gram_rows = view(gram_rows)  # gid -> row; None: the postings hold rows
+        self.gram_len = view(gram_len)  # key length of each gid, ascending
 
     @classmethod
     def load(cls, path: Path) -> "GramIndex":
         load = lambda name: np.load(path / name, mmap_mode="r")  # noqa: E731
-        texts = [load(n) for n in ("key_text.npy", "key_text_ptr.npy")] if (path / "key_text.npy").exists() else []
-        return cls(load("grams.npy"), load("gram_ptr.npy"), load("gram_post.npy"), load("key_len.npy"), *texts)
+        optional = lambda name: load(name) if (path / name).exists() else None  # noqa: E731 - later additions
+        return cls(load("grams.npy"), load("gram_ptr.npy"), load("gram_post.npy"), load("key_len.npy"),
+                   optional("key_text.npy"), optional("key_text_ptr.npy"), optional("gram_rows.npy"),
+                   optional("gram_len.npy"))
+
+    def gid_range(self, lo: int, hi: int) -> Tuple[int, int]:
+        """The gids of keys with a length in [lo, hi] (lengths saturate at 65535)."""
+        if self.gram_len is None:
+            return 0, len(self.key_len)
+        lo, hi = max(lo, 0), min(hi, 65535)
+        if lo > hi:
+            return 0, 0
+        return int(np.searchsorted(self.gram_len, lo, "left")), int(np.searchsorted(self.gram_len, hi, "right"))
 
     def shortlist(self, key: str, max_edits: int, *, compiled: bool = True) -> np.ndarray:
         """Alias rows that may lie within `max_edits` edits of `key` (a superset of them), in
@@ -176,7 +206,8 @@ class GramIndex:
         q = query_grams(key)
         need = len(q) - 3 * max_edits  # distinct query grams an alias within max_edits keeps
         if compiled and _scan is not None and need > 0:
-            found = _scan.shortlist(self.grams, self.ptr, self.post, self.key_len, q, max_edits, lo, hi)
+            found = _scan.shortlist(self.grams, self.ptr, self.post, self.key_len, q, max_edits, lo, hi,
+                                    self.gram_rows, self.gram_len)
             return np.frombuffer(found, dtype=np.uint32)
         if need <= 0:
             # An alias may share no trigram at all with the query ("chronic" and "cirosis"
@@ -188,6 +219,13 @@ class GramIndex:
         found = self.grams[idx] == q
         starts = np.where(found, self.ptr[idx], 0)
         ends = np.where(found, self.ptr[idx + 1], 0)
+        by_gid = self.gram_rows is not None
+        if by_gid:  # cut every list to the gids of the right lengths
+            g0, g1 = self.gid_range(lo, hi)
+            for i in range(len(q)):
+                lst = self.post[starts[i] : ends[i]]
+                a, b = np.searchsorted(lst, g0, "left"), np.searchsorted(lst, g1, "left")
+                starts[i], ends[i] = starts[i] + a, starts[i] + b
         sizes = ends - starts
         # At most 3*max_edits query grams are missing from such an alias, so it is in one of
         # any 3*max_edits + 1 of the lists: take the shortest (absent grams count as empty).
@@ -199,10 +237,12 @@ class GramIndex:
         cand = np.concatenate(lists)
         cand.sort()
         cand = cand[np.concatenate(([True], cand[1:] != cand[:-1]))]
-        lens = self.key_len[cand]
-        cand = cand[(lens >= lo) & (lens <= hi)]
+        if not by_gid:
+            lens = self.key_len[cand]
+            cand = cand[(lens >= lo) & (lens <= hi)]
+        rows = (lambda gids: np.sort(self.gram_rows[gids])) if by_gid else (lambda c: c)  # noqa: E731
         if len(cand) <= 64 or need <= 1:
-            return cand  # verifying a few candidates costs less than counting
+            return rows(cand)  # verifying a few candidates costs less than counting
         # Count filter: keep candidates that share at least `need` of the query's grams
         # (posting lists are sorted by row, so membership is a binary search).
         # Lists go shortest first; after each, candidates that cannot reach `need` even if
@@ -220,7 +260,7 @@ class GramIndex:
                 cand, counts = cand[alive], counts[alive]
                 if len(cand) == 0:
                     break
-        return cand[counts >= need]
+        return rows(cand[counts >= need])
 
     def search(
         self, key: str, max_edits: int, keys: marisa_trie.Trie, limit: int = 10, *, compiled: bool = True
@@ -233,7 +273,7 @@ class GramIndex:
             return [] if row is None else [(row, 0, 1.0)]
         if compiled and _scan is not None and self.key_text is not None:
             found = _scan.fuzzy_search(self.grams, self.ptr, self.post, self.key_len, self.key_text,
-                                       self.key_text_ptr, key, max_edits, limit)
+                                       self.key_text_ptr, key, max_edits, limit, self.gram_rows, self.gram_len)
             if found is not None:
                 return found
         out = []

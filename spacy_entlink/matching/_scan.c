@@ -38,9 +38,10 @@ static inline uint64_t mix64(uint64_t x) {
     return x;
 }
 
+/* A power of two with room for n entries at a load of at most 2/3 (linear probing). */
 static Py_ssize_t table_size(Py_ssize_t n) {
     Py_ssize_t size = 16;
-    while (size < 2 * n) size <<= 1;
+    while (size < n + n / 2) size <<= 1;
     return size;
 }
 
@@ -115,6 +116,14 @@ static PyObject *bytes_of(const void *data, Py_ssize_t n) {
     return PyBytes_FromStringAndSize((const char *)data, n);
 }
 
+static PyObject *new_bytes(Py_ssize_t n, void **data) {
+    PyObject *b = PyBytes_FromStringAndSize(NULL, n);
+    if (b) *data = PyBytes_AS_STRING(b);
+    return b;
+}
+
+/* build(words, keys): the tables are filled in place in the bytes objects returned (no copy:
+ * at 10^6 entities the edge table alone is hundreds of MB). */
 static PyObject *scan_build(PyObject *self, PyObject *args) {
     PyObject *words, *keys;
     if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &words, &PyList_Type, &keys)) return NULL;
@@ -123,40 +132,46 @@ static PyObject *scan_build(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "too many words or keys for the word index");
         return NULL;
     }
-    PyObject *result = NULL;
-    Vec blob = VEC(unsigned char), rows = VEC(int32_t);
-    int64_t *ptr = NULL;
-    int32_t *wtable = NULL, *evals = NULL;
-    uint64_t *ekeys = NULL;
+    PyObject *result = NULL, *blob_b = NULL, *ptr_b = NULL, *wtable_b = NULL, *ekeys_b = NULL, *evals_b = NULL;
+    Vec rows = VEC(int32_t);
+    unsigned char *blob;
+    int64_t *ptr;
+    int32_t *wtable, *evals;
+    uint64_t *ekeys;
     Tables t;
     memset(&t, 0, sizeof(t));
 
-    ptr = PyMem_Malloc(sizeof(int64_t) * (size_t)(n_words + 1));
-    Py_ssize_t wsize = table_size(n_words);
-    wtable = PyMem_Malloc(sizeof(int32_t) * (size_t)wsize);
-    if (!ptr || !wtable) {
-        PyErr_NoMemory();
-        goto done;
+    Py_ssize_t blob_len = 0;
+    for (Py_ssize_t i = 0; i < n_words; i++) {
+        Py_ssize_t n;
+        if (!PyUnicode_Check(PyList_GET_ITEM(words, i))) {
+            PyErr_Format(PyExc_TypeError, "word %zd is not a string", i);
+            goto done;
+        }
+        if (!PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(words, i), &n)) goto done;
+        blob_len += n;
     }
+    Py_ssize_t wsize = table_size(n_words);
+    if (!(blob_b = new_bytes(blob_len, (void **)&blob)) ||
+        !(ptr_b = new_bytes((Py_ssize_t)sizeof(int64_t) * (n_words + 1), (void **)&ptr)) ||
+        !(wtable_b = new_bytes((Py_ssize_t)sizeof(int32_t) * wsize, (void **)&wtable)))
+        goto done;
     memset(wtable, 0xff, sizeof(int32_t) * (size_t)wsize);
     ptr[0] = 0;
     for (Py_ssize_t i = 0; i < n_words; i++) {
         Py_ssize_t n;
         const char *s = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(words, i), &n);
-        if (!s) goto done;
-        if (vec_reserve(&blob, blob.len + n) < 0) goto done;
-        memcpy((unsigned char *)blob.data + blob.len, s, (size_t)n);
-        blob.len += n;
-        ptr[i + 1] = blob.len;
+        memcpy(blob + ptr[i], s, (size_t)n);
+        ptr[i + 1] = ptr[i] + n;
     }
-    t.blob = blob.data;
-    t.blob_len = blob.len;
+    t.blob = blob;
+    t.blob_len = blob_len;
     t.ptr = ptr;
     t.n_words = n_words;
     t.wtable = wtable;
     t.wmask = (uint64_t)wsize - 1;
     for (Py_ssize_t i = 0; i < n_words; i++) {
-        const unsigned char *s = t.blob + ptr[i];
+        const unsigned char *s = blob + ptr[i];
         Py_ssize_t n = (Py_ssize_t)(ptr[i + 1] - ptr[i]);
         if (word_id(&t, s, n) >= 0) {
             PyErr_Format(PyExc_ValueError, "word %zd of the vocabulary is a duplicate", i);
@@ -182,12 +197,9 @@ static PyObject *scan_build(PyObject *self, PyObject *args) {
         for (Py_ssize_t i = 0; i < n; i++) total += s[i] == ' ';
     }
     Py_ssize_t esize = table_size(total);
-    ekeys = PyMem_Malloc(sizeof(uint64_t) * (size_t)esize);
-    evals = PyMem_Malloc(sizeof(int32_t) * (size_t)esize);
-    if (!ekeys || !evals) {
-        PyErr_NoMemory();
+    if (!(ekeys_b = new_bytes((Py_ssize_t)sizeof(uint64_t) * esize, (void **)&ekeys)) ||
+        !(evals_b = new_bytes((Py_ssize_t)sizeof(int32_t) * esize, (void **)&evals)))
         goto done;
-    }
     memset(ekeys, 0xff, sizeof(uint64_t) * (size_t)esize);
     memset(evals, 0, sizeof(int32_t) * (size_t)esize);
     t.ekeys = ekeys;
@@ -233,16 +245,15 @@ static PyObject *scan_build(PyObject *self, PyObject *args) {
         }
         AT(rows, int32_t, node) = (int32_t)r;
     }
-    result = Py_BuildValue("(NNNNNN)", bytes_of(blob.data, blob.len), bytes_of(ptr, (Py_ssize_t)sizeof(int64_t) * (n_words + 1)),
-                           bytes_of(wtable, (Py_ssize_t)sizeof(int32_t) * wsize), bytes_of(ekeys, (Py_ssize_t)sizeof(uint64_t) * esize),
-                           bytes_of(evals, (Py_ssize_t)sizeof(int32_t) * esize), bytes_of(rows.data, (Py_ssize_t)sizeof(int32_t) * rows.len));
+    result = Py_BuildValue("(OOOOON)", blob_b, ptr_b, wtable_b, ekeys_b, evals_b,
+                           bytes_of(rows.data, (Py_ssize_t)sizeof(int32_t) * rows.len));
 done:
-    PyMem_Free(blob.data);
+    Py_XDECREF(blob_b);
+    Py_XDECREF(ptr_b);
+    Py_XDECREF(wtable_b);
+    Py_XDECREF(ekeys_b);
+    Py_XDECREF(evals_b);
     PyMem_Free(rows.data);
-    PyMem_Free(ptr);
-    PyMem_Free(wtable);
-    PyMem_Free(ekeys);
-    PyMem_Free(evals);
     return result;
 }
 
@@ -727,7 +738,40 @@ typedef struct {
     const uint32_t *post;
     const uint16_t *key_len;
     Py_ssize_t n_grams, n_post, n_keys;
+    const uint32_t *row_of_gid; /* NULL: the postings hold rows (a KB built before gram ids) */
+    const uint16_t *gid_len;    /* key length of each gid, ascending */
 } Grams;
+
+static Py_ssize_t lower_bound_u32(const uint32_t *a, Py_ssize_t n, uint64_t x) {
+    Py_ssize_t lo = 0, hi = n;
+    while (lo < hi) {
+        Py_ssize_t m = lo + (hi - lo) / 2;
+        if (a[m] < x) lo = m + 1; else hi = m;
+    }
+    return lo;
+}
+
+/* gids of the keys with a length in [lo, hi] (GramIndex.gid_range) */
+static void gid_range(const Grams *g, long long lo, long long hi, Py_ssize_t *g0, Py_ssize_t *g1) {
+    if (lo < 0) lo = 0;
+    if (hi > 65535) hi = 65535;
+    if (lo > hi) {
+        *g0 = *g1 = 0;
+        return;
+    }
+    Py_ssize_t a = 0, b = g->n_keys;
+    while (a < b) {
+        Py_ssize_t m = a + (b - a) / 2;
+        if (g->gid_len[m] < lo) a = m + 1; else b = m;
+    }
+    *g0 = a;
+    b = g->n_keys;
+    while (a < b) {
+        Py_ssize_t m = a + (b - a) / 2;
+        if (g->gid_len[m] <= hi) a = m + 1; else b = m;
+    }
+    *g1 = a;
+}
 
 /* The rows that may lie within max_edits edits of the key with distinct sorted trigrams
  * q[0:nq] and a length in [lo, hi], ascending, into *out (PyMem); -1 on error. The caller has
@@ -743,7 +787,8 @@ static Py_ssize_t do_shortlist(const Grams *g, const uint64_t *q, Py_ssize_t nq,
     List *lists = NULL;
     uint32_t *cand = NULL;
     int32_t *counts = NULL;
-    Py_ssize_t result = -1;
+    Py_ssize_t result = -1, g0 = 0, g1 = n_keys;
+    if (g->row_of_gid) gid_range(g, lo, hi, &g0, &g1);
     lists = PyMem_Malloc(sizeof(List) * (size_t)(nq ? nq : 1));
     if (!lists) {
         PyErr_NoMemory();
@@ -762,6 +807,12 @@ static Py_ssize_t do_shortlist(const Grams *g, const uint64_t *q, Py_ssize_t nq,
             if (s0 >= 0 && s1 >= s0 && s1 <= n_post) {
                 lists[i].start = s0;
                 lists[i].size = s1 - s0;
+                if (g->row_of_gid) {  /* cut to the gids of the right lengths */
+                    Py_ssize_t a0 = lower_bound_u32(post + s0, s1 - s0, (uint64_t)g0);
+                    Py_ssize_t a1 = lower_bound_u32(post + s0, s1 - s0, (uint64_t)g1);
+                    lists[i].start = s0 + a0;
+                    lists[i].size = a1 - a0;
+                }
             }
         }
     }
@@ -799,7 +850,7 @@ static Py_ssize_t do_shortlist(const Grams *g, const uint64_t *q, Py_ssize_t nq,
                 continue;
             }
             stamps[r] = epoch;
-            long long len = key_len[r];
+            long long len = g->row_of_gid ? lo : key_len[r];  /* gids are in range already */
             if (len < lo || len > hi) {
                 slots[r] = -1;
                 continue;
@@ -820,18 +871,33 @@ static Py_ssize_t do_shortlist(const Grams *g, const uint64_t *q, Py_ssize_t nq,
             const uint32_t *lst = post + lists[i].start;
             int64_t size = lists[i].size;
             left--;
+            if (size < 4 * (int64_t)nc) {
+                /* a list shorter than the bisections would cost: one pass over it, counting
+                 * the candidates it holds through their stamps */
+                for (int64_t e = 0; e < size; e++) {
+                    uint32_t r = lst[e];
+                    if (r < n_keys && stamps[r] == epoch && slots[r] >= 0) counts[slots[r]]++;
+                }
+            } else {
+                for (Py_ssize_t c = 0; c < nc; c++) {
+                    int64_t a = 0, b = size;
+                    while (a < b) {
+                        int64_t m = a + (b - a) / 2;
+                        if (lst[m] < cand[c]) a = m + 1; else b = m;
+                    }
+                    counts[c] += (a < size && lst[a] == cand[c]);
+                }
+            }
             Py_ssize_t alive = 0;
             for (Py_ssize_t c = 0; c < nc; c++) {
-                int64_t a = 0, b = size;
-                while (a < b) {
-                    int64_t m = a + (b - a) / 2;
-                    if (lst[m] < cand[c]) a = m + 1; else b = m;
-                }
-                int32_t cnt = counts[c] + (a < size && lst[a] == cand[c]);
-                if (cnt + left >= need) {
-                    cand[alive] = cand[c];
-                    counts[alive] = cnt;
+                uint32_t r = cand[c];
+                if (counts[c] + left >= need) {
+                    cand[alive] = r;
+                    counts[alive] = counts[c];
+                    slots[r] = (int32_t)alive;
                     alive++;
+                } else {
+                    slots[r] = -1;
                 }
             }
             nc = alive;
@@ -841,6 +907,8 @@ static Py_ssize_t do_shortlist(const Grams *g, const uint64_t *q, Py_ssize_t nq,
             if (counts[c] >= need) cand[k++] = cand[c];
         nc = k;
     }
+    if (g->row_of_gid)
+        for (Py_ssize_t c = 0; c < nc; c++) cand[c] = g->row_of_gid[cand[c]];
     qsort(cand, (size_t)nc, sizeof(uint32_t), cmp_u32);
     *out = cand;
     cand = NULL;
@@ -850,6 +918,24 @@ fail:
     PyMem_Free(cand);
     PyMem_Free(counts);
     return result;
+}
+
+/* The optional gid arrays (None for a KB built before gram ids) into v[*got], v[*got + 1]. */
+static int gids_from(PyObject *rows_obj, PyObject *len_obj, Py_buffer *v, int *got, Grams *g) {
+    g->row_of_gid = NULL;
+    g->gid_len = NULL;
+    if (rows_obj == Py_None || len_obj == Py_None) return 0;
+    if (get_buffer(rows_obj, &v[*got], 4, "gram_rows") < 0) return -1;
+    (*got)++;
+    if (get_buffer(len_obj, &v[*got], 2, "gram_len") < 0) return -1;
+    (*got)++;
+    if (v[*got - 2].len / 4 != g->n_keys || v[*got - 1].len / 2 != g->n_keys) {
+        PyErr_SetString(PyExc_ValueError, "gram ids do not match the trigram index");
+        return -1;
+    }
+    g->row_of_gid = v[*got - 2].buf;
+    g->gid_len = v[*got - 1].buf;
+    return 0;
 }
 
 static int grams_from(PyObject **objs, Py_buffer *v, int *got, Grams *g) {
@@ -874,12 +960,13 @@ static int grams_from(PyObject **objs, Py_buffer *v, int *got, Grams *g) {
 /* shortlist(grams, ptr, post, key_len, q, max_edits, lo, hi) -> bytes of uint32 alias rows, or
  * None when the count filter cannot apply (fewer than 3 * max_edits + 1 query trigrams). */
 static PyObject *scan_shortlist(PyObject *self, PyObject *args) {
-    PyObject *objs[5];
+    PyObject *objs[5], *rows_obj, *len_obj;
     int max_edits;
     long long lo, hi;
-    if (!PyArg_ParseTuple(args, "OOOOOiLL", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &max_edits, &lo, &hi))
+    if (!PyArg_ParseTuple(args, "OOOOOiLLOO", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &max_edits, &lo, &hi,
+                          &rows_obj, &len_obj))
         return NULL;
-    Py_buffer v[5];
+    Py_buffer v[7];
     int got = 0;
     Grams g;
     PyObject *result = NULL;
@@ -887,13 +974,15 @@ static PyObject *scan_shortlist(PyObject *self, PyObject *args) {
     if (grams_from(objs, v, &got, &g) < 0) goto done;
     if (get_buffer(objs[4], &v[4], 8, "q") < 0) goto done;
     got = 5;
+    const uint64_t *qbuf = v[4].buf;
     Py_ssize_t nq = v[4].len / 8;
+    if (gids_from(rows_obj, len_obj, v, &got, &g) < 0) goto done;
     if (max_edits < 1 || nq - 3 * (Py_ssize_t)max_edits <= 0) {
         result = Py_None;
         Py_INCREF(result);
         goto done;
     }
-    Py_ssize_t nc = do_shortlist(&g, v[4].buf, nq, max_edits, lo, hi, &cand);
+    Py_ssize_t nc = do_shortlist(&g, qbuf, nq, max_edits, lo, hi, &cand);
     if (nc < 0) goto done;
     result = PyBytes_FromStringAndSize((const char *)cand, (Py_ssize_t)sizeof(uint32_t) * nc);
 done:
@@ -964,12 +1053,12 @@ static int cmp_u64(const void *a, const void *b) {
  * [(row, edits, similarity)] best first (kb/grams.py GramIndex.search), or None when the
  * count filter cannot apply. */
 static PyObject *scan_fuzzy_search(PyObject *self, PyObject *args) {
-    PyObject *objs[6], *key;
+    PyObject *objs[6], *key, *rows_obj, *len_obj;
     int max_edits, limit;
-    if (!PyArg_ParseTuple(args, "OOOOOOUii", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5], &key,
-                          &max_edits, &limit))
+    if (!PyArg_ParseTuple(args, "OOOOOOUiiOO", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5], &key,
+                          &max_edits, &limit, &rows_obj, &len_obj))
         return NULL;
-    Py_buffer v[6];
+    Py_buffer v[8];
     int got = 0;
     Grams g;
     PyObject *result = NULL;
@@ -983,6 +1072,7 @@ static PyObject *scan_fuzzy_search(PyObject *self, PyObject *args) {
     got = 5;
     if (get_buffer(objs[5], &v[5], 8, "key_text_ptr") < 0) goto done;
     got = 6;
+    if (gids_from(rows_obj, len_obj, v, &got, &g) < 0) goto done;
     const unsigned char *text = v[4].buf;
     const int64_t *tptr = v[5].buf;
     Py_ssize_t text_len = v[4].len;
@@ -1078,9 +1168,10 @@ done:
 
 static PyMethodDef module_methods[] = {
     {"fuzzy_search", scan_fuzzy_search, METH_VARARGS,
-     "fuzzy_search(grams, ptr, post, key_len, key_text, key_text_ptr, key, max_edits, limit) -> [(row, edits, sim)]"},
+     "fuzzy_search(grams, ptr, post, key_len, key_text, key_text_ptr, key, max_edits, limit, gram_rows, gram_len) "
+     "-> [(row, edits, sim)]"},
     {"shortlist", scan_shortlist, METH_VARARGS,
-     "shortlist(grams, ptr, post, key_len, q, max_edits, lo, hi) -> uint32 rows as bytes, or None"},
+     "shortlist(grams, ptr, post, key_len, q, max_edits, lo, hi, gram_rows, gram_len) -> uint32 rows as bytes, or None"},
     {"doc_layout", scan_doc_layout, METH_VARARGS,
      "doc_layout(orth_spacy, cache, strings) -> (text, token starts, token ends)"},
     {"build", scan_build, METH_VARARGS,

@@ -119,7 +119,16 @@ def naive_index(keys):
 
 
 def load_index(path):
-    return tuple(np.load(path / f) for f in ("grams.npy", "gram_ptr.npy", "gram_post.npy", "key_len.npy"))
+    """grams, ptr, postings as rows (each list sorted by row), key lengths; checks on the way
+    that the postings hold gram ids (keys numbered by length, then row) in ascending order."""
+    grams, ptr, post, key_len = (np.load(path / f) for f in ("grams.npy", "gram_ptr.npy", "gram_post.npy", "key_len.npy"))
+    rows, lens = np.load(path / "gram_rows.npy"), np.load(path / "gram_len.npy")
+    assert rows.tolist() == sorted(range(len(key_len)), key=lambda r: (int(key_len[r]), r))
+    assert lens.tolist() == key_len[rows].tolist()
+    lists = [post[a:b] for a, b in zip(ptr[:-1], ptr[1:])]
+    assert all((np.diff(lst.astype(np.int64)) > 0).all() for lst in lists)
+    as_rows = np.concatenate([np.sort(rows[lst]) for lst in lists] or [np.zeros(0, np.uint32)]).astype(np.uint32)
+    return grams, ptr, as_rows, key_len
 
 
 def random_keys(rng, n, lo, hi, max_len=12):

@@ -230,3 +230,25 @@ def test_the_compiled_fuzzy_search_on_many_similar_keys(tmp_path):
             fast = kb._grams.search(key, d, kb._keys, 50)
             assert fast == kb._grams.search(key, d, kb._keys, 50, compiled=False)
     assert kb._grams.search(kb.normalize("cardiopathy typ 12 cardiotoxic"), 3, kb._keys, 5)
+
+
+def test_a_kb_from_before_gram_ids_is_searched_the_earlier_way(demo_kb, tmp_path):
+    """Postings of rows (no gram_rows.npy / gram_len.npy): both paths still agree with the
+    gram-id index on every search."""
+    shutil.copytree(demo_kb.path, tmp_path / "old")
+    folder = tmp_path / "old"
+    rows, ptr, post = np.load(folder / "gram_rows.npy"), np.load(folder / "gram_ptr.npy"), np.load(folder / "gram_post.npy")
+    old_post = np.concatenate([np.sort(rows[post[a:b]]) for a, b in zip(ptr[:-1], ptr[1:])]).astype(np.uint32)
+    np.save(folder / "gram_post.npy", old_post)
+    (folder / "gram_rows.npy").unlink()
+    (folder / "gram_len.npy").unlink()
+    old = KnowledgeBase.from_disk(folder)
+    assert old._grams.gram_rows is None
+    for row in range(0, demo_kb.n_aliases, 3):
+        key = demo_kb.alias_key(row)
+        typo = key[:2] + key[3:] if len(key) > 6 else key + "x"
+        for d in (1, 2, 3):
+            want = demo_kb._grams.search(typo, d, demo_kb._keys, 50)
+            assert old._grams.search(typo, d, old._keys, 50) == want
+            assert old._grams.search(typo, d, old._keys, 50, compiled=False) == want
+            assert old._grams.shortlist(typo, d).tolist() == old._grams.shortlist(typo, d, compiled=False).tolist()
