@@ -199,7 +199,8 @@ class GramIndex:
 
     def shortlist(self, key: str, max_edits: int, *, compiled: bool = True) -> np.ndarray:
         """Alias rows that may lie within `max_edits` edits of `key` (a superset of them), in
-        ascending order; `compiled`: the same steps in `matching/_scan.c` where it is built."""
+        ascending order; `compiled`: in `matching/_scan.c` where it is built (the superset may
+        differ; the rows within the bound, and so `search`, do not)."""
         lo, hi = len(key) - max_edits, len(key) + max_edits
         if hi >= 65535:
             hi = 1 << 62  # key_len saturates at 65535
@@ -219,13 +220,10 @@ class GramIndex:
         found = self.grams[idx] == q
         starts = np.where(found, self.ptr[idx], 0)
         ends = np.where(found, self.ptr[idx + 1], 0)
+        # (The compiled search first cuts every list to the gids of the right lengths; here that
+        # would cost two bisections per list in Python, more than it saves: the length filter
+        # comes after the union instead. The rows within the edit bound are the same.)
         by_gid = self.gram_rows is not None
-        if by_gid:  # cut every list to the gids of the right lengths
-            g0, g1 = self.gid_range(lo, hi)
-            for i in range(len(q)):
-                lst = self.post[starts[i] : ends[i]]
-                a, b = np.searchsorted(lst, g0, "left"), np.searchsorted(lst, g1, "left")
-                starts[i], ends[i] = starts[i] + a, starts[i] + b
         sizes = ends - starts
         # At most 3*max_edits query grams are missing from such an alias, so it is in one of
         # any 3*max_edits + 1 of the lists: take the shortest (absent grams count as empty).
@@ -237,9 +235,8 @@ class GramIndex:
         cand = np.concatenate(lists)
         cand.sort()
         cand = cand[np.concatenate(([True], cand[1:] != cand[:-1]))]
-        if not by_gid:
-            lens = self.key_len[cand]
-            cand = cand[(lens >= lo) & (lens <= hi)]
+        lens = self.gram_len[cand] if by_gid else self.key_len[cand]
+        cand = cand[(lens >= lo) & (lens <= hi)]
         rows = (lambda gids: np.sort(self.gram_rows[gids])) if by_gid else (lambda c: c)  # noqa: E731
         if len(cand) <= 64 or need <= 1:
             return rows(cand)  # verifying a few candidates costs less than counting
