@@ -28,6 +28,7 @@ them (`UnicodeEncodeError` from `spacy.strings.hash_string`) before any componen
 """
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -263,12 +264,35 @@ def test_never_crashes_stays_inside_the_text_and_is_deterministic(pipelines, dem
 
 @pytest.mark.parametrize("name", PIPELINES)
 @fuzz_settings(15)
+@example(texts=["101äÆ]yʨ", "000000000000000000000000"], batch_size=2)  # found by a 300-example run
 @given(texts=st.lists(TEXTS, max_size=6), batch_size=st.integers(1, 4))
 def test_pipe_gives_one_doc_per_text_equal_to_calling_nlp(pipelines, name, texts, batch_size):
     nlp = pipelines[name]
     piped = list(nlp.pipe(texts, batch_size=batch_size))
     assert len(piped) == len(texts)
-    assert [snapshot(d) for d in piped] == [snapshot(nlp(t)) for t in texts]
+    # Scores may differ in the last float digits: a batch pads its texts to one length, and
+    # the model's matrix products then run in other shapes (seen: 0.50039291 against
+    # 0.50039279 for a linker probability). Everything else must be identical.
+    assert_same([snapshot(d) for d in piped], [snapshot(nlp(t)) for t in texts])
+
+
+def test_assert_same_tolerates_float_noise_only():
+    assert_same([("a", 0.5003929137374813)], [("a", 0.5003927945282653)])
+    for other in ([("b", 0.5003929137374813)], [("a", 0.51)], [("a", 0.5, 1)], [["a", 0.5]]):
+        with pytest.raises(AssertionError):
+            assert_same([("a", 0.5003929137374813)], other)
+
+
+def assert_same(a, b, where: str = "") -> None:
+    """`a == b`, except that floats may differ by a relative 1e-5 (absolute 1e-6)."""
+    if isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6), (where, a, b)
+    elif isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        assert type(a) is type(b) and len(a) == len(b), (where, a, b)
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, (where, a, b)
 
 
 @pytest.mark.parametrize("name", PIPELINES)
