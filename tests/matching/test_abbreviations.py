@@ -51,7 +51,7 @@ def test_inner_text_longer_than_the_limit_is_no_short_form():
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from spacy_entlink.matching.abbreviations import Abbreviation, _OPEN, _is_short_form, best_long_form  # noqa: E402
+from spacy_entlink.matching.abbreviations import Abbreviation, _OPEN, _is_short_form  # noqa: E402
 
 from ..fuzz import fuzz_settings  # noqa: E402
 
