@@ -236,6 +236,17 @@ class Normalizer:
             words = mapped.split()  # mapped holds only letters, digits and " " here
         return " ".join([cache.get(w) or self._key_word(w) for w in words])
 
+    def normalize_keys(self, texts: List[str]) -> List[str]:
+        """`normalize_key` of every text, in compiled code where the extension is built (KB
+        builds normalise millions of names)."""
+        from .matching.native import extension
+
+        native = extension()
+        if native is None:
+            return [self.normalize_key(t) for t in texts]
+        cfg = self.config
+        return native.normalize_keys(list(texts), self._char, self._word, cfg.acronym_max_len, cfg.fold_plurals)
+
     def normalize(self, text: str) -> NormalizedText:
         """Normalise running text, keeping a map back to the original characters."""
         mapped, m_starts, m_ends = self._map_chars(text, with_offsets=True)

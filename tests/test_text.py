@@ -284,3 +284,26 @@ def test_invisible_format_characters_join_words():
     assert n.words == ["hyphenation", "x"]
     assert (n.word_starts, n.word_ends) == ([1, 14], [13, 15])
     assert n.char_starts[6] == 8  # the "a" after the soft hyphen
+
+
+# --- normalize_keys (compiled where built) equals normalize_key ----------------------------------
+from hypothesis import example, given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from spacy_entlink.text import Normalizer, NormalizerConfig  # noqa: E402
+
+from .fuzz import fuzz_settings  # noqa: E402
+
+_NAMEISH = st.lists(st.sampled_from(list("abcXYZ019 -'’()αßéİﬁ\u0301\u00ad\u200bs.,/") + ["NSAIDs", "ALL", "'s", "ies"]),
+                    max_size=20).map("".join)
+
+
+@fuzz_settings(500)
+@example(texts=["Crohn's disease", "NSAIDs", "ALLs", "allergies", "", "???", "α-tocopherol", "IgA nephropathy",
+                "\u0301x", "x\u0301y", "'s", "s", "O'Brien's", "hepatitis A", "ﬁbrosis", "abscesses", "corpus"])
+@given(texts=st.lists(st.one_of(_NAMEISH, st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)),
+                      max_size=8))
+def test_normalize_keys_equals_normalize_key(texts):
+    for cfg in (NormalizerConfig(), NormalizerConfig(acronym_max_len=0, fold_plurals=False, greek_names=False)):
+        norm = Normalizer(cfg)
+        assert norm.normalize_keys(texts) == [norm.normalize_key(t) for t in texts]

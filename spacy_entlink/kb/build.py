@@ -209,13 +209,18 @@ def _write_kb_files(records: Iterable, path: Path, normalizer: NormalizerConfig,
         surfaces += derived
         ent = np.concatenate([ent, ent[np.asarray(src, dtype=np.int64)]])
         is_name = np.concatenate([is_name, np.zeros(len(derived), dtype=bool)])
-    nk = norm.normalize_key
     local: Dict[str, int] = {}
     setdefault = local.setdefault
-    loc = np.fromiter(
-        (setdefault(nk(x), len(local)) for x in tqdm(surfaces, desc="normalising names", unit=" name", disable=not progress, mininterval=0.5)),
-        dtype=np.int64, count=len(surfaces),
-    )
+
+    def normalised_keys():
+        step = 50_000
+        with tqdm(total=len(surfaces), desc="normalising names", unit=" name", disable=not progress,
+                  mininterval=0.5) as bar:
+            for start in range(0, len(surfaces), step):
+                yield from norm.normalize_keys(surfaces[start : start + step])
+                bar.update(min(step, len(surfaces) - start))
+
+    loc = np.fromiter((setdefault(k, len(local)) for k in normalised_keys()), dtype=np.int64, count=len(surfaces))
     del surfaces
     empty = local.pop("", None)
     if empty is not None:  # names that normalise to nothing ("???") give no key

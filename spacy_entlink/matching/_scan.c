@@ -580,6 +580,124 @@ done:
     return result;
 }
 
+/* normalize_keys(texts, char_fn, word_fn, acronym_max_len, fold_plurals): text.Normalizer's
+ * normalize_key of every text (words joined by single spaces), ASCII words here and every
+ * other character and word through the normaliser's own cached functions. */
+static PyObject *scan_normalize_keys(PyObject *self, PyObject *args) {
+    PyObject *texts, *char_fn, *word_fn;
+    int acronym_max_len, fold_plurals;
+    if (!PyArg_ParseTuple(args, "O!OOip", &PyList_Type, &texts, &char_fn, &word_fn, &acronym_max_len, &fold_plurals))
+        return NULL;
+    Py_ssize_t n_texts = PyList_GET_SIZE(texts);
+    PyObject *result = PyList_New(n_texts);
+    Vec mp = VEC(Py_UCS4), out = VEC(Py_UCS4);
+    char *buf = NULL;
+    Py_ssize_t buf_cap = 0;
+    if (!result) return NULL;
+    for (Py_ssize_t t = 0; t < n_texts; t++) {
+        PyObject *text = PyList_GET_ITEM(texts, t);
+        if (!PyUnicode_Check(text)) {
+            PyErr_Format(PyExc_TypeError, "text %zd is not a str", t);
+            goto fail;
+        }
+        Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+        int kind = PyUnicode_KIND(text);
+        const void *data = PyUnicode_DATA(text);
+        mp.len = 0;
+        out.len = 0;
+        for (Py_ssize_t i = 0; i < len; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            if (c < 128) {
+                if (PUSH(mp, Py_UCS4, (Py_UNICODE_ISALNUM(c) || c == '\'') ? c : ' ') < 0) goto fail;
+                continue;
+            }
+            PyObject *ch = PyUnicode_FromOrdinal((int)c);
+            if (!ch) goto fail;
+            PyObject *m = PyObject_CallOneArg(char_fn, ch);
+            Py_DECREF(ch);
+            if (!m) goto fail;
+            if (!PyUnicode_Check(m)) {
+                Py_DECREF(m);
+                PyErr_SetString(PyExc_TypeError, "the character function must return a str");
+                goto fail;
+            }
+            for (Py_ssize_t k = 0; k < PyUnicode_GET_LENGTH(m); k++)
+                if (PUSH(mp, Py_UCS4, PyUnicode_READ_CHAR(m, k)) < 0) {
+                    Py_DECREF(m);
+                    goto fail;
+                }
+            Py_DECREF(m);
+        }
+        const Py_UCS4 *M = mp.data;
+        int first = 1;
+        for (Py_ssize_t a = 0; a < mp.len;) {
+            if (M[a] == ' ' || M[a] == '\'') {
+                a++;
+                continue;
+            }
+            Py_ssize_t b = a;
+            int ascii = 1;
+            while (b < mp.len && M[b] != ' ' && M[b] != '\'') {
+                ascii &= M[b] < 128;
+                b++;
+            }
+            Py_ssize_t wa = a, wb = b;
+            a = b;
+            if (wb - wa == 1 && (M[wa] == 's' || M[wa] == 'S') && wa > 0 && M[wa - 1] == '\'') continue;
+            if (!first && PUSH(out, Py_UCS4, ' ') < 0) goto fail;
+            first = 0;
+            if (ascii) {
+                Py_ssize_t n = wb - wa;
+                if (n + 1 > buf_cap) {
+                    buf_cap = 2 * (n + 1);
+                    char *p = PyMem_Realloc(buf, (size_t)buf_cap * 2);
+                    if (!p) {
+                        PyErr_NoMemory();
+                        goto fail;
+                    }
+                    buf = p;
+                }
+                char *raw = buf + buf_cap, *o = buf;
+                for (Py_ssize_t k = 0; k < n; k++) raw[k] = (char)M[wa + k];
+                Py_ssize_t on = ascii_word(raw, n, o, acronym_max_len, fold_plurals);
+                for (Py_ssize_t k = 0; k < on; k++)
+                    if (PUSH(out, Py_UCS4, (Py_UCS4)(unsigned char)o[k]) < 0) goto fail;
+            } else {
+                PyObject *w = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, M + wa, wb - wa);
+                if (!w) goto fail;
+                PyObject *r = PyObject_CallOneArg(word_fn, w);
+                Py_DECREF(w);
+                if (!r) goto fail;
+                if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) < 1 || !PyUnicode_Check(PyTuple_GET_ITEM(r, 0))) {
+                    Py_DECREF(r);
+                    PyErr_SetString(PyExc_TypeError, "the word function must return (str, offsets)");
+                    goto fail;
+                }
+                PyObject *o = PyTuple_GET_ITEM(r, 0);
+                for (Py_ssize_t k = 0; k < PyUnicode_GET_LENGTH(o); k++)
+                    if (PUSH(out, Py_UCS4, PyUnicode_READ_CHAR(o, k)) < 0) {
+                        Py_DECREF(r);
+                        goto fail;
+                    }
+                Py_DECREF(r);
+            }
+        }
+        PyObject *key = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out.data ? out.data : (void *)"", out.len);
+        if (!key) goto fail;
+        PyList_SET_ITEM(result, t, key);
+    }
+    PyMem_Free(mp.data);
+    PyMem_Free(out.data);
+    PyMem_Free(buf);
+    return result;
+fail:
+    Py_DECREF(result);
+    PyMem_Free(mp.data);
+    PyMem_Free(out.data);
+    PyMem_Free(buf);
+    return NULL;
+}
+
 static PyObject *WordIndex_word_id(WordIndex *self, PyObject *arg) {
     Py_ssize_t n;
     const char *s = PyUnicode_AsUTF8AndSize(arg, &n);
@@ -1167,6 +1285,8 @@ done:
 }
 
 static PyMethodDef module_methods[] = {
+    {"normalize_keys", scan_normalize_keys, METH_VARARGS,
+     "normalize_keys(texts, char_fn, word_fn, acronym_max_len, fold_plurals) -> [normalised key]"},
     {"fuzzy_search", scan_fuzzy_search, METH_VARARGS,
      "fuzzy_search(grams, ptr, post, key_len, key_text, key_text_ptr, key, max_edits, limit, gram_rows, gram_len) "
      "-> [(row, edits, sim)]"},
