@@ -29,6 +29,9 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any, Dict, List, Optional, Tuple
 
+from .matching.native import extension
+
+_native = extension()  # matching/_scan.c, or None
 _ASCII_SEP = re.compile(r"[^A-Za-z0-9']")
 _WORD = re.compile(r"[^\s']+")
 
@@ -239,13 +242,10 @@ class Normalizer:
     def normalize_keys(self, texts: List[str]) -> List[str]:
         """`normalize_key` of every text, in compiled code where the extension is built (KB
         builds normalise millions of names)."""
-        from .matching.native import extension
-
-        native = extension()
-        if native is None:
+        if _native is None:
             return [self.normalize_key(t) for t in texts]
         cfg = self.config
-        return native.normalize_keys(list(texts), self._char, self._word, cfg.acronym_max_len, cfg.fold_plurals)
+        return _native.normalize_keys(list(texts), self._char, self._word, cfg.acronym_max_len, cfg.fold_plurals)
 
     def normalize(self, text: str) -> NormalizedText:
         """Normalise running text, keeping a map back to the original characters."""

@@ -287,10 +287,7 @@ def test_invisible_format_characters_join_words():
 
 
 # --- normalize_keys (compiled where built) equals normalize_key ----------------------------------
-from hypothesis import example, given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from spacy_entlink.text import Normalizer, NormalizerConfig  # noqa: E402
+from hypothesis import example  # noqa: E402
 
 from .fuzz import fuzz_settings  # noqa: E402
 

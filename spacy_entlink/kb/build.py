@@ -212,15 +212,15 @@ def _write_kb_files(records: Iterable, path: Path, normalizer: NormalizerConfig,
     local: Dict[str, int] = {}
     setdefault = local.setdefault
 
-    def normalised_keys():
-        step = 50_000
-        with tqdm(total=len(surfaces), desc="normalising names", unit=" name", disable=not progress,
+    def normalised_keys(texts: List[str], step: int = 50_000):
+        with tqdm(total=len(texts), desc="normalising names", unit=" name", disable=not progress,
                   mininterval=0.5) as bar:
-            for start in range(0, len(surfaces), step):
-                yield from norm.normalize_keys(surfaces[start : start + step])
-                bar.update(min(step, len(surfaces) - start))
+            for start in range(0, len(texts), step):
+                yield from norm.normalize_keys(texts[start : start + step])
+                bar.update(min(step, len(texts) - start))
 
-    loc = np.fromiter((setdefault(k, len(local)) for k in normalised_keys()), dtype=np.int64, count=len(surfaces))
+    loc = np.fromiter((setdefault(k, len(local)) for k in normalised_keys(surfaces)), dtype=np.int64,
+                      count=len(surfaces))
     del surfaces
     empty = local.pop("", None)
     if empty is not None:  # names that normalise to nothing ("???") give no key

@@ -8,8 +8,8 @@ one of the query's `3d + 1` rarest trigram lists (prefix filtering), which is wh
 shortlist comes from. rapidfuzz checks the shortlist with `score_cutoff`.
 
 Postings hold gram ids (keys numbered by length, then row; `gram_rows.npy` maps them back,
-`gram_len.npy` gives their lengths), so a key of the wrong length is never a candidate:
-every list is first cut to the gids of lengths `len(query) ± d`. A KB built before gram ids
+`gram_len.npy` gives their lengths), so the keys of lengths `len(query) ± d` are one slice of
+every list; the compiled search cuts every list to it before any candidate is looked at. A KB built before gram ids
 (no `gram_rows.npy`) has rows in its postings and is searched the earlier way.
 """
 
@@ -187,15 +187,6 @@ class GramIndex:
         return cls(load("grams.npy"), load("gram_ptr.npy"), load("gram_post.npy"), load("key_len.npy"),
                    optional("key_text.npy"), optional("key_text_ptr.npy"), optional("gram_rows.npy"),
                    optional("gram_len.npy"))
-
-    def gid_range(self, lo: int, hi: int) -> Tuple[int, int]:
-        """The gids of keys with a length in [lo, hi] (lengths saturate at 65535)."""
-        if self.gram_len is None:
-            return 0, len(self.key_len)
-        lo, hi = max(lo, 0), min(hi, 65535)
-        if lo > hi:
-            return 0, 0
-        return int(np.searchsorted(self.gram_len, lo, "left")), int(np.searchsorted(self.gram_len, hi, "right"))
 
     def shortlist(self, key: str, max_edits: int, *, compiled: bool = True) -> np.ndarray:
         """Alias rows that may lie within `max_edits` edits of `key` (a superset of them), in

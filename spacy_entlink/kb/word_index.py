@@ -14,7 +14,7 @@ earlier version, or where the extension could not be compiled) is matched by the
 
 import logging
 from pathlib import Path
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -59,28 +59,6 @@ def load_word_index(path: Path, meta: dict):
         if array.dtype != dtype or array.ndim != 1:
             raise ValueError(f"{name} holds {array.dtype} in {array.ndim} dimensions, expected 1-D {np.dtype(dtype)}")
     return _scan.WordIndex(*arrays)
-
-
-_TOKEN_TEXTS: dict = {}  # orth -> text; an orth is a hash of the text, so this holds for every vocab
-_TOKEN_TEXTS_MAX = 1 << 20
-
-
-def doc_layout(doc) -> Tuple[str, List[int], List[int]]:
-    """`doc.text` and the start and end character of every token, in compiled code from the
-    Doc's ORTH and SPACY arrays (spaCy's own `doc.text` and `token.idx` build a Token object
-    per token, which costs as much as matching the text)."""
-    if _scan is None:
-        return doc.text, [t.idx for t in doc], [t.idx + len(t.text) for t in doc]
-    from spacy.attrs import ORTH, SPACY
-
-    if len(_TOKEN_TEXTS) > _TOKEN_TEXTS_MAX:
-        _TOKEN_TEXTS.clear()
-    return _scan.doc_layout(doc.to_array([ORTH, SPACY]), _TOKEN_TEXTS, doc.vocab.strings)
-
-
-def doc_text(doc) -> str:
-    """`doc.text` (see `doc_layout`)."""
-    return doc_layout(doc)[0]
 
 
 def scan_text(index, normalizer, text: str, max_words: int):

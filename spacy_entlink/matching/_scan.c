@@ -388,125 +388,136 @@ static int gap_breaks(int kind, const void *data, Py_ssize_t a, Py_ssize_t b, in
     return 0;
 }
 
+/* --- the normaliser's steps, shared by the scan and normalize_keys --------------------- */
+
+/* Characters of `text` -> letters, digits, "'" and " " into mp (text.Normalizer._map_chars):
+ * ASCII here, every other character through `char_fn`; with ms/me (else NULL) the original
+ * range of each mapped character (a dropped mark extends the character before it). */
+static int map_chars(PyObject *text, PyObject *char_fn, Vec *mp, Vec *ms, Vec *me) {
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    mp->len = 0;
+    if (ms) ms->len = me->len = 0;
+    if (vec_reserve(mp, len) < 0 || (ms && (vec_reserve(ms, len) < 0 || vec_reserve(me, len) < 0))) return -1;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c < 128) {
+            Py_UCS4 m = (Py_UNICODE_ISALNUM(c) || c == '\'') ? c : ' ';
+            if (PUSH(*mp, Py_UCS4, m) < 0 || (ms && (PUSH(*ms, Py_ssize_t, i) < 0 || PUSH(*me, Py_ssize_t, i + 1) < 0)))
+                return -1;
+            continue;
+        }
+        PyObject *ch = PyUnicode_FromOrdinal((int)c);
+        if (!ch) return -1;
+        PyObject *m = PyObject_CallOneArg(char_fn, ch);
+        Py_DECREF(ch);
+        if (!m) return -1;
+        if (!PyUnicode_Check(m)) {
+            Py_DECREF(m);
+            PyErr_SetString(PyExc_TypeError, "the character function must return a str");
+            return -1;
+        }
+        Py_ssize_t mn = PyUnicode_GET_LENGTH(m);
+        if (mn == 0 && ms && me->len) AT(*me, Py_ssize_t, me->len - 1) = i + 1;
+        for (Py_ssize_t k = 0; k < mn; k++) {
+            if (PUSH(*mp, Py_UCS4, PyUnicode_READ_CHAR(m, k)) < 0 ||
+                (ms && (PUSH(*ms, Py_ssize_t, i) < 0 || PUSH(*me, Py_ssize_t, i + 1) < 0))) {
+                Py_DECREF(m);
+                return -1;
+            }
+        }
+        Py_DECREF(m);
+    }
+    return 0;
+}
+
+/* The next word of M[*a:n] (a run of characters other than " " and "'"; a possessive "s" after
+ * "'" is skipped) as [*wa, *wb), with whether it is ASCII; 0 at the end. */
+static int next_word(const Py_UCS4 *M, Py_ssize_t n, Py_ssize_t *a, Py_ssize_t *wa, Py_ssize_t *wb, int *ascii) {
+    while (*a < n) {
+        if (M[*a] == ' ' || M[*a] == '\'') {
+            (*a)++;
+            continue;
+        }
+        Py_ssize_t b = *a;
+        *ascii = 1;
+        while (b < n && M[b] != ' ' && M[b] != '\'') {
+            *ascii &= M[b] < 128;
+            b++;
+        }
+        *wa = *a;
+        *wb = b;
+        *a = b;
+        if (b - *wa == 1 && (M[*wa] == 's' || M[*wa] == 'S') && *wa > 0 && M[*wa - 1] == '\'') continue;
+        return 1;
+    }
+    return 0;
+}
+
+/* The normalised form of the word w[0:n] as a new str (possibly empty): ASCII here, else
+ * `word_fn(word)[0]` (text.Normalizer._word); `buf` is scratch space. NULL on error. */
+static PyObject *normalize_word(const Py_UCS4 *w, Py_ssize_t n, int ascii, PyObject *word_fn, int acronym_max_len,
+                                int fold_plurals, Vec *buf) {
+    if (ascii) {
+        if (vec_reserve(buf, 2 * n + 2) < 0) return NULL;
+        char *raw = (char *)buf->data + n + 1, *out = buf->data;
+        for (Py_ssize_t k = 0; k < n; k++) raw[k] = (char)w[k];
+        return PyUnicode_FromStringAndSize(out, ascii_word(raw, n, out, acronym_max_len, fold_plurals));
+    }
+    PyObject *word = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, w, n);
+    if (!word) return NULL;
+    PyObject *r = PyObject_CallOneArg(word_fn, word);
+    Py_DECREF(word);
+    if (!r) return NULL;
+    if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) < 1 || !PyUnicode_Check(PyTuple_GET_ITEM(r, 0))) {
+        Py_DECREF(r);
+        PyErr_SetString(PyExc_TypeError, "the word function must return (str, offsets)");
+        return NULL;
+    }
+    PyObject *out = PyTuple_GET_ITEM(r, 0);
+    Py_INCREF(out);
+    Py_DECREF(r);
+    return out;
+}
+
 static PyObject *WordIndex_scan(WordIndex *self, PyObject *args) {
     PyObject *text, *char_fn, *word_fn;
     int max_words, acronym_max_len, fold_plurals;
     if (!PyArg_ParseTuple(args, "UOOiip", &text, &char_fn, &word_fn, &max_words, &acronym_max_len, &fold_plurals))
         return NULL;
     const Tables *t = &self->t;
-    Py_ssize_t len = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     PyObject *result = NULL, *words = NULL, *starts = NULL, *ends_ = NULL, *breaks = NULL, *ids = NULL, *matches = NULL;
-    Vec mp = VEC(Py_UCS4), ms = VEC(Py_ssize_t), me = VEC(Py_ssize_t);
+    Vec mp = VEC(Py_UCS4), ms = VEC(Py_ssize_t), me = VEC(Py_ssize_t), buf = VEC(char);
     Vec ws = VEC(Py_ssize_t), we = VEC(Py_ssize_t), wid = VEC(int32_t), digit = VEC(unsigned char);
-    char *buf = NULL;
-    Py_ssize_t buf_cap = 0;
 
     /* 1. characters -> letters, digits, "'" and " ", each with its original range */
-    if (vec_reserve(&mp, len) < 0 || vec_reserve(&ms, len) < 0 || vec_reserve(&me, len) < 0) goto done;
-    for (Py_ssize_t i = 0; i < len; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, data, i);
-        if (c < 128) {
-            Py_UCS4 m = (Py_UNICODE_ISALNUM(c) || c == '\'') ? c : ' ';
-            if (PUSH(mp, Py_UCS4, m) < 0 || PUSH(ms, Py_ssize_t, i) < 0 || PUSH(me, Py_ssize_t, i + 1) < 0) goto done;
-            continue;
-        }
-        PyObject *ch = PyUnicode_FromOrdinal((int)c);
-        if (!ch) goto done;
-        PyObject *m = PyObject_CallOneArg(char_fn, ch);
-        Py_DECREF(ch);
-        if (!m) goto done;
-        if (!PyUnicode_Check(m)) {
-            Py_DECREF(m);
-            PyErr_SetString(PyExc_TypeError, "the character function must return a str");
-            goto done;
-        }
-        Py_ssize_t mn = PyUnicode_GET_LENGTH(m);
-        if (mn == 0) {
-            if (me.len) AT(me, Py_ssize_t, me.len - 1) = i + 1;  /* a dropped mark belongs to the char before */
-        }
-        for (Py_ssize_t k = 0; k < mn; k++) {
-            if (PUSH(mp, Py_UCS4, PyUnicode_READ_CHAR(m, k)) < 0 || PUSH(ms, Py_ssize_t, i) < 0 ||
-                PUSH(me, Py_ssize_t, i + 1) < 0) {
-                Py_DECREF(m);
-                goto done;
-            }
-        }
-        Py_DECREF(m);
-    }
+    if (map_chars(text, char_fn, &mp, &ms, &me) < 0) goto done;
 
-    /* 2. words: runs of characters other than " " and "'" */
+    /* 2. words, normalised, with their ids and whether they start or end with a digit */
     words = PyList_New(0);
     if (!words) goto done;
     const Py_UCS4 *M = mp.data;
-    Py_ssize_t n_mapped = mp.len;
-    for (Py_ssize_t a = 0; a < n_mapped;) {
-        if (M[a] == ' ' || M[a] == '\'') {
-            a++;
+    Py_ssize_t a = 0, wa, wb;
+    int ascii;
+    while (next_word(M, mp.len, &a, &wa, &wb, &ascii)) {
+        PyObject *word = normalize_word(M + wa, wb - wa, ascii, word_fn, acronym_max_len, fold_plurals, &buf);
+        if (!word) goto done;
+        Py_ssize_t on = PyUnicode_GET_LENGTH(word), bn;
+        if (on == 0) {
+            Py_DECREF(word);
             continue;
         }
-        Py_ssize_t b = a;
-        int ascii = 1;
-        while (b < n_mapped && M[b] != ' ' && M[b] != '\'') {
-            ascii &= M[b] < 128;
-            b++;
+        const char *bytes = PyUnicode_AsUTF8AndSize(word, &bn);
+        if (!bytes) {
+            Py_DECREF(word);
+            goto done;
         }
-        Py_ssize_t wa = a, wb = b;
-        a = b;
-        if (wb - wa == 1 && (M[wa] == 's' || M[wa] == 'S') && wa > 0 && M[wa - 1] == '\'') continue;  /* possessive 's */
-        PyObject *word;
-        int32_t id;
-        int first_digit, last_digit;
-        if (ascii) {
-            Py_ssize_t n = wb - wa;
-            if (n + 1 > buf_cap) {
-                buf_cap = 2 * (n + 1);
-                char *p = PyMem_Realloc(buf, (size_t)buf_cap * 2);
-                if (!p) {
-                    PyErr_NoMemory();
-                    goto done;
-                }
-                buf = p;
-            }
-            char *raw = buf + buf_cap, *out = buf;
-            for (Py_ssize_t k = 0; k < n; k++) raw[k] = (char)M[wa + k];
-            Py_ssize_t on = ascii_word(raw, n, out, acronym_max_len, fold_plurals);
-            if (on == 0) continue;
-            word = PyUnicode_FromStringAndSize(out, on);
-            if (!word) goto done;
-            id = word_id(t, (const unsigned char *)out, on);
-            first_digit = out[0] >= '0' && out[0] <= '9';
-            last_digit = out[on - 1] >= '0' && out[on - 1] <= '9';
-        } else {
-            PyObject *w = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, M + wa, wb - wa);
-            if (!w) goto done;
-            PyObject *r = PyObject_CallOneArg(word_fn, w);
-            Py_DECREF(w);
-            if (!r) goto done;
-            if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) < 1 || !PyUnicode_Check(PyTuple_GET_ITEM(r, 0))) {
-                Py_DECREF(r);
-                PyErr_SetString(PyExc_TypeError, "the word function must return (str, offsets)");
-                goto done;
-            }
-            word = PyTuple_GET_ITEM(r, 0);
-            Py_INCREF(word);
-            Py_DECREF(r);
-            Py_ssize_t on = PyUnicode_GET_LENGTH(word);
-            if (on == 0) {
-                Py_DECREF(word);
-                continue;
-            }
-            Py_ssize_t bn;
-            const char *bytes = PyUnicode_AsUTF8AndSize(word, &bn);
-            if (!bytes) {
-                Py_DECREF(word);
-                goto done;
-            }
-            id = word_id(t, (const unsigned char *)bytes, bn);
-            first_digit = Py_UNICODE_ISDIGIT(PyUnicode_READ_CHAR(word, 0));
-            last_digit = Py_UNICODE_ISDIGIT(PyUnicode_READ_CHAR(word, on - 1));
-        }
+        int32_t id = word_id(t, (const unsigned char *)bytes, bn);
+        int first_digit = Py_UNICODE_ISDIGIT(PyUnicode_READ_CHAR(word, 0));
+        int last_digit = Py_UNICODE_ISDIGIT(PyUnicode_READ_CHAR(word, on - 1));
         int err = PyList_Append(words, word);
         Py_DECREF(word);
         if (err < 0 || PUSH(ws, Py_ssize_t, AT(ms, Py_ssize_t, wa)) < 0 || PUSH(we, Py_ssize_t, AT(me, Py_ssize_t, wb - 1)) < 0 ||
@@ -576,7 +587,7 @@ done:
     PyMem_Free(we.data);
     PyMem_Free(wid.data);
     PyMem_Free(digit.data);
-    PyMem_Free(buf);
+    PyMem_Free(buf.data);
     return result;
 }
 
@@ -590,9 +601,7 @@ static PyObject *scan_normalize_keys(PyObject *self, PyObject *args) {
         return NULL;
     Py_ssize_t n_texts = PyList_GET_SIZE(texts);
     PyObject *result = PyList_New(n_texts);
-    Vec mp = VEC(Py_UCS4), out = VEC(Py_UCS4);
-    char *buf = NULL;
-    Py_ssize_t buf_cap = 0;
+    Vec mp = VEC(Py_UCS4), out = VEC(Py_UCS4), buf = VEC(char);
     if (!result) return NULL;
     for (Py_ssize_t t = 0; t < n_texts; t++) {
         PyObject *text = PyList_GET_ITEM(texts, t);
@@ -600,87 +609,23 @@ static PyObject *scan_normalize_keys(PyObject *self, PyObject *args) {
             PyErr_Format(PyExc_TypeError, "text %zd is not a str", t);
             goto fail;
         }
-        Py_ssize_t len = PyUnicode_GET_LENGTH(text);
-        int kind = PyUnicode_KIND(text);
-        const void *data = PyUnicode_DATA(text);
-        mp.len = 0;
+        if (map_chars(text, char_fn, &mp, NULL, NULL) < 0) goto fail;
         out.len = 0;
-        for (Py_ssize_t i = 0; i < len; i++) {
-            Py_UCS4 c = PyUnicode_READ(kind, data, i);
-            if (c < 128) {
-                if (PUSH(mp, Py_UCS4, (Py_UNICODE_ISALNUM(c) || c == '\'') ? c : ' ') < 0) goto fail;
-                continue;
-            }
-            PyObject *ch = PyUnicode_FromOrdinal((int)c);
-            if (!ch) goto fail;
-            PyObject *m = PyObject_CallOneArg(char_fn, ch);
-            Py_DECREF(ch);
-            if (!m) goto fail;
-            if (!PyUnicode_Check(m)) {
-                Py_DECREF(m);
-                PyErr_SetString(PyExc_TypeError, "the character function must return a str");
-                goto fail;
-            }
-            for (Py_ssize_t k = 0; k < PyUnicode_GET_LENGTH(m); k++)
-                if (PUSH(mp, Py_UCS4, PyUnicode_READ_CHAR(m, k)) < 0) {
-                    Py_DECREF(m);
-                    goto fail;
-                }
-            Py_DECREF(m);
-        }
-        const Py_UCS4 *M = mp.data;
-        int first = 1;
-        for (Py_ssize_t a = 0; a < mp.len;) {
-            if (M[a] == ' ' || M[a] == '\'') {
-                a++;
-                continue;
-            }
-            Py_ssize_t b = a;
-            int ascii = 1;
-            while (b < mp.len && M[b] != ' ' && M[b] != '\'') {
-                ascii &= M[b] < 128;
-                b++;
-            }
-            Py_ssize_t wa = a, wb = b;
-            a = b;
-            if (wb - wa == 1 && (M[wa] == 's' || M[wa] == 'S') && wa > 0 && M[wa - 1] == '\'') continue;
+        Py_ssize_t a = 0, wa, wb;
+        int ascii, first = 1;
+        while (next_word(mp.data, mp.len, &a, &wa, &wb, &ascii)) {
+            /* " ".join of every word's form, empty ones included, as normalize_key does */
             if (!first && PUSH(out, Py_UCS4, ' ') < 0) goto fail;
             first = 0;
-            if (ascii) {
-                Py_ssize_t n = wb - wa;
-                if (n + 1 > buf_cap) {
-                    buf_cap = 2 * (n + 1);
-                    char *p = PyMem_Realloc(buf, (size_t)buf_cap * 2);
-                    if (!p) {
-                        PyErr_NoMemory();
-                        goto fail;
-                    }
-                    buf = p;
-                }
-                char *raw = buf + buf_cap, *o = buf;
-                for (Py_ssize_t k = 0; k < n; k++) raw[k] = (char)M[wa + k];
-                Py_ssize_t on = ascii_word(raw, n, o, acronym_max_len, fold_plurals);
-                for (Py_ssize_t k = 0; k < on; k++)
-                    if (PUSH(out, Py_UCS4, (Py_UCS4)(unsigned char)o[k]) < 0) goto fail;
-            } else {
-                PyObject *w = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, M + wa, wb - wa);
-                if (!w) goto fail;
-                PyObject *r = PyObject_CallOneArg(word_fn, w);
-                Py_DECREF(w);
-                if (!r) goto fail;
-                if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) < 1 || !PyUnicode_Check(PyTuple_GET_ITEM(r, 0))) {
-                    Py_DECREF(r);
-                    PyErr_SetString(PyExc_TypeError, "the word function must return (str, offsets)");
+            PyObject *word = normalize_word((const Py_UCS4 *)mp.data + wa, wb - wa, ascii, word_fn, acronym_max_len,
+                                            fold_plurals, &buf);
+            if (!word) goto fail;
+            for (Py_ssize_t k = 0; k < PyUnicode_GET_LENGTH(word); k++)
+                if (PUSH(out, Py_UCS4, PyUnicode_READ_CHAR(word, k)) < 0) {
+                    Py_DECREF(word);
                     goto fail;
                 }
-                PyObject *o = PyTuple_GET_ITEM(r, 0);
-                for (Py_ssize_t k = 0; k < PyUnicode_GET_LENGTH(o); k++)
-                    if (PUSH(out, Py_UCS4, PyUnicode_READ_CHAR(o, k)) < 0) {
-                        Py_DECREF(r);
-                        goto fail;
-                    }
-                Py_DECREF(r);
-            }
+            Py_DECREF(word);
         }
         PyObject *key = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out.data ? out.data : (void *)"", out.len);
         if (!key) goto fail;
@@ -688,13 +633,13 @@ static PyObject *scan_normalize_keys(PyObject *self, PyObject *args) {
     }
     PyMem_Free(mp.data);
     PyMem_Free(out.data);
-    PyMem_Free(buf);
+    PyMem_Free(buf.data);
     return result;
 fail:
     Py_DECREF(result);
     PyMem_Free(mp.data);
     PyMem_Free(out.data);
-    PyMem_Free(buf);
+    PyMem_Free(buf.data);
     return NULL;
 }
 

@@ -129,7 +129,7 @@ def from_pretrained(auto_cls, path, what: str, *, saved: bool = False, **kwargs)
         kwargs["use_safetensors"] = True
     try:
         return auto_cls.from_pretrained(str(path), **kwargs)
-    except (OSError, ValueError, SafetensorError, EnvironmentError) as err:
+    except (OSError, ValueError, SafetensorError) as err:
         raise ConfigError(f"{what}: cannot load a Hugging Face model from {str(path)!r} ({err})") from None
 
 

@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set,
 
 import srsly
 from spacy import util
+from spacy.attrs import ORTH, SPACY
 from spacy.language import Language
 from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.pipeline import Pipe
@@ -20,11 +21,13 @@ from ..extensions import install_extensions, set_span_values
 from ..files import atomic_folder, unpack_files
 from ..kb import KnowledgeBase
 from ..kb.registry import KBSource, resolve_kb
-from ..kb.word_index import doc_layout
 from ..matching.abbreviations import find_abbreviations
 from ..matching.exact import ExactMatcher
 from ..matching.fusion import FUSION_POLICIES, SpanCandidate, fuse, merge_same_boundaries
 from ..matching.fuzzy import FuzzyMatcher
+from ..matching.native import extension
+
+_native = extension()
 
 ASSIGN_KB_ID = ("unambiguous", "top", "never")
 ALIGNMENT_MODES = ("strict", "contract", "expand")
@@ -446,6 +449,21 @@ class DictionaryMatcher(Pipe):
             self.set_kb(KnowledgeBase.from_disk(folder))
             weakref.finalize(self, shutil.rmtree, folder, True)
         return self
+
+
+_TOKEN_TEXTS: Dict[int, str] = {}  # orth -> text; an orth is a hash of the text, so this holds for every vocab
+_TOKEN_TEXTS_MAX = 1 << 20
+
+
+def doc_layout(doc: Doc) -> Tuple[str, List[int], List[int]]:
+    """`doc.text` and the start and end character of every token, in compiled code from the
+    Doc's ORTH and SPACY arrays where the extension is built (spaCy's own `doc.text` and
+    `token.idx` build a Token object per token, which costs as much as matching the text)."""
+    if _native is None:
+        return doc.text, [t.idx for t in doc], [t.idx + len(t.text) for t in doc]
+    if len(_TOKEN_TEXTS) > _TOKEN_TEXTS_MAX:
+        _TOKEN_TEXTS.clear()
+    return _native.doc_layout(doc.to_array([ORTH, SPACY]), _TOKEN_TEXTS, doc.vocab.strings)
 
 
 def expand_to_tokens(text: str, starts: List[int], start: int, end: int) -> Optional[Tuple[int, int]]:

@@ -47,11 +47,11 @@ def test_inner_text_longer_than_the_limit_is_no_short_form():
     assert found == {("HF", "heart failure")}
 
 
-# --- the ORTH-array scan equals the token-by-token scan it replaced -------------------------------
+# --- the ORTH-array scan equals a token-by-token scan -------------------------------
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from spacy_entlink.matching.abbreviations import Abbreviation, _OPEN, _is_short_form  # noqa: E402
+from spacy_entlink.matching.abbreviations import _OPEN, definition_at  # noqa: E402
 
 from ..fuzz import fuzz_settings  # noqa: E402
 
@@ -59,44 +59,17 @@ NLP = spacy.blank("en")
 
 
 def token_by_token(doc, max_inner_tokens: int = 4):
-    """The earlier implementation: every token looked at in turn."""
+    """The earlier scan: every token looked at in turn (the definition at a bracket is the
+    component's own `definition_at`)."""
     out = []
-    n = len(doc)
     i = 0
-    while i < n:
-        close = _OPEN.get(doc[i].text)
-        if close is None or i == 0:
+    while i < len(doc):
+        if doc[i].text not in _OPEN or i == 0:
             i += 1
             continue
-        j = i + 1
-        while j < n and j - i <= max_inner_tokens and doc[j].text != close and doc[j].text not in _OPEN:
-            j += 1
-        if j >= n or doc[j].text != close or j == i + 1:
-            i += 1
-            continue
-        inner = doc[i + 1 : j]
-        cut = next((k for k, t in enumerate(inner) if t.text in (";", ",")), len(inner))
-        sf = inner[:cut]
-        if len(sf) == 0 or not _is_short_form(sf.text):
-            i = j + 1
-            continue
-        n_words = min(len(sf.text) + 5, 2 * len(sf.text))
-        k = i
-        while k > 0 and i - k < n_words and doc[k - 1].text not in (")", "]", ";", ".") and not (
-            doc[k].is_sent_start and k < i
-        ):
-            k -= 1
-        if k == i:
-            i = j + 1
-            continue
-        window = doc[k:i]
-        start = best_long_form(sf.text, window.text)
-        if start is not None:
-            long_span = doc.char_span(window.start_char + start, window.end_char, alignment_mode="expand")
-            if (long_span is not None and len(long_span.text) > len(sf.text)
-                    and sf.text.lower() not in long_span.text.lower().split()):
-                out.append(Abbreviation(sf, long_span))
-        i = j + 1
+        found, i = definition_at(doc, i, max_inner_tokens)
+        if found is not None:
+            out.append(found)
     return out
 
 

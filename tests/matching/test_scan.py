@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from spacy_entlink.errors import KBFormatError
 from spacy_entlink.kb import EntityRecord, KnowledgeBase, read_source
 from spacy_entlink.kb import word_index
-from spacy_entlink.kb.word_index import doc_layout, doc_text, scan_text
+from spacy_entlink.kb.word_index import scan_text
 from spacy_entlink.matching.exact import ExactMatcher, word_breaks
+from spacy_entlink.pipeline.dictionary import doc_layout
 
 from ..fuzz import fuzz_settings
 
@@ -120,7 +121,7 @@ def test_the_component_uses_the_scan_and_finds_what_python_finds(demo_kb, monkey
 @given(text=st.text(ANY_CHAR, max_size=80))
 def test_doc_text_equals_spacy_doc_text(text):
     doc = NLP.make_doc(text)
-    assert doc_text(doc) == doc.text == text
+    assert doc_layout(doc)[0] == doc.text == text
     assert doc_layout(doc)[1:] == ([t.idx for t in doc], [t.idx + len(t.text) for t in doc])
 
 

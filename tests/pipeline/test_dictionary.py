@@ -245,8 +245,7 @@ from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from spacy_entlink.extensions import set_span_values  # noqa: E402
-from spacy_entlink.kb.word_index import doc_layout  # noqa: E402
-from spacy_entlink.pipeline.dictionary import expand_to_tokens  # noqa: E402
+from spacy_entlink.pipeline.dictionary import doc_layout, expand_to_tokens  # noqa: E402
 
 from ..fuzz import fuzz_settings  # noqa: E402
 
