@@ -46,6 +46,12 @@ _BAD = {(c, b): re.compile("[" + _SURROGATES + ("" if c else _CONTROLS) + ("" if
         for c in (True, False) for b in (True, False)}
 
 
+def problem_pattern(*, controls: bool = True, line_breaks: bool = True) -> "re.Pattern[str]":
+    """The regular expression that `text_problem` searches with the same arguments (None from
+    it exactly when this finds nothing), for screening many strings joined by tabs at once."""
+    return _BAD[controls, line_breaks]
+
+
 def text_problem(value: str, *, controls: bool = True, line_breaks: bool = True) -> Optional[str]:
     """What makes `value` unfit to store, or None: a lone surrogate (not Unicode, cannot be
     written as UTF-8) always; with `controls=False` a control character (U+0000-U+001F,

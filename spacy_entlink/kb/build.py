@@ -4,20 +4,42 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import marisa_trie
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import DataError, text_problem
+from ..errors import DataError, problem_pattern, text_problem
 from ..files import atomic_folder
 from ..text import NormalizerConfig, get_normalizer
-from .grams import build_gram_index
+from .grams import compiled_postings, write_key_texts, write_postings
 from .neighbours import write_word_deletes
+from .numbering import number_strings, positions
 from .variants import adjective_variants
 from .strings import write_strings
 from .word_index import WORD_INDEX_VERSION, write_word_index
+
+
+_CONTROL_OR_SURROGATE = problem_pattern(controls=False)  # tab is allowed: the joiner below
+_SURROGATE = problem_pattern()
+
+
+def _texts_fine(rec) -> bool:
+    """A quick screen of one record: True when its id, name, aliases and alternative ids are
+    strings without control characters (tab allowed) or lone surrogates, and its description
+    and type are empty or strings without lone surrogates, i.e. when the character checks of
+    `_check_record` would all pass (one search over the joined strings instead of one per string)."""
+    try:
+        joined = "\t".join([rec.id, rec.name, *(rec.aliases or ()), *(rec.alt_ids or ())])
+    except TypeError:  # a value that is not a string
+        return False
+    if _CONTROL_OR_SURROGATE.search(joined):
+        return False
+    for value in (rec.description, rec.type):
+        if value and (not isinstance(value, str) or _SURROGATE.search(value)):
+            return False
+    return True
 
 
 def _check_record(rec, seen: Dict[str, int]) -> None:
@@ -26,21 +48,24 @@ def _check_record(rec, seen: Dict[str, int]) -> None:
         raise DataError(*where, "entity without an id")
     if rec.id != rec.id.strip() or "\t" in rec.id or "\n" in rec.id:
         raise DataError(*where, f"entity id {rec.id!r} has surrounding whitespace, a tab or a newline")
-    bad = text_problem(rec.id, controls=False)
-    if bad:
-        raise DataError(*where, f"entity id {rec.id!r} contains {bad}")
+    fine = _texts_fine(rec)
+    if not fine:
+        bad = text_problem(rec.id, controls=False)
+        if bad:
+            raise DataError(*where, f"entity id {rec.id!r} contains {bad}")
     if not isinstance(rec.name, str) or not rec.name.strip():
         raise DataError(*where, f"entity {rec.id!r} has no name")
-    _check_names(rec)
-    for field in ("description", "type"):
-        value = getattr(rec, field)
-        bad = text_problem(value) if isinstance(value, str) else f"a {type(value).__name__}, not a string"
-        if value and bad:
-            raise DataError(*where, f"the {field} of entity {rec.id!r} contains {bad}")
-    for alt in rec.alt_ids or ():
-        bad = text_problem(alt, controls=False) if isinstance(alt, str) else "not a string"
-        if bad:
-            raise DataError(*where, f"alternative id {alt!r} of entity {rec.id!r}: {bad}")
+    if not fine:
+        _check_names(rec)
+        for field in ("description", "type"):
+            value = getattr(rec, field)
+            bad = text_problem(value) if isinstance(value, str) else f"a {type(value).__name__}, not a string"
+            if value and bad:
+                raise DataError(*where, f"the {field} of entity {rec.id!r} contains {bad}")
+        for alt in rec.alt_ids or ():
+            bad = text_problem(alt, controls=False) if isinstance(alt, str) else "not a string"
+            if bad:
+                raise DataError(*where, f"alternative id {alt!r} of entity {rec.id!r}: {bad}")
     if rec.id in seen:
         first = seen[rec.id]
         raise DataError(*where, f"duplicate entity id {rec.id!r} (first seen at line {first})")
@@ -86,16 +111,9 @@ def _bits(n: int) -> int:
     return max(1, int(n - 1).bit_length())
 
 
-def _trie_ids(trie: marisa_trie.Trie, index_of: Dict[str, int]):
-    """(trie key ids, index_of[key]) for every key of `trie`, as two int64 arrays.
-
-    One walk over the trie plus dict lookups: several times faster than `trie[key]` for
-    every key, which dominated the build time of large KBs.
-    """
-    items = trie.items()
-    ids = np.fromiter((i for _, i in items), dtype=np.int64, count=len(items))
-    idx = np.fromiter((index_of[k] for k, _ in items), dtype=np.int64, count=len(items))
-    return ids, idx
+def _keys_by_id(trie: marisa_trie.Trie) -> List[str]:
+    """The keys of `trie` by key id (`restore_key` over the ids: no look-up per key)."""
+    return list(map(trie.restore_key, range(len(trie))))
 
 
 def write_kb(
@@ -122,6 +140,11 @@ def write_kb(
 def _write_kb_files(records: Iterable, path: Path, normalizer: NormalizerConfig, fuzzy_index: bool, progress: bool,
                     name: str, extra_aliases: Optional[Iterable], adjectives: bool) -> None:
     t0 = time.time()
+
+    def say(message: str) -> None:
+        if progress:
+            print(f"[{time.time() - t0:6.1f} s] {message}", flush=True)
+
     norm = get_normalizer(normalizer)
     seen: Dict[str, int] = {}
     ids: List[str] = []
@@ -159,11 +182,7 @@ def _write_kb_files(records: Iterable, path: Path, normalizer: NormalizerConfig,
     # Entity rows are the key ids of the id trie, so an id maps to its row with no table.
     # (Walking the trie once is several times faster than looking up every id in it.)
     id_trie = marisa_trie.Trie(ids)
-    index_of = {eid: i for i, eid in enumerate(ids)}
-    order = np.empty(n, dtype=np.int64)  # order[row] = index in input
-    rows_, idx_ = _trie_ids(id_trie, index_of)
-    order[rows_] = idx_
-    del rows_, idx_, index_of
+    order = positions(_keys_by_id(id_trie), ids)  # order[row] = index in input
     id_trie.save(str(path / "ids.marisa"))
     inv = np.empty(n, dtype=np.int64)
     inv[order] = np.arange(n)
@@ -197,8 +216,7 @@ def _write_kb_files(records: Iterable, path: Path, normalizer: NormalizerConfig,
     # Normalised alias keys -> entity rows. Every name and alias is normalised once (a
     # list comprehension over one flat list), keys are numbered with a dict, and the
     # (key, entity) pairs are deduplicated and ordered by packed-uint64 sorts.
-    if progress:
-        print(f"normalising {n + int(n_own.sum()):,} names and aliases", flush=True)
+    say(f"normalising {n + int(n_own.sum()):,} names and aliases")
     surfaces = names + [a for al in aliases for a in al]
     ent = np.concatenate([np.arange(n, dtype=np.int64), np.repeat(np.arange(n, dtype=np.int64), n_own)])
     is_name = np.zeros(len(surfaces), dtype=bool)
@@ -209,29 +227,26 @@ def _write_kb_files(records: Iterable, path: Path, normalizer: NormalizerConfig,
         surfaces += derived
         ent = np.concatenate([ent, ent[np.asarray(src, dtype=np.int64)]])
         is_name = np.concatenate([is_name, np.zeros(len(derived), dtype=bool)])
-    local: Dict[str, int] = {}
-    setdefault = local.setdefault
-
-    def normalised_keys(texts: List[str], step: int = 50_000):
-        with tqdm(total=len(texts), desc="normalising names", unit=" name", disable=not progress,
-                  mininterval=0.5) as bar:
-            for start in range(0, len(texts), step):
-                yield from norm.normalize_keys(texts[start : start + step])
-                bar.update(min(step, len(texts) - start))
-
-    loc = np.fromiter((setdefault(k, len(local)) for k in normalised_keys(surfaces)), dtype=np.int64,
-                      count=len(surfaces))
+    keys: List[str] = []
+    with tqdm(total=len(surfaces), desc="normalising names", unit=" name", disable=not progress,
+              mininterval=0.5) as bar:
+        for start in range(0, len(surfaces), 50_000):
+            keys += norm.normalize_keys(surfaces[start : start + 50_000])
+            bar.update(min(50_000, len(surfaces) - start))
     del surfaces
-    empty = local.pop("", None)
+    loc, dkeys = number_strings(keys)  # dkeys: the distinct keys, by local number
+    del keys
+    try:
+        empty = dkeys.index("")
+    except ValueError:
+        empty = None
     if empty is not None:  # names that normalise to nothing ("???") give no key
+        del dkeys[empty]
         keep = loc != empty
         loc, ent, is_name = loc[keep], ent[keep], is_name[keep]
         loc[loc > empty] -= 1
-    dkeys = list(local)  # distinct keys, by local number
-    del local
     n_keys = len(dkeys)
-    if progress:
-        print(f"building tries over {n_keys:,} alias keys", flush=True)
+    say(f"building tries over {n_keys:,} alias keys")
 
     # One (key, entity) pair per entity and key; the entity's name wins over its aliases.
     ent_bits, key_bits = _bits(n), _bits(n_keys)
@@ -256,11 +271,12 @@ def _write_kb_files(records: Iterable, path: Path, normalizer: NormalizerConfig,
     counts = np.bincount(loc, minlength=n_keys)
     key_trie = marisa_trie.Trie(dkeys, weights=counts.tolist())
     key_trie.save(str(path / "keys.marisa"))
-    tid_of, loc_of = _trie_ids(key_trie, {k: i for i, k in enumerate(dkeys)})
+    keys_by_tid = _keys_by_id(key_trie)
+    loc_of = positions(keys_by_tid, dkeys)
+    del dkeys
     loc2tid = np.empty(n_keys, dtype=np.int64)
-    loc2tid[loc_of] = tid_of
-    keys_by_tid = [dkeys[j] for j in loc_of[np.argsort(tid_of)].tolist()]
-    del dkeys, tid_of, loc_of
+    loc2tid[loc_of] = np.arange(n_keys, dtype=np.int64)
+    del loc_of
 
     # Sort by alias, then canonical names first, then higher prior, then row.
     kid = loc2tid[loc]
@@ -289,18 +305,22 @@ def _write_kb_files(records: Iterable, path: Path, normalizer: NormalizerConfig,
         vocab.update(" ".join(keys_by_tid[start : start + 200_000]).split(" "))
     words = marisa_trie.Trie(vocab)
     words.save(str(path / "words.marisa"))
+    say(f"building the one-edit neighbourhood of {len(vocab):,} words")
     write_word_deletes(words.iterkeys(), path)
     del words
-    if progress:
-        print(f"building the word index of {n_keys:,} alias keys", flush=True)
+    say(f"building the word index of {n_keys:,} alias keys")
     word_index = write_word_index(vocab, keys_by_tid, path)
     del vocab
 
     if fuzzy_index:
-        if progress:
-            print("building the trigram index for fuzzy matching", flush=True)
-        build_gram_index(keys_by_tid, path)
-    del keys_by_tid
+        say("building the trigram index for fuzzy matching")
+        texts = write_key_texts(keys_by_tid, path)
+        keys = None if compiled_postings() else keys_by_tid  # the compiled builder reads the texts
+        del keys_by_tid
+        write_postings(path, *texts, keys)
+        del texts, keys
+    else:
+        del keys_by_tid
 
     meta = {
         "format": "spacy-entlink-kb",
@@ -319,3 +339,4 @@ def _write_kb_files(records: Iterable, path: Path, normalizer: NormalizerConfig,
     }
     # meta.json is written last: a folder without it is an unfinished build.
     (path / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf8")
+    say("done")

@@ -51,43 +51,70 @@ def _bits(n: int) -> int:
     return max(1, int(n - 1).bit_length())
 
 
-def write_key_texts(keys: Sequence[str], path: Path, chunk: int = 1_000_000) -> None:
-    """key_text.npy (the keys as one UTF-8 blob, in row order) and key_text_ptr.npy (offsets),
-    which the compiled fuzzy search verifies its shortlist against."""
-    ptr = np.zeros(len(keys) + 1, dtype=np.int64)
+def write_key_texts(keys: Sequence[str], path: Path, chunk: int = 1_000_000) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """key_len.npy (lengths in characters, saturating at 65535), key_text.npy (the keys as one
+    UTF-8 blob, in row order) and key_text_ptr.npy (offsets), which the compiled fuzzy
+    search verifies its shortlist against; returns (key_len, key_text, key_text_ptr)."""
+    n = len(keys)
+    capped = np.minimum(np.fromiter(map(len, keys), dtype=np.int64, count=n), 65535).astype(np.uint16)
+    np.save(path / "key_len.npy", capped)
+    ptr = np.zeros(n + 1, dtype=np.int64)
     blobs = []
-    for start in range(0, len(keys), chunk):
+    for start in range(0, n, chunk):
         encoded = [k.encode("utf8", "surrogatepass") for k in keys[start : start + chunk]]
         ptr[start + 1 : start + 1 + len(encoded)] = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
         blobs.append(b"".join(encoded))
     np.cumsum(ptr, out=ptr)
-    np.save(path / "key_text.npy", np.frombuffer(b"".join(blobs), dtype=np.uint8))
+    blob = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+    np.save(path / "key_text.npy", blob)
     np.save(path / "key_text_ptr.npy", ptr)
+    return capped, blob, ptr
 
 
-def build_gram_index(keys: Sequence[str], path: Path, chunk: int = 1_000_000) -> None:
-    """Write grams.npy, gram_ptr.npy, gram_post.npy and key_len.npy for `keys` (in row order).
+def compiled_postings() -> bool:
+    """Whether `write_postings` can build from the key texts alone (the extension is built)."""
+    return _scan is not None
 
-    Vectorised: every (trigram, key row) pair is packed into one uint64 and all pairs are
+
+def build_gram_index(keys: Sequence[str], path: Path, chunk: int = 1_000_000, *, compiled: bool = True) -> None:
+    """Write the trigram index of `keys` (in row order): `write_key_texts`, then `write_postings`."""
+    key_len, text, text_ptr = write_key_texts(keys, path)
+    write_postings(path, key_len, text, text_ptr, keys, chunk=chunk, compiled=compiled)
+
+
+def write_postings(path: Path, key_len: np.ndarray, text: np.ndarray, text_ptr: np.ndarray,
+                   keys: Optional[Sequence[str]] = None, *, chunk: int = 1_000_000, compiled: bool = True) -> None:
+    """Write gram_rows.npy, gram_len.npy, grams.npy, gram_ptr.npy and gram_post.npy from what
+    `write_key_texts` returned (`keys` too for the numpy builder; not needed where
+    `compiled_postings()`).
+
+    Compiled (`_scan.gram_postings`, where built and `compiled`): two passes over the keys in
+    gram-id order, one counting each trigram's keys, one filling the lists, so every list is
+    born sorted and memory holds the postings themselves and little else. Otherwise
+    vectorised: every (trigram, key row) pair is packed into one uint64 and all pairs are
     sorted with one in-place `np.sort`, which is much faster than `argsort`, `lexsort` or
     the hash-based `np.unique` of numpy >= 2.3 (the latter took minutes on 10^8 codes).
     Trigrams are packed through dense character ids so that (trigram, row) fits in 64 bits;
     with too many distinct characters for that, trigram ids come from `searchsorted`.
     """
-    n = len(keys)
-    lengths = np.fromiter((len(k) for k in keys), dtype=np.int64, count=n)
-    capped = np.minimum(lengths, 65535).astype(np.uint16)
-    np.save(path / "key_len.npy", capped)
-    write_key_texts(keys, path)
+    n = len(key_len)
     # Postings hold gram ids ("gids"): the keys numbered by (length, row), so that the keys
     # of a length range are one range of gids and each posting list, sorted by gid, holds
     # them as one slice (found by bisection) before any candidate is looked at.
-    row_of_gid = np.argsort(capped, kind="stable").astype(np.uint32)
+    row_of_gid = np.argsort(key_len, kind="stable").astype(np.uint32)
+    np.save(path / "gram_rows.npy", row_of_gid)
+    np.save(path / "gram_len.npy", key_len[row_of_gid])
+    if compiled and _scan is not None:
+        grams, ptr, post = _scan.gram_postings(text, text_ptr, row_of_gid)
+        for name, data, dtype in (("grams", grams, np.uint64), ("gram_ptr", ptr, np.int64), ("gram_post", post, np.uint32)):
+            np.save(path / f"{name}.npy", np.frombuffer(data, dtype=dtype), allow_pickle=False)
+        return
+    if keys is None:
+        raise ValueError("write_postings: the numpy builder needs the keys")
+    lengths = np.fromiter(map(len, keys), dtype=np.int64, count=n)
     gid_of_row = np.empty(n, dtype=np.uint64)
     gid_of_row[row_of_gid] = np.arange(n, dtype=np.uint64)
-    np.save(path / "gram_rows.npy", row_of_gid)
-    np.save(path / "gram_len.npy", capped[row_of_gid])
-    del row_of_gid, capped
+    del row_of_gid, text, text_ptr
     row_bits = _bits(n)
     # Code points of each chunk of keys, every key padded by one space on each side.
     parts: List[Tuple[int, np.ndarray]] = []

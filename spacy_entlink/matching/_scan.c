@@ -1229,7 +1229,330 @@ done:
     return result;
 }
 
+/* --- building the trigram postings (kb/grams.py build_gram_index) ------------------------ */
+typedef struct {
+    uint64_t *codes; /* UINT64_MAX: empty */
+    int32_t *ids;
+    Py_ssize_t size, used;
+} GramTable;
+
+static int gram_table_init(GramTable *t, Py_ssize_t size) {
+    t->codes = PyMem_Malloc(sizeof(uint64_t) * (size_t)size);
+    t->ids = PyMem_Malloc(sizeof(int32_t) * (size_t)size);
+    if (!t->codes || !t->ids) {
+        PyMem_Free(t->codes);
+        PyMem_Free(t->ids);
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(t->codes, 0xff, sizeof(uint64_t) * (size_t)size);
+    t->size = size;
+    t->used = 0;
+    return 0;
+}
+
+/* The id of `code` (a new one, numbered in first-seen order, when `add`), or -1. */
+static int32_t gram_table_id(GramTable *t, uint64_t code, int add) {
+    uint64_t mask = (uint64_t)t->size - 1, h = mix64(code) & mask;
+    while (t->codes[h] != UINT64_MAX) {
+        if (t->codes[h] == code) return t->ids[h];
+        h = (h + 1) & mask;
+    }
+    if (!add) return -1;
+    if (t->used >= INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "more than 2^31 distinct trigrams");
+        return -2;
+    }
+    if ((t->used + 1) * 3 > t->size * 2) { /* grow to keep the load under 2/3 */
+        GramTable bigger;
+        if (gram_table_init(&bigger, t->size * 2) < 0) return -2;
+        for (Py_ssize_t i = 0; i < t->size; i++) {
+            if (t->codes[i] == UINT64_MAX) continue;
+            uint64_t m = (uint64_t)bigger.size - 1, g = mix64(t->codes[i]) & m;
+            while (bigger.codes[g] != UINT64_MAX) g = (g + 1) & m;
+            bigger.codes[g] = t->codes[i];
+            bigger.ids[g] = t->ids[i];
+        }
+        bigger.used = t->used;
+        PyMem_Free(t->codes);
+        PyMem_Free(t->ids);
+        *t = bigger;
+        return gram_table_id(t, code, add);
+    }
+    t->codes[h] = code;
+    t->ids[h] = (int32_t)t->used;
+    return (int32_t)t->used++;
+}
+
+/* The trigram codes of the key " " + text + " " (three 21-bit code points each, repeats
+ * included) into *codes (grown as needed); their number, or -1 on error. */
+static Py_ssize_t key_trigrams(const unsigned char *s, Py_ssize_t n, Vec *cps, Vec *codes) {
+    if (vec_reserve(cps, n + 2) < 0) return -1;
+    Py_UCS4 *cp = cps->data;
+    cp[0] = ' ';
+    Py_ssize_t m = utf8_decode(s, n, cp + 1);
+    if (m < 0) {
+        PyErr_SetString(PyExc_ValueError, "gram_postings: a key is not valid UTF-8");
+        return -1;
+    }
+    cp[m + 1] = ' ';
+    if (vec_reserve(codes, m > 0 ? m : 1) < 0) return -1;
+    uint64_t *c = codes->data;
+    for (Py_ssize_t i = 0; i < m; i++) /* the trigrams of the m + 2 padded code points */
+        c[i] = ((uint64_t)cp[i] << 42) | ((uint64_t)cp[i + 1] << 21) | (uint64_t)cp[i + 2];
+    return m;
+}
+
+/* Trigram ids (first-seen order): ASCII trigrams through a direct table, others hashed. */
+typedef struct {
+    GramTable table;
+    int32_t *ascii; /* 2^21 entries, -1: not seen */
+} GramIds;
+
+static int32_t gram_id(GramIds *g, uint64_t code, int add) {
+    uint64_t c1 = code >> 42, c2 = (code >> 21) & 0x1fffff, c3 = code & 0x1fffff;
+    if ((c1 | c2 | c3) < 128) {
+        int32_t *slot = &g->ascii[(c1 << 14) | (c2 << 7) | c3];
+        if (*slot < 0 && add) *slot = gram_table_id(&g->table, code, 1);
+        return *slot;
+    }
+    return gram_table_id(&g->table, code, add);
+}
+
+typedef struct {
+    uint64_t code;
+    int32_t id;
+} CodeId;
+
+static int cmp_code(const void *a, const void *b) {
+    uint64_t x = ((const CodeId *)a)->code, y = ((const CodeId *)b)->code;
+    return (x > y) - (x < y);
+}
+
+/* gram_postings(key_text, key_text_ptr, row_of_gid) -> (grams, ptr, post) as bytes of uint64,
+ * int64 and uint32: the distinct trigrams of all keys ascending, and for each the gram ids of
+ * the keys holding it, ascending (two passes over the keys in gram-id order: count, fill). */
+static PyObject *scan_gram_postings(PyObject *self, PyObject *args) {
+    PyObject *objs[3];
+    if (!PyArg_ParseTuple(args, "OOO", &objs[0], &objs[1], &objs[2])) return NULL;
+    static const Py_ssize_t items[3] = {1, 8, 4};
+    static const char *names[3] = {"key_text", "key_text_ptr", "row_of_gid"};
+    Py_buffer v[3];
+    int got = 0;
+    PyObject *result = NULL, *grams_b = NULL, *ptr_b = NULL, *post_b = NULL;
+    GramIds ids = {{NULL, NULL, 0, 0}, NULL};
+    int64_t *fill = NULL;
+    int32_t *rank = NULL;
+    CodeId *order = NULL;
+    /* cnt: keys per trigram id; last: 1 + the last gid counted under each id (repeats within
+     * one key counted once) */
+    Vec cps = VEC(Py_UCS4), codes = VEC(uint64_t), cnt = VEC(int64_t), last = VEC(uint32_t);
+    for (; got < 3; got++)
+        if (get_buffer(objs[got], &v[got], items[got], names[got]) < 0) goto done;
+    const unsigned char *text = v[0].buf;
+    const int64_t *tptr = v[1].buf;
+    const uint32_t *row_of_gid = v[2].buf;
+    Py_ssize_t n_rows = v[1].len / 8 - 1, n = v[2].len / 4, text_len = v[0].len;
+    if (n_rows < 0 || n != n_rows || n >= UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "gram_postings: row_of_gid and key_text_ptr disagree");
+        goto done;
+    }
+    if (gram_table_init(&ids.table, 1 << 16) < 0) goto done;
+    ids.ascii = PyMem_Malloc(sizeof(int32_t) << 21);
+    if (!ids.ascii) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    memset(ids.ascii, 0xff, sizeof(int32_t) << 21);
+    int64_t total = 0;
+    uint32_t *post = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) memset(last.data, 0, sizeof(uint32_t) * (size_t)last.len);
+        for (Py_ssize_t gid = 0; gid < n; gid++) {
+            uint32_t row = row_of_gid[gid], stamp = (uint32_t)gid + 1;
+            if ((Py_ssize_t)row >= n_rows || tptr[row] < 0 || tptr[row + 1] < tptr[row] || tptr[row + 1] > text_len) {
+                PyErr_SetString(PyExc_ValueError, "gram_postings: a key offset is out of range");
+                goto done;
+            }
+            Py_ssize_t k = key_trigrams(text + tptr[row], (Py_ssize_t)(tptr[row + 1] - tptr[row]), &cps, &codes);
+            if (k < 0) goto done;
+            const uint64_t *c = codes.data;
+            for (Py_ssize_t i = 0; i < k; i++) {
+                int32_t id = gram_id(&ids, c[i], !pass);
+                if (id < 0) {
+                    if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "gram_postings: a trigram vanished");
+                    goto done;
+                }
+                if (id == last.len && (PUSH(cnt, int64_t, 0) < 0 || PUSH(last, uint32_t, 0) < 0)) goto done;
+                if (AT(last, uint32_t, id) == stamp) continue;
+                AT(last, uint32_t, id) = stamp;
+                if (pass) {
+                    post[fill[rank[id]]++] = (uint32_t)gid;
+                } else {
+                    AT(cnt, int64_t, id)++;
+                    total++;
+                }
+            }
+        }
+        if (pass) break;
+        /* grams ascending; ptr from the counts in that order; fill[r]: next free place in list r */
+        Py_ssize_t ng = ids.table.used;
+        order = PyMem_Malloc(sizeof(CodeId) * (size_t)(ng ? ng : 1));
+        rank = PyMem_Malloc(sizeof(int32_t) * (size_t)(ng ? ng : 1));
+        fill = PyMem_Malloc(sizeof(int64_t) * (size_t)(ng ? ng : 1));
+        if (!order || !rank || !fill) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        Py_ssize_t j = 0;
+        for (Py_ssize_t i = 0; i < ids.table.size; i++)
+            if (ids.table.codes[i] != UINT64_MAX) order[j++] = (CodeId){ids.table.codes[i], ids.table.ids[i]};
+        qsort(order, (size_t)ng, sizeof(CodeId), cmp_code);
+        void *gdata = NULL, *pdata = NULL, *qdata = NULL;
+        grams_b = new_bytes(8 * ng, &gdata);
+        ptr_b = new_bytes(8 * (ng + 1), &pdata);
+        post_b = new_bytes(4 * (Py_ssize_t)total, &qdata);
+        if (!grams_b || !ptr_b || !post_b) goto done;
+        uint64_t *G = gdata;
+        int64_t *P = pdata;
+        post = qdata;
+        P[0] = 0;
+        for (Py_ssize_t r = 0; r < ng; r++) {
+            G[r] = order[r].code;
+            rank[order[r].id] = (int32_t)r;
+            fill[r] = P[r];
+            P[r + 1] = P[r] + AT(cnt, int64_t, order[r].id);
+        }
+    }
+    result = PyTuple_Pack(3, grams_b, ptr_b, post_b);
+done:
+    for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
+    Py_XDECREF(grams_b);
+    Py_XDECREF(ptr_b);
+    Py_XDECREF(post_b);
+    PyMem_Free(ids.table.codes);
+    PyMem_Free(ids.table.ids);
+    PyMem_Free(ids.ascii);
+    PyMem_Free(fill);
+    PyMem_Free(rank);
+    PyMem_Free(order);
+    PyMem_Free(cps.data);
+    PyMem_Free(codes.data);
+    PyMem_Free(cnt.data);
+    PyMem_Free(last.data);
+    return result;
+}
+
+/* --- numbering strings (kb/build.py): open addressing over Python's own str hash ---------- */
+typedef struct {
+    Py_ssize_t *slots; /* index into `items`, -1: empty */
+    Py_ssize_t mask;
+} StrTable;
+
+static int str_table_init(StrTable *t, Py_ssize_t n) {
+    Py_ssize_t size = table_size(n);
+    t->slots = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)size);
+    if (!t->slots) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(t->slots, 0xff, sizeof(Py_ssize_t) * (size_t)size);
+    t->mask = size - 1;
+    return 0;
+}
+
+/* The place of `s` among items[0..] (a list of str), or the empty slot where it would go:
+ * *found says which. -1 on error. */
+static Py_ssize_t str_table_find(const StrTable *t, PyObject *items, PyObject *s, int *found) {
+    if (!PyUnicode_Check(s)) {
+        PyErr_SetString(PyExc_TypeError, "expected a list of str");
+        return -1;
+    }
+    Py_hash_t h = PyUnicode_Type.tp_hash(s); /* str's own hash, never a subclass's Python code */
+    if (h == -1) return -1;
+    Py_ssize_t i = (Py_ssize_t)(mix64((uint64_t)h) & (uint64_t)t->mask);
+    for (;;) {
+        Py_ssize_t k = t->slots[i];
+        if (k < 0) {
+            *found = 0;
+            return i;
+        }
+        PyObject *o = PyList_GET_ITEM(items, k);
+        if (o == s || (PyUnicode_GET_LENGTH(o) == PyUnicode_GET_LENGTH(s) && PyUnicode_Compare(o, s) == 0)) {
+            *found = 1;
+            return i;
+        }
+        i = (i + 1) & t->mask;
+    }
+}
+
+/* number_strings(strings) -> (int64 bytes, distinct): each string's number in first-seen order
+ * and the distinct strings in that order (what `dict.setdefault(s, len(d))` over all would give). */
+static PyObject *scan_number_strings(PyObject *self, PyObject *args) {
+    PyObject *strings;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &strings)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(strings);
+    StrTable t = {NULL, 0};
+    PyObject *distinct = PyList_New(0), *ids_b = NULL, *result = NULL;
+    void *data;
+    if (!distinct || str_table_init(&t, n) < 0 || !(ids_b = new_bytes(8 * n, &data))) goto done;
+    int64_t *ids = data;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *s = PyList_GET_ITEM(strings, j);
+        int found;
+        Py_ssize_t i = str_table_find(&t, distinct, s, &found);
+        if (i < 0) goto done;
+        if (!found) {
+            t.slots[i] = PyList_GET_SIZE(distinct);
+            if (PyList_Append(distinct, s) < 0) goto done;
+        }
+        ids[j] = t.slots[i];
+    }
+    result = PyTuple_Pack(2, ids_b, distinct);
+done:
+    PyMem_Free(t.slots);
+    Py_XDECREF(distinct);
+    Py_XDECREF(ids_b);
+    return result;
+}
+
+/* positions(needles, haystack) -> int64 bytes: the index of each needle in `haystack` (a list
+ * of distinct str), -1 where absent. */
+static PyObject *scan_positions(PyObject *self, PyObject *args) {
+    PyObject *needles, *haystack;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &needles, &PyList_Type, &haystack)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(needles), m = PyList_GET_SIZE(haystack);
+    StrTable t = {NULL, 0};
+    PyObject *out = NULL, *result = NULL;
+    void *data;
+    if (str_table_init(&t, m) < 0 || !(out = new_bytes(8 * n, &data))) goto done;
+    for (Py_ssize_t k = 0; k < m; k++) {
+        int found;
+        Py_ssize_t i = str_table_find(&t, haystack, PyList_GET_ITEM(haystack, k), &found);
+        if (i < 0) goto done;
+        if (!found) t.slots[i] = k;
+    }
+    int64_t *pos = data;
+    for (Py_ssize_t j = 0; j < n; j++) {
+        int found;
+        Py_ssize_t i = str_table_find(&t, haystack, PyList_GET_ITEM(needles, j), &found);
+        if (i < 0) goto done;
+        pos[j] = found ? t.slots[i] : -1;
+    }
+    result = out;
+    out = NULL;
+done:
+    PyMem_Free(t.slots);
+    Py_XDECREF(out);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
+    {"number_strings", scan_number_strings, METH_VARARGS,
+     "number_strings(strings) -> (int64 numbers as bytes, distinct strings in first-seen order)"},
+    {"positions", scan_positions, METH_VARARGS, "positions(needles, haystack) -> int64 indices as bytes, -1: absent"},
+    {"gram_postings", scan_gram_postings, METH_VARARGS,
+     "gram_postings(key_text, key_text_ptr, row_of_gid) -> (grams, ptr, post) as bytes"},
     {"normalize_keys", scan_normalize_keys, METH_VARARGS,
      "normalize_keys(texts, char_fn, word_fn, acronym_max_len, fold_plurals) -> [normalised key]"},
     {"fuzzy_search", scan_fuzzy_search, METH_VARARGS,

@@ -10,11 +10,12 @@ import json
 
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from spacy_entlink.errors import EntlinkError
 from spacy_entlink.kb import KnowledgeBase, read_source
 
-from ..fuzz import fuzz_settings, mutated_bytes
+from ..fuzz import NASTY, fuzz_settings, mutated_bytes
 from .test_sources import csv_text, jsonl_text, medic_text, obo_text
 
 SAMPLES = {
@@ -94,3 +95,33 @@ def test_mutated_kb_sources(tmp_path_factory, fmt):
         _check(records, reloaded)
 
     run()
+
+
+_PIECE = st.one_of(st.sampled_from(NASTY + ["\ud800", "\udfff", "\t", "\x9f", "\x7f"]), st.text(max_size=5))
+_TEXT = st.lists(_PIECE, max_size=4).map("".join)
+_VALUE = st.one_of(_TEXT, _TEXT, _TEXT, st.none(), st.integers(0, 3), st.just(["x"]))
+
+
+@fuzz_settings(300)
+@given(id_=_VALUE, name=_VALUE, aliases=st.lists(_VALUE, max_size=3), description=_VALUE, type_=_VALUE,
+       alt_ids=st.lists(_VALUE, max_size=2))
+def test_record_screen_changes_no_outcome(monkeypatch, id_, name, aliases, description, type_, alt_ids):
+    """The joined-string screen of `_check_record` accepts exactly the records the per-string
+    checks accept, and a refused record gets the per-string checks' own message."""
+    from spacy_entlink.errors import DataError
+    from spacy_entlink.kb import EntityRecord
+    from spacy_entlink.kb import build as build_module
+
+    def outcome(screen):
+        rec = EntityRecord(id=id_, name=name, aliases=list(aliases), description=description, type=type_,
+                           alt_ids=list(alt_ids), source="kb.tsv", line=3)
+        with monkeypatch.context() as m:
+            if not screen:
+                m.setattr(build_module, "_texts_fine", lambda rec: False)
+            try:
+                build_module._check_record(rec, {})
+            except DataError as e:
+                return str(e)
+        return "ok"
+
+    assert outcome(True) == outcome(False)

@@ -13,6 +13,7 @@ from rapidfuzz.distance import Levenshtein
 from rapidfuzz.process import cdist
 
 from spacy_entlink.kb import EntityRecord, KnowledgeBase
+from spacy_entlink.kb import grams as grams_module
 from spacy_entlink.kb.grams import GramIndex, build_gram_index
 
 from . import synthetic_names
@@ -141,28 +142,57 @@ def random_keys(rng, n, lo, hi, max_len=12):
     return sorted({"".join(char() for _ in range(rng.randint(1, max_len))) for _ in range(n)})
 
 
+BUILDERS = [pytest.param(True, id="compiled"), pytest.param(False, id="numpy")]
+
+
+@pytest.mark.parametrize("compiled", BUILDERS)
 @pytest.mark.parametrize("chunk", [1_000_000, 7])
-def test_index_matches_naive_reference_small_alphabet(tmp_path, chunk):
+def test_index_matches_naive_reference_small_alphabet(tmp_path, chunk, compiled):
+    if compiled and grams_module._scan is None:
+        pytest.skip("the compiled extension is not built")
     keys = synthetic_names(400, seed=3) + ["a", "ab", "x y", "zzz zzz zzz", "a a a a"]
     keys = list(dict.fromkeys(keys))
-    build_gram_index(keys, tmp_path, chunk=chunk)
+    build_gram_index(keys, tmp_path, chunk=chunk, compiled=compiled)
     grams, ptr, post, key_len = load_index(tmp_path)
     ref = naive_index(keys)
     assert np.array_equal(grams, ref[0]) and np.array_equal(ptr, ref[1]) and np.array_equal(post, ref[2])
     assert key_len.tolist() == [len(k) for k in keys]
 
 
-def test_index_with_a_huge_alphabet_takes_the_wide_path(tmp_path):
+@pytest.mark.parametrize("compiled", BUILDERS)
+def test_index_with_a_huge_alphabet_takes_the_wide_path(tmp_path, compiled):
     # > 2**17 distinct characters and 2**12 rows: dense trigram ids plus rows do not fit in
-    # 64 bits, so the builder must number trigrams by searchsorted instead.
+    # 64 bits, so the numpy builder must number trigrams by searchsorted instead (and the
+    # compiled one's hash table must grow many times).
+    if compiled and grams_module._scan is None:
+        pytest.skip("the compiled extension is not built")
     rng = random.Random(5)
     keys = random_keys(rng, 3000, 0x3400, 0x10FFFF, max_len=110)
     n_chars = len(set("".join(keys)))
     assert n_chars > 2**17 and len(keys) > 2**11
-    build_gram_index(keys, tmp_path, chunk=1000)
+    build_gram_index(keys, tmp_path, chunk=1000, compiled=compiled)
     grams, ptr, post, _ = load_index(tmp_path)
     ref = naive_index(keys)
     assert np.array_equal(grams, ref[0]) and np.array_equal(ptr, ref[1]) and np.array_equal(post, ref[2])
+
+
+_KEY_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
+
+
+@pytest.mark.skipif(grams_module._scan is None, reason="the compiled extension is not built")
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(keys=st.lists(_KEY_TEXT, max_size=60, unique=True))
+def test_compiled_and_numpy_builders_write_identical_files(tmp_path_factory, keys):
+    """Any keys (no surrogates, as the KB build refuses those): the two builders' files agree
+    byte for byte, including no keys at all."""
+    files = ("grams.npy", "gram_ptr.npy", "gram_post.npy", "key_len.npy", "gram_rows.npy", "gram_len.npy")
+    out = {}
+    for compiled in (True, False):
+        path = tmp_path_factory.mktemp("grams")
+        build_gram_index(keys, path, chunk=7, compiled=compiled)
+        out[compiled] = [np.load(path / f) for f in files]
+    for name, a, b in zip(files, out[True], out[False]):
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
 
 
 def test_gram_index_search_on_unicode_keys(tmp_path):
