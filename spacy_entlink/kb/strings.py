@@ -8,14 +8,20 @@ import numpy as np
 
 def write_strings(path: Path, name: str, strings: Iterable[str]) -> int:
     """Write `strings` as `<name>.npy` (bytes) and `<name>_ptr.npy` (int64 offsets)."""
-    encoded = [s.encode("utf8") for s in strings]
-    ptr = np.zeros(len(encoded) + 1, dtype=np.int64)
-    if encoded:
-        np.cumsum([len(b) for b in encoded], out=ptr[1:])
-    blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    strings = strings if isinstance(strings, list) else list(strings)
+    joined = "".join(strings)
+    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
+    if joined.isascii():  # one encode; byte lengths are the character lengths
+        blob = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+    else:
+        encoded = [s.encode("utf8") for s in strings]
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    ptr = np.zeros(len(strings) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=ptr[1:])
     np.save(path / f"{name}.npy", blob)
     np.save(path / f"{name}_ptr.npy", ptr)
-    return len(encoded)
+    return len(strings)
 
 
 class StringStore:

@@ -751,38 +751,27 @@ static int cmp_u32(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Per-process scratch over alias rows: stamps[r] == epoch marks a row seen by the current
- * shortlist, slots[r] its place among the candidates (-1: filtered out by length). */
-static uint32_t *stamps = NULL;
-static int32_t *slots = NULL;
-static Py_ssize_t stamp_cap = 0;
-static uint32_t stamp_epoch = 0;
+/* Per-process scratch over alias rows (or gids): cnt[r] = in how many of the query's lists
+ * row r is, for the rows of the current shortlist; EXCLUDED for a row seen but outside the
+ * length range (postings of rows). Zero between shortlists: each one resets what it touched.
+ * (Two bytes per row: at 10^6 names the rows of one length range fit in the cache, where
+ * stamps and slots did not.) */
+#define EXCLUDED 0xFFFF
+#define MAX_COUNT 0xFFFE
+static uint16_t *cnt = NULL;
+static Py_ssize_t cnt_cap = 0;
 
-static int ensure_stamps(Py_ssize_t n) {
-    if (n <= stamp_cap) return 0;
-    uint32_t *s = PyMem_Calloc((size_t)n, sizeof(uint32_t));
-    int32_t *l = PyMem_Malloc(sizeof(int32_t) * (size_t)n);
-    if (!s || !l) {
-        PyMem_Free(s);
-        PyMem_Free(l);
+static int ensure_counts(Py_ssize_t n) {
+    if (n <= cnt_cap) return 0;
+    uint16_t *c = PyMem_Calloc((size_t)n, sizeof(uint16_t));
+    if (!c) {
         PyErr_NoMemory();
         return -1;
     }
-    PyMem_Free(stamps);
-    PyMem_Free(slots);
-    stamps = s;
-    slots = l;
-    stamp_cap = n;
-    stamp_epoch = 0;
+    PyMem_Free(cnt);
+    cnt = c;
+    cnt_cap = n;
     return 0;
-}
-
-static uint32_t next_epoch(void) {
-    if (++stamp_epoch == 0) {
-        memset(stamps, 0, sizeof(uint32_t) * (size_t)stamp_cap);
-        stamp_epoch = 1;
-    }
-    return stamp_epoch;
 }
 
 static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t item, const char *what) {
@@ -812,6 +801,34 @@ static Py_ssize_t lower_bound_u32(const uint32_t *a, Py_ssize_t n, uint64_t x) {
         if (a[m] < x) lo = m + 1; else hi = m;
     }
     return lo;
+}
+
+/* lower_bound_u32 for an ascending list whose values spread roughly evenly over [a[0], a[n-1]]
+ * (gids of a posting list): a guess by interpolation, then galloping outwards from it, so a
+ * long list costs a few neighbouring reads instead of a bisection's scattered ones. */
+static Py_ssize_t lower_bound_interp(const uint32_t *a, Py_ssize_t n, uint64_t x) {
+    if (n == 0 || x <= a[0]) return 0;
+    if (x > a[n - 1]) return n;
+    Py_ssize_t g = (Py_ssize_t)((double)(x - a[0]) / ((double)a[n - 1] - a[0] + 1.0) * (double)n);
+    if (g >= n) g = n - 1;
+    Py_ssize_t lo, hi, step = 1; /* find a[lo] < x <= a[hi] */
+    if (a[g] < x) {
+        lo = g;
+        while (lo + step < n && a[lo + step] < x) {
+            lo += step;
+            step <<= 1;
+        }
+        hi = lo + step < n ? lo + step : n - 1;
+    } else {
+        hi = g;
+        while (hi - step >= 0 && a[hi - step] >= x) {
+            hi -= step;
+            step <<= 1;
+        }
+        lo = hi - step >= 0 ? hi - step : 0;
+        if (a[lo] >= x) return lo; /* only at 0, excluded above */
+    }
+    return lo + 1 + lower_bound_u32(a + lo + 1, hi - lo - 1, x);
 }
 
 /* gids of the keys with a length in [lo, hi] (GramIndex.gid_range) */
@@ -849,7 +866,6 @@ static Py_ssize_t do_shortlist(const Grams *g, const uint64_t *q, Py_ssize_t nq,
     Py_ssize_t need = nq - 3 * (Py_ssize_t)max_edits;
     List *lists = NULL;
     uint32_t *cand = NULL;
-    int32_t *counts = NULL;
     Py_ssize_t result = -1, g0 = 0, g1 = n_keys;
     if (g->row_of_gid) gid_range(g, lo, hi, &g0, &g1);
     lists = PyMem_Malloc(sizeof(List) * (size_t)(nq ? nq : 1));
@@ -871,8 +887,8 @@ static Py_ssize_t do_shortlist(const Grams *g, const uint64_t *q, Py_ssize_t nq,
                 lists[i].start = s0;
                 lists[i].size = s1 - s0;
                 if (g->row_of_gid) {  /* cut to the gids of the right lengths */
-                    Py_ssize_t a0 = lower_bound_u32(post + s0, s1 - s0, (uint64_t)g0);
-                    Py_ssize_t a1 = lower_bound_u32(post + s0, s1 - s0, (uint64_t)g1);
+                    Py_ssize_t a0 = lower_bound_interp(post + s0, s1 - s0, (uint64_t)g0);
+                    Py_ssize_t a1 = a0 + lower_bound_interp(post + s0 + a0, s1 - s0 - a0, (uint64_t)g1);
                     lists[i].start = s0 + a0;
                     lists[i].size = a1 - a0;
                 }
@@ -889,44 +905,48 @@ static Py_ssize_t do_shortlist(const Grams *g, const uint64_t *q, Py_ssize_t nq,
         }
         lists[j] = x;
     }
-    Py_ssize_t take = 3 * (Py_ssize_t)max_edits + 1, total = 0;
+    Py_ssize_t take = 3 * (Py_ssize_t)max_edits + 1, total = 0, empty = 0;
     if (take > nq) take = nq;
-    for (Py_ssize_t i = 0; i < take; i++) total += lists[i].size;
-    cand = PyMem_Malloc(sizeof(uint32_t) * (size_t)(total ? total : 1));
-    counts = PyMem_Malloc(sizeof(int32_t) * (size_t)(total ? total : 1));
-    if (!cand || !counts) {
-        PyErr_NoMemory();
+    while (empty < nq && lists[empty].size == 0) empty++;
+    if (nq - empty < need) { /* too few of the query's trigrams occur in keys of these lengths */
+        *out = PyMem_Malloc(sizeof(uint32_t));
+        if (!*out) PyErr_NoMemory();
+        result = *out ? 0 : -1;
         goto fail;
     }
-    /* Union of the `take` shortest lists, counting in how many of them each row is (a
-     * per-process stamp array over the rows), with the length filter. */
-    if (ensure_stamps(n_keys) < 0) goto fail;
-    uint32_t epoch = next_epoch();
+    for (Py_ssize_t i = 0; i < take; i++) total += lists[i].size;
+    cand = PyMem_Malloc(sizeof(uint32_t) * (size_t)(total ? total : 1));
+    if (!cand || ensure_counts(n_keys) < 0) {
+        if (!cand) PyErr_NoMemory();
+        goto fail;
+    }
+    /* Union of the `take` shortest lists, counting in how many of them each row is, with the
+     * length filter (rows outside the range stay in `cand`, marked EXCLUDED, until reset). */
     Py_ssize_t nc = 0;
     for (Py_ssize_t i = 0; i < take; i++) {
         const uint32_t *lst = post + lists[i].start;
         for (int64_t e = 0; e < lists[i].size; e++) {
             uint32_t r = lst[e];
             if (r >= n_keys) continue;
-            if (stamps[r] == epoch) {
-                if (slots[r] >= 0) counts[slots[r]]++;
-                continue;
+            uint16_t c = cnt[r];
+            if (c == 0) {
+                long long len = g->row_of_gid ? lo : key_len[r];  /* gids are in range already */
+                cnt[r] = (len < lo || len > hi) ? EXCLUDED : 1;
+                cand[nc++] = r;
+            } else if (c < MAX_COUNT) {
+                cnt[r] = c + 1;
             }
-            stamps[r] = epoch;
-            long long len = g->row_of_gid ? lo : key_len[r];  /* gids are in range already */
-            if (len < lo || len > hi) {
-                slots[r] = -1;
-                continue;
-            }
-            slots[r] = (int32_t)nc;
-            cand[nc] = r;
-            counts[nc] = 1;
-            nc++;
         }
     }
-    if (nc > 64 && need > 1) {
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t c = 0; c < nc; c++) { /* drop (and reset) the excluded */
+        uint32_t r = cand[c];
+        if (cnt[r] == EXCLUDED) cnt[r] = 0; else cand[kept++] = r;
+    }
+    nc = kept;
+    if (nc > 64 && need > 1 && nq < MAX_COUNT) {
         /* Count filter: the other non-empty lists, shortest first; a row that cannot reach
-         * `need` even if it is in every list left is dropped at once. */
+         * `need` even if it is in every list left is dropped (its count reset) at once. */
         Py_ssize_t left = 0;
         for (Py_ssize_t i = take; i < nq; i++) left += lists[i].size > 0;
         for (Py_ssize_t i = take; i < nq && nc; i++) {
@@ -936,10 +956,10 @@ static Py_ssize_t do_shortlist(const Grams *g, const uint64_t *q, Py_ssize_t nq,
             left--;
             if (size < 4 * (int64_t)nc) {
                 /* a list shorter than the bisections would cost: one pass over it, counting
-                 * the candidates it holds through their stamps */
+                 * the candidates it holds */
                 for (int64_t e = 0; e < size; e++) {
                     uint32_t r = lst[e];
-                    if (r < n_keys && stamps[r] == epoch && slots[r] >= 0) counts[slots[r]]++;
+                    if (r < n_keys && cnt[r]) cnt[r]++;
                 }
             } else {
                 for (Py_ssize_t c = 0; c < nc; c++) {
@@ -948,27 +968,25 @@ static Py_ssize_t do_shortlist(const Grams *g, const uint64_t *q, Py_ssize_t nq,
                         int64_t m = a + (b - a) / 2;
                         if (lst[m] < cand[c]) a = m + 1; else b = m;
                     }
-                    counts[c] += (a < size && lst[a] == cand[c]);
+                    cnt[cand[c]] += (a < size && lst[a] == cand[c]);
                 }
             }
             Py_ssize_t alive = 0;
             for (Py_ssize_t c = 0; c < nc; c++) {
                 uint32_t r = cand[c];
-                if (counts[c] + left >= need) {
-                    cand[alive] = r;
-                    counts[alive] = counts[c];
-                    slots[r] = (int32_t)alive;
-                    alive++;
-                } else {
-                    slots[r] = -1;
-                }
+                if (cnt[r] + left >= need) cand[alive++] = r; else cnt[r] = 0;
             }
             nc = alive;
         }
-        Py_ssize_t k = 0;
-        for (Py_ssize_t c = 0; c < nc; c++)
-            if (counts[c] >= need) cand[k++] = cand[c];
-        nc = k;
+        kept = 0;
+        for (Py_ssize_t c = 0; c < nc; c++) {
+            uint32_t r = cand[c];
+            if (cnt[r] >= need) cand[kept++] = r;
+            cnt[r] = 0;
+        }
+        nc = kept;
+    } else {
+        for (Py_ssize_t c = 0; c < nc; c++) cnt[cand[c]] = 0;
     }
     if (g->row_of_gid)
         for (Py_ssize_t c = 0; c < nc; c++) cand[c] = g->row_of_gid[cand[c]];
@@ -979,7 +997,6 @@ static Py_ssize_t do_shortlist(const Grams *g, const uint64_t *q, Py_ssize_t nq,
 fail:
     PyMem_Free(lists);
     PyMem_Free(cand);
-    PyMem_Free(counts);
     return result;
 }
 

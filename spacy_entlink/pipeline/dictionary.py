@@ -295,7 +295,8 @@ class DictionaryMatcher(Pipe):
         return ids
 
     def _abbreviations(
-        self, doc: Doc, pool: Dict[Tuple[int, int], SpanCandidate], ner: List[SpanCandidate]
+        self, doc: Doc, pool: Dict[Tuple[int, int], SpanCandidate], ner: List[SpanCandidate],
+        layout: Tuple[str, List[int], List[int]],
     ) -> None:
         """Give short forms defined in the doc their long form's ids; drop dictionary matches of
         short forms whose long form is no entity (e.g. "MS" defined as "mass spectrometry")."""
@@ -307,7 +308,7 @@ class DictionaryMatcher(Pipe):
                 and c.ids and not (c.start >= ab.short.start)
             ]
             best = max(long, key=lambda c: (len(c), c.score), default=None)
-            occurrences = _occurrences(doc, ab.short.text)
+            occurrences = _occurrences(layout, ab.short.text)
             for start, end in occurrences:
                 have = pool.get((start, end))
                 if best is None:
@@ -341,7 +342,7 @@ class DictionaryMatcher(Pipe):
         layout = doc_layout(doc)
         pool = self._pool_from_spans(doc) if reuse else merge_same_boundaries(self._dictionary_spans(doc, layout=layout))
         if self.cfg["abbreviations"]:
-            self._abbreviations(doc, pool, ner)
+            self._abbreviations(doc, pool, ner, layout)
         for e in ner:
             if not e.ids:
                 same = pool.get((e.start, e.end))
@@ -475,9 +476,19 @@ def expand_to_tokens(text: str, starts: List[int], start: int, end: int) -> Opti
     return bisect_right(starts, start) - 1, bisect_left(starts, end)
 
 
-def _occurrences(doc: Doc, short: str) -> List[Tuple[int, int]]:
+def strict_tokens(starts: List[int], ends: List[int], start: int, end: int) -> Optional[Tuple[int, int]]:
+    """`doc.char_span(start, end)` (strict) as (first token, end token) by bisection over the
+    token starts and ends; None where the characters are not exactly a run of tokens."""
+    i = bisect_left(starts, start)
+    j = bisect_left(ends, end)
+    if i < len(starts) and starts[i] == start and j < len(ends) and ends[j] == end and j >= i:
+        return i, j + 1
+    return None
+
+
+def _occurrences(layout: Tuple[str, List[int], List[int]], short: str) -> List[Tuple[int, int]]:
     """Token spans of every occurrence of `short` (or its plural with "s") as whole words."""
-    text = doc.text
+    text, starts, ends = layout
     out = []
     for form in (short, short + "s"):
         pos = text.find(form)
@@ -486,9 +497,9 @@ def _occurrences(doc: Doc, short: str) -> List[Tuple[int, int]]:
             before = text[pos - 1] if pos > 0 else " "
             after = text[end] if end < len(text) else " "
             if not before.isalnum() and not after.isalnum():
-                span = doc.char_span(pos, end)
+                span = strict_tokens(starts, ends, pos, end)
                 if span is not None:
-                    out.append((span.start, span.end))
+                    out.append(span)
             pos = text.find(form, pos + 1)
     return out
 

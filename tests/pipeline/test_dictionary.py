@@ -245,7 +245,7 @@ from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from spacy_entlink.extensions import set_span_values  # noqa: E402
-from spacy_entlink.pipeline.dictionary import doc_layout, expand_to_tokens  # noqa: E402
+from spacy_entlink.pipeline.dictionary import doc_layout, expand_to_tokens, strict_tokens  # noqa: E402
 
 from ..fuzz import fuzz_settings  # noqa: E402
 
@@ -265,6 +265,19 @@ def test_expand_to_tokens_equals_char_span_expand(case):
     if got is not None:
         span = doc.char_span(a, b, alignment_mode="expand")
         assert span is not None and got == (span.start, span.end)
+
+
+@fuzz_settings(500)
+@given(case=_TEXT)
+def test_strict_tokens_equals_char_span_strict(case):
+    text, a, b = case
+    doc = _NLP.make_doc(text)
+    _, starts, ends = doc_layout(doc)
+    span = doc.char_span(min(a, b), max(a, b))
+    want = None if span is None else (span.start, span.end)
+    if want is not None and span.start == span.end:
+        want = None  # an empty span: no occurrence
+    assert strict_tokens(starts, ends, min(a, b), max(a, b)) == want
 
 
 def test_set_span_values_reads_back_through_span_extensions():
