@@ -17,6 +17,7 @@ Layout of a KB folder (no pickle anywhere; every file is memory-mapped on load):
     types.npy, priors.npy            uint16 type code, float32 prior per entity
     grams.npy/gram_ptr.npy/gram_post.npy   character-trigram index of the keys (fuzzy)
     key_len.npy, key_text.npy/key_text_ptr.npy   key lengths and texts (UTF-8), for verifying it
+    gram_rows.npy/gram_len.npy, gram_dir_*.npy   gram ids and each list's length directory (grams.py)
     wi_*.npy             word trie of the keys for the compiled exact matcher (see word_index.py)
 """
 

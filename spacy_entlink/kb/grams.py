@@ -9,8 +9,14 @@ shortlist comes from. rapidfuzz checks the shortlist with `score_cutoff`.
 
 Postings hold gram ids (keys numbered by length, then row; `gram_rows.npy` maps them back,
 `gram_len.npy` gives their lengths), so the keys of lengths `len(query) ± d` are one slice of
-every list; the compiled search cuts every list to it before any candidate is looked at. A KB built before gram ids
-(no `gram_rows.npy`) has rows in its postings and is searched the earlier way.
+every list; the compiled search cuts every list to it before any candidate is looked at. The
+length directory (`gram_dir_ptr.npy`, `gram_dir_len.npy`, `gram_dir_off.npy`) gives, for every
+list, each key length in it and where it starts, so the cut reads a few directory entries, not
+the (long, scattered) list; without it the cut is searched in the list. A KB built before gram
+ids (no `gram_rows.npy`) has rows in its postings and is searched the earlier way.
+
+The compiled count filter stops at once when fewer than `n - 3d` of the query's trigrams
+occur in keys of the right lengths at all, and counts in a one-byte array over the keys.
 """
 
 from pathlib import Path
@@ -21,6 +27,8 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 _SHIFT = np.uint64(21)
+DIRECTORY = ("gram_dir_ptr.npy", "gram_dir_len.npy", "gram_dir_off.npy")
+DIRECTORY_DTYPES = (np.int64, np.uint16, np.uint32)
 
 from ..matching.native import extension
 
@@ -106,14 +114,17 @@ def write_postings(path: Path, key_len: np.ndarray, text: np.ndarray, text_ptr: 
     np.save(path / "gram_len.npy", key_len[row_of_gid])
     if compiled and _scan is not None:
         grams, ptr, post = _scan.gram_postings(text, text_ptr, row_of_gid)
-        for name, data, dtype in (("grams", grams, np.uint64), ("gram_ptr", ptr, np.int64), ("gram_post", post, np.uint32)):
-            np.save(path / f"{name}.npy", np.frombuffer(data, dtype=dtype), allow_pickle=False)
+        directory = _scan.gram_directory(ptr, post, key_len[row_of_gid])
+        for name, data, dtype in (("grams", grams, np.uint64), ("gram_ptr", ptr, np.int64), ("gram_post", post, np.uint32),
+                                  *zip(DIRECTORY, directory, DIRECTORY_DTYPES)):
+            np.save(path / name, np.frombuffer(data, dtype=dtype), allow_pickle=False)
         return
     if keys is None:
         raise ValueError("write_postings: the numpy builder needs the keys")
     lengths = np.fromiter(map(len, keys), dtype=np.int64, count=n)
     gid_of_row = np.empty(n, dtype=np.uint64)
     gid_of_row[row_of_gid] = np.arange(n, dtype=np.uint64)
+    gid_len = key_len[row_of_gid]
     del row_of_gid, text, text_ptr
     row_bits = _bits(n)
     # Code points of each chunk of keys, every key padded by one space on each side.
@@ -188,6 +199,21 @@ def write_postings(path: Path, key_len: np.ndarray, text: np.ndarray, text_ptr: 
     np.save(path / "grams.npy", grams.astype(np.uint64))
     np.save(path / "gram_ptr.npy", ptr)
     np.save(path / "gram_post.npy", post)
+    for name, array in zip(DIRECTORY, length_directory(ptr, post, gid_len)):
+        np.save(path / name, array)
+
+
+def length_directory(ptr: np.ndarray, post: np.ndarray, gid_len: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dir_ptr, dir_len, dir_off): for each trigram list, every key length in it (ascending,
+    as the gids are) and the place in the list where that length starts."""
+    n_grams = len(ptr) - 1
+    lens = gid_len[post.astype(np.int64)]
+    gram = np.repeat(np.arange(n_grams, dtype=np.int64), np.diff(ptr))
+    first = np.ones(len(post), dtype=bool)
+    first[1:] = (lens[1:] != lens[:-1]) | (gram[1:] != gram[:-1])
+    at = np.flatnonzero(first)
+    dir_ptr = np.searchsorted(at, ptr).astype(np.int64)
+    return dir_ptr, lens[at].astype(np.uint16), (at - ptr[gram[at]]).astype(np.uint32)
 
 
 class GramIndex:
@@ -195,7 +221,8 @@ class GramIndex:
 
     def __init__(self, grams: np.ndarray, ptr: np.ndarray, post: np.ndarray, key_len: np.ndarray,
                  key_text: Optional[np.ndarray] = None, key_text_ptr: Optional[np.ndarray] = None,
-                 gram_rows: Optional[np.ndarray] = None, gram_len: Optional[np.ndarray] = None):
+                 gram_rows: Optional[np.ndarray] = None, gram_len: Optional[np.ndarray] = None,
+                 directory: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None):
         # Plain ndarray views of the memory maps: slicing a np.memmap costs microseconds.
         view = lambda a: None if a is None else np.asarray(a)  # noqa: E731
         self.grams = view(grams)
@@ -206,6 +233,13 @@ class GramIndex:
         self.key_text_ptr = view(key_text_ptr)
         self.gram_rows = view(gram_rows)  # gid -> row; None: the postings hold rows
         self.gram_len = view(gram_len)  # key length of each gid, ascending
+        # (dir_ptr, dir_len, dir_off), where each list's lengths start; None: searched instead
+        self.directory = None if directory is None or gram_rows is None else tuple(view(a) for a in directory)
+        if self.directory is not None:
+            dir_ptr, dir_len, dir_off = self.directory
+            if [a.dtype for a in self.directory] != [np.dtype(t) for t in DIRECTORY_DTYPES] or \
+                    len(dir_ptr) != len(self.grams) + 1 or len(dir_len) != len(dir_off):
+                raise ValueError(f"the length directory ({', '.join(DIRECTORY)}) does not match the trigram index")
 
     @classmethod
     def load(cls, path: Path) -> "GramIndex":
@@ -213,7 +247,8 @@ class GramIndex:
         optional = lambda name: load(name) if (path / name).exists() else None  # noqa: E731 - later additions
         return cls(load("grams.npy"), load("gram_ptr.npy"), load("gram_post.npy"), load("key_len.npy"),
                    optional("key_text.npy"), optional("key_text_ptr.npy"), optional("gram_rows.npy"),
-                   optional("gram_len.npy"))
+                   optional("gram_len.npy"),
+                   tuple(load(name) for name in DIRECTORY) if all((path / n).exists() for n in DIRECTORY) else None)
 
     def shortlist(self, key: str, max_edits: int, *, compiled: bool = True) -> np.ndarray:
         """Alias rows that may lie within `max_edits` edits of `key` (a superset of them), in
@@ -226,7 +261,7 @@ class GramIndex:
         need = len(q) - 3 * max_edits  # distinct query grams an alias within max_edits keeps
         if compiled and _scan is not None and need > 0:
             found = _scan.shortlist(self.grams, self.ptr, self.post, self.key_len, q, max_edits, lo, hi,
-                                    self.gram_rows, self.gram_len)
+                                    self.gram_rows, self.gram_len, self.directory)
             return np.frombuffer(found, dtype=np.uint32)
         if need <= 0:
             # An alias may share no trigram at all with the query ("chronic" and "cirosis"
@@ -288,7 +323,8 @@ class GramIndex:
             return [] if row is None else [(row, 0, 1.0)]
         if compiled and _scan is not None and self.key_text is not None:
             found = _scan.fuzzy_search(self.grams, self.ptr, self.post, self.key_len, self.key_text,
-                                       self.key_text_ptr, key, max_edits, limit, self.gram_rows, self.gram_len)
+                                       self.key_text_ptr, key, max_edits, limit, self.gram_rows, self.gram_len,
+                                       self.directory)
             if found is not None:
                 return found
         out = []

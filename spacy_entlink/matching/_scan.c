@@ -754,16 +754,17 @@ static int cmp_u32(const void *a, const void *b) {
 /* Per-process scratch over alias rows (or gids): cnt[r] = in how many of the query's lists
  * row r is, for the rows of the current shortlist; EXCLUDED for a row seen but outside the
  * length range (postings of rows). Zero between shortlists: each one resets what it touched.
- * (Two bytes per row: at 10^6 names the rows of one length range fit in the cache, where
- * stamps and slots did not.) */
-#define EXCLUDED 0xFFFF
-#define MAX_COUNT 0xFFFE
-static uint16_t *cnt = NULL;
+ * (One byte per row: at 10^6 names the rows of one length range fit in the cache, where
+ * stamps and slots did not; counts stay under MAX_COUNT because the count filter runs only
+ * for queries with fewer distinct trigrams.) */
+#define EXCLUDED 0xFF
+#define MAX_COUNT 0xFE
+static uint8_t *cnt = NULL;
 static Py_ssize_t cnt_cap = 0;
 
 static int ensure_counts(Py_ssize_t n) {
     if (n <= cnt_cap) return 0;
-    uint16_t *c = PyMem_Calloc((size_t)n, sizeof(uint16_t));
+    uint8_t *c = PyMem_Calloc((size_t)n, sizeof(uint8_t));
     if (!c) {
         PyErr_NoMemory();
         return -1;
@@ -792,6 +793,13 @@ typedef struct {
     Py_ssize_t n_grams, n_post, n_keys;
     const uint32_t *row_of_gid; /* NULL: the postings hold rows (a KB built before gram ids) */
     const uint16_t *gid_len;    /* key length of each gid, ascending */
+    /* The length directory (NULL: none, the cuts are searched in the lists): entries
+     * dir_ptr[i]..dir_ptr[i+1] of trigram i give each key length in its list (dir_len,
+     * ascending) and where in the list that length starts (dir_off). */
+    const int64_t *dir_ptr;
+    const uint16_t *dir_len;
+    const uint32_t *dir_off;
+    Py_ssize_t n_dir;
 } Grams;
 
 static Py_ssize_t lower_bound_u32(const uint32_t *a, Py_ssize_t n, uint64_t x) {
@@ -853,6 +861,32 @@ static void gid_range(const Grams *g, long long lo, long long hi, Py_ssize_t *g0
     *g1 = a;
 }
 
+/* The places [*a0, *a1) of list `gram` (of `size` gids) that hold keys with a length in
+ * [lo, hi], from the length directory; 0 where there is none (or it is inconsistent). */
+static int directory_cut(const Grams *g, Py_ssize_t gram, int64_t size, long long lo, long long hi, Py_ssize_t *a0,
+                         Py_ssize_t *a1) {
+    if (!g->dir_ptr) return 0;
+    int64_t d0 = g->dir_ptr[gram], d1 = g->dir_ptr[gram + 1];
+    if (d0 < 0 || d1 < d0 || d1 > g->n_dir) return 0;
+    if (lo < 0) lo = 0;
+    if (hi > 65535) hi = 65535;
+    int64_t k0 = d0, k1 = d1, b = d1;
+    while (k0 < b) { /* first entry with a length >= lo */
+        int64_t m = k0 + (b - k0) / 2;
+        if (g->dir_len[m] < lo) k0 = m + 1; else b = m;
+    }
+    int64_t a = k0;
+    while (a < k1) { /* first entry with a length > hi */
+        int64_t m = a + (k1 - a) / 2;
+        if (g->dir_len[m] <= hi) a = m + 1; else k1 = m;
+    }
+    int64_t o0 = k0 < d1 ? g->dir_off[k0] : size, o1 = k1 < d1 ? g->dir_off[k1] : size;
+    if (o0 < 0 || o1 < o0 || o1 > size) return 0;
+    *a0 = (Py_ssize_t)o0;
+    *a1 = (Py_ssize_t)o1;
+    return 1;
+}
+
 /* The rows that may lie within max_edits edits of the key with distinct sorted trigrams
  * q[0:nq] and a length in [lo, hi], ascending, into *out (PyMem); -1 on error. The caller has
  * checked need = nq - 3 * max_edits > 0. */
@@ -887,8 +921,11 @@ static Py_ssize_t do_shortlist(const Grams *g, const uint64_t *q, Py_ssize_t nq,
                 lists[i].start = s0;
                 lists[i].size = s1 - s0;
                 if (g->row_of_gid) {  /* cut to the gids of the right lengths */
-                    Py_ssize_t a0 = lower_bound_interp(post + s0, s1 - s0, (uint64_t)g0);
-                    Py_ssize_t a1 = a0 + lower_bound_interp(post + s0 + a0, s1 - s0 - a0, (uint64_t)g1);
+                    Py_ssize_t a0, a1;
+                    if (!directory_cut(g, a, s1 - s0, lo, hi, &a0, &a1)) {
+                        a0 = lower_bound_interp(post + s0, s1 - s0, (uint64_t)g0);
+                        a1 = a0 + lower_bound_interp(post + s0 + a0, s1 - s0 - a0, (uint64_t)g1);
+                    }
                     lists[i].start = s0 + a0;
                     lists[i].size = a1 - a0;
                 }
@@ -928,7 +965,7 @@ static Py_ssize_t do_shortlist(const Grams *g, const uint64_t *q, Py_ssize_t nq,
         for (int64_t e = 0; e < lists[i].size; e++) {
             uint32_t r = lst[e];
             if (r >= n_keys) continue;
-            uint16_t c = cnt[r];
+            uint8_t c = cnt[r];
             if (c == 0) {
                 long long len = g->row_of_gid ? lo : key_len[r];  /* gids are in range already */
                 cnt[r] = (len < lo || len > hi) ? EXCLUDED : 1;
@@ -1004,6 +1041,10 @@ fail:
 static int gids_from(PyObject *rows_obj, PyObject *len_obj, Py_buffer *v, int *got, Grams *g) {
     g->row_of_gid = NULL;
     g->gid_len = NULL;
+    g->dir_ptr = NULL;
+    g->dir_len = NULL;
+    g->dir_off = NULL;
+    g->n_dir = 0;
     if (rows_obj == Py_None || len_obj == Py_None) return 0;
     if (get_buffer(rows_obj, &v[*got], 4, "gram_rows") < 0) return -1;
     (*got)++;
@@ -1015,6 +1056,29 @@ static int gids_from(PyObject *rows_obj, PyObject *len_obj, Py_buffer *v, int *g
     }
     g->row_of_gid = v[*got - 2].buf;
     g->gid_len = v[*got - 1].buf;
+    return 0;
+}
+
+/* The optional length directory, (dir_ptr, dir_len, dir_off) or None, into v[*got..]. */
+static int directory_from(PyObject *dir, Py_buffer *v, int *got, Grams *g) {
+    if (dir == Py_None || !g->row_of_gid) return 0;
+    if (!PyTuple_Check(dir) || PyTuple_GET_SIZE(dir) != 3) {
+        PyErr_SetString(PyExc_TypeError, "the length directory must be None or (dir_ptr, dir_len, dir_off)");
+        return -1;
+    }
+    static const Py_ssize_t items[3] = {8, 2, 4};
+    static const char *names[3] = {"dir_ptr", "dir_len", "dir_off"};
+    int first = *got;
+    for (int k = 0; k < 3; k++, (*got)++)
+        if (get_buffer(PyTuple_GET_ITEM(dir, k), &v[*got], items[k], names[k]) < 0) return -1;
+    if (v[first].len / 8 != g->n_grams + 1 || v[first + 1].len / 2 != v[first + 2].len / 4) {
+        PyErr_SetString(PyExc_ValueError, "the length directory does not match the trigram index");
+        return -1;
+    }
+    g->dir_ptr = v[first].buf;
+    g->dir_len = v[first + 1].buf;
+    g->dir_off = v[first + 2].buf;
+    g->n_dir = v[first + 1].len / 2;
     return 0;
 }
 
@@ -1040,13 +1104,13 @@ static int grams_from(PyObject **objs, Py_buffer *v, int *got, Grams *g) {
 /* shortlist(grams, ptr, post, key_len, q, max_edits, lo, hi) -> bytes of uint32 alias rows, or
  * None when the count filter cannot apply (fewer than 3 * max_edits + 1 query trigrams). */
 static PyObject *scan_shortlist(PyObject *self, PyObject *args) {
-    PyObject *objs[5], *rows_obj, *len_obj;
+    PyObject *objs[5], *rows_obj, *len_obj, *dir = Py_None;
     int max_edits;
     long long lo, hi;
-    if (!PyArg_ParseTuple(args, "OOOOOiLLOO", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &max_edits, &lo, &hi,
-                          &rows_obj, &len_obj))
+    if (!PyArg_ParseTuple(args, "OOOOOiLLOO|O", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &max_edits, &lo, &hi,
+                          &rows_obj, &len_obj, &dir))
         return NULL;
-    Py_buffer v[7];
+    Py_buffer v[10];
     int got = 0;
     Grams g;
     PyObject *result = NULL;
@@ -1056,7 +1120,7 @@ static PyObject *scan_shortlist(PyObject *self, PyObject *args) {
     got = 5;
     const uint64_t *qbuf = v[4].buf;
     Py_ssize_t nq = v[4].len / 8;
-    if (gids_from(rows_obj, len_obj, v, &got, &g) < 0) goto done;
+    if (gids_from(rows_obj, len_obj, v, &got, &g) < 0 || directory_from(dir, v, &got, &g) < 0) goto done;
     if (max_edits < 1 || nq - 3 * (Py_ssize_t)max_edits <= 0) {
         result = Py_None;
         Py_INCREF(result);
@@ -1133,12 +1197,12 @@ static int cmp_u64(const void *a, const void *b) {
  * [(row, edits, similarity)] best first (kb/grams.py GramIndex.search), or None when the
  * count filter cannot apply. */
 static PyObject *scan_fuzzy_search(PyObject *self, PyObject *args) {
-    PyObject *objs[6], *key, *rows_obj, *len_obj;
+    PyObject *objs[6], *key, *rows_obj, *len_obj, *dir = Py_None;
     int max_edits, limit;
-    if (!PyArg_ParseTuple(args, "OOOOOOUiiOO", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5], &key,
-                          &max_edits, &limit, &rows_obj, &len_obj))
+    if (!PyArg_ParseTuple(args, "OOOOOOUiiOO|O", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5], &key,
+                          &max_edits, &limit, &rows_obj, &len_obj, &dir))
         return NULL;
-    Py_buffer v[8];
+    Py_buffer v[11];
     int got = 0;
     Grams g;
     PyObject *result = NULL;
@@ -1152,7 +1216,7 @@ static PyObject *scan_fuzzy_search(PyObject *self, PyObject *args) {
     got = 5;
     if (get_buffer(objs[5], &v[5], 8, "key_text_ptr") < 0) goto done;
     got = 6;
-    if (gids_from(rows_obj, len_obj, v, &got, &g) < 0) goto done;
+    if (gids_from(rows_obj, len_obj, v, &got, &g) < 0 || directory_from(dir, v, &got, &g) < 0) goto done;
     const unsigned char *text = v[4].buf;
     const int64_t *tptr = v[5].buf;
     Py_ssize_t text_len = v[4].len;
@@ -1564,7 +1628,69 @@ done:
     return result;
 }
 
+/* gram_directory(ptr, post, gid_len) -> (dir_ptr, dir_len, dir_off) as bytes of int64, uint16
+ * and uint32: for each trigram list (gids ascending, so key lengths ascending), every key
+ * length in it and the place where it starts. */
+static PyObject *scan_gram_directory(PyObject *self, PyObject *args) {
+    PyObject *objs[3];
+    if (!PyArg_ParseTuple(args, "OOO", &objs[0], &objs[1], &objs[2])) return NULL;
+    static const Py_ssize_t items[3] = {8, 4, 2};
+    static const char *names[3] = {"ptr", "post", "gid_len"};
+    Py_buffer v[3];
+    int got = 0;
+    PyObject *result = NULL, *ptr_b = NULL, *len_b = NULL, *off_b = NULL;
+    Vec lens = VEC(uint16_t), offs = VEC(uint32_t);
+    for (; got < 3; got++)
+        if (get_buffer(objs[got], &v[got], items[got], names[got]) < 0) goto done;
+    const int64_t *ptr = v[0].buf;
+    const uint32_t *post = v[1].buf;
+    const uint16_t *gid_len = v[2].buf;
+    Py_ssize_t n_grams = v[0].len / 8 - 1, n_post = v[1].len / 4, n_gids = v[2].len / 2;
+    if (n_grams < 0) {
+        PyErr_SetString(PyExc_ValueError, "gram_directory: empty ptr");
+        goto done;
+    }
+    void *pdata;
+    if (!(ptr_b = new_bytes(8 * (n_grams + 1), &pdata))) goto done;
+    int64_t *dptr = pdata;
+    dptr[0] = 0;
+    for (Py_ssize_t i = 0; i < n_grams; i++) {
+        int64_t s0 = ptr[i], s1 = ptr[i + 1];
+        if (s0 < 0 || s1 < s0 || s1 > n_post) {
+            PyErr_SetString(PyExc_ValueError, "gram_directory: inconsistent postings");
+            goto done;
+        }
+        int last = -1;
+        for (int64_t e = s0; e < s1; e++) {
+            uint32_t gid = post[e];
+            if ((Py_ssize_t)gid >= n_gids) {
+                PyErr_SetString(PyExc_ValueError, "gram_directory: a gid out of range");
+                goto done;
+            }
+            int len = gid_len[gid];
+            if (len != last) {
+                if (PUSH(lens, uint16_t, (uint16_t)len) < 0 || PUSH(offs, uint32_t, (uint32_t)(e - s0)) < 0) goto done;
+                last = len;
+            }
+        }
+        dptr[i + 1] = lens.len;
+    }
+    len_b = PyBytes_FromStringAndSize(lens.data ? lens.data : "", 2 * lens.len);
+    off_b = PyBytes_FromStringAndSize(offs.data ? offs.data : "", 4 * offs.len);
+    if (len_b && off_b) result = PyTuple_Pack(3, ptr_b, len_b, off_b);
+done:
+    for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
+    Py_XDECREF(ptr_b);
+    Py_XDECREF(len_b);
+    Py_XDECREF(off_b);
+    PyMem_Free(lens.data);
+    PyMem_Free(offs.data);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
+    {"gram_directory", scan_gram_directory, METH_VARARGS,
+     "gram_directory(ptr, post, gid_len) -> (dir_ptr, dir_len, dir_off) as bytes"},
     {"number_strings", scan_number_strings, METH_VARARGS,
      "number_strings(strings) -> (int64 numbers as bytes, distinct strings in first-seen order)"},
     {"positions", scan_positions, METH_VARARGS, "positions(needles, haystack) -> int64 indices as bytes, -1: absent"},
@@ -1573,10 +1699,11 @@ static PyMethodDef module_methods[] = {
     {"normalize_keys", scan_normalize_keys, METH_VARARGS,
      "normalize_keys(texts, char_fn, word_fn, acronym_max_len, fold_plurals) -> [normalised key]"},
     {"fuzzy_search", scan_fuzzy_search, METH_VARARGS,
-     "fuzzy_search(grams, ptr, post, key_len, key_text, key_text_ptr, key, max_edits, limit, gram_rows, gram_len) "
-     "-> [(row, edits, sim)]"},
+     "fuzzy_search(grams, ptr, post, key_len, key_text, key_text_ptr, key, max_edits, limit, gram_rows, gram_len"
+     "[, directory]) -> [(row, edits, sim)]"},
     {"shortlist", scan_shortlist, METH_VARARGS,
-     "shortlist(grams, ptr, post, key_len, q, max_edits, lo, hi, gram_rows, gram_len) -> uint32 rows as bytes, or None"},
+     "shortlist(grams, ptr, post, key_len, q, max_edits, lo, hi, gram_rows, gram_len[, directory]) -> uint32 rows "
+     "as bytes, or None"},
     {"doc_layout", scan_doc_layout, METH_VARARGS,
      "doc_layout(orth_spacy, cache, strings) -> (text, token starts, token ends)"},
     {"build", scan_build, METH_VARARGS,

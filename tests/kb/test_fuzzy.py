@@ -185,7 +185,8 @@ _KEY_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max
 def test_compiled_and_numpy_builders_write_identical_files(tmp_path_factory, keys):
     """Any keys (no surrogates, as the KB build refuses those): the two builders' files agree
     byte for byte, including no keys at all."""
-    files = ("grams.npy", "gram_ptr.npy", "gram_post.npy", "key_len.npy", "gram_rows.npy", "gram_len.npy")
+    files = ("grams.npy", "gram_ptr.npy", "gram_post.npy", "key_len.npy", "gram_rows.npy", "gram_len.npy",
+             "gram_dir_ptr.npy", "gram_dir_len.npy", "gram_dir_off.npy")
     out = {}
     for compiled in (True, False):
         path = tmp_path_factory.mktemp("grams")

@@ -165,6 +165,32 @@ def test_a_damaged_index_is_refused_or_harmless_never_a_crash(demo_kb, tmp_path,
         scan_text(kb.word_index, kb.normalizer, "juvenile diabetes and heart attack " * 3, 12)
 
 
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "dtype"])
+def test_a_damaged_length_directory_is_refused_or_harmless(demo_kb, tmp_path, damage):
+    from spacy_entlink.kb import grams as grams_module
+
+    shutil.copytree(demo_kb.path, tmp_path / "kb")
+    rng = np.random.default_rng(1)
+    for name in grams_module.DIRECTORY:
+        path = tmp_path / "kb" / name
+        arr = np.load(path)
+        if damage == "truncate":
+            arr = arr[: len(arr) // 2]
+        elif damage == "garbage":
+            arr = rng.integers(0, np.iinfo(arr.dtype).max // 2, len(arr), dtype=arr.dtype)
+        else:
+            arr = arr.astype(np.float32)
+        np.save(path, arr)
+    if damage != "garbage":
+        with pytest.raises(KBFormatError, match="length directory"):
+            KnowledgeBase.from_disk(tmp_path / "kb")
+        return
+    kb = KnowledgeBase.from_disk(tmp_path / "kb")  # any answer, but no crash
+    for key in ["juvenile diabetis", "hart atack", "tocopherol alpha", "x" * 40]:
+        for d in (1, 2, 3):
+            kb.fuzzy_search(key, d, limit=10)
+
+
 def test_build_refuses_keys_outside_the_vocabulary():
     from spacy_entlink.matching import _scan
 
@@ -265,3 +291,54 @@ def test_a_kb_from_before_gram_ids_is_searched_the_earlier_way(demo_kb, tmp_path
             assert old._grams.search(typo, d, old._keys, 50, compiled=False) == want
             assert old._grams.shortlist(typo, d).tolist() == old._grams.shortlist(typo, d, compiled=False).tolist()
             assert within(old, typo, d, old._grams.shortlist(typo, d)) == within(demo_kb, typo, d, range(demo_kb.n_aliases))
+
+
+def test_the_compiled_fuzzy_search_on_keys_with_hundreds_of_trigrams(tmp_path):
+    """Queries with more distinct trigrams than the one-byte counts hold (the count filter is
+    skipped for them) and with many shared ones: the same results as the Python search."""
+    import random
+
+    rng = random.Random(7)
+    alphabet = "abcdefghijklmnopqrstuvwxyzàéîõü"
+    base = "".join(rng.choice(alphabet) for _ in range(320))
+    names = [base[:k] + "".join(rng.choice(alphabet) for _ in range(5)) + base[k + 5:] for k in range(0, 300, 3)]
+    names += ["".join(rng.choice(alphabet) for _ in range(rng.randint(250, 400))) for _ in range(100)]
+    records = [EntityRecord(id=f"L:{i}", name=n, line=i + 1) for i, n in enumerate(dict.fromkeys(names))]
+    kb = KnowledgeBase.build(records, tmp_path / "kb")
+    for i in range(0, len(records), 4):
+        key = kb.normalize(records[i].name)
+        typo = key[:50] + key[51:100] + "q" + key[100:]
+        for d in (1, 2, 3):
+            fast = kb._grams.search(typo, d, kb._keys, 50)
+            assert fast == kb._grams.search(typo, d, kb._keys, 50, compiled=False)
+            if d >= 2:
+                assert kb.alias_row(key) in {r for r, _, _ in fast}
+    assert max(len(set(zip(k, k[1:], k[2:]))) for k in (kb.normalize(r.name) for r in records)) > 300
+
+
+def test_the_length_directory_cuts_the_lists_as_searching_does(tmp_path):
+    """The shortlist and search with the length directory equal those without it (the lists
+    then cut by searching their gids), and a KB without the directory files is searched so."""
+    from spacy_entlink.kb import grams as grams_module
+
+    stems = ["cardio", "hepato", "nephro", "neuro", "myelo", "ëncephalo"]
+    records = [EntityRecord(id=f"X:{i}", name=f"{stems[i % 6]}pathy {'type ' * (i % 3)}{i} {stems[(i * 7) % 6]}toxic",
+                            line=i + 1) for i in range(900)]
+    kb = KnowledgeBase.build(records, tmp_path / "kb")
+    g = kb._grams
+    assert g.directory is not None and len(g.directory[1]) > len(g.grams)
+    for i in range(0, 900, 7):
+        key = kb.normalize(f"{stems[i % 6]}pathy typ {i} {stems[(i * 3) % 6]}toxik")
+        q = grams_module.query_grams(key)
+        for d in (1, 2, 3):
+            args = (g.grams, g.ptr, g.post, g.key_len, q, d, len(key) - d, len(key) + d, g.gram_rows, g.gram_len)
+            with_dir, without = grams_module._scan.shortlist(*args, g.directory), grams_module._scan.shortlist(*args, None)
+            assert with_dir == without
+    shutil.copytree(tmp_path / "kb", tmp_path / "no_dir")
+    for name in grams_module.DIRECTORY:
+        (tmp_path / "no_dir" / name).unlink()
+    old = KnowledgeBase.from_disk(tmp_path / "no_dir")
+    assert old._grams.directory is None
+    for i in range(0, 900, 11):
+        key = kb.normalize(f"{stems[i % 6]}pathy typ {i} {stems[(i * 5) % 6]}toxik")
+        assert old._grams.search(key, 3, old._keys, 50) == g.search(key, 3, kb._keys, 50)
