@@ -213,9 +213,9 @@ def _write_kb_files(records: Iterable, path: Path, normalizer: NormalizerConfig,
     np.save(path / "alt_rows.npy", alt_rows)
     del alt, id_trie
 
-    # Normalised alias keys -> entity rows. Every name and alias is normalised once (a
-    # list comprehension over one flat list), keys are numbered with a dict, and the
-    # (key, entity) pairs are deduplicated and ordered by packed-uint64 sorts.
+    # Normalised alias keys -> entity rows. Every name and alias is normalised once (in
+    # chunks of one flat list), keys are numbered in first-seen order (`number_strings`), and
+    # the (key, entity) pairs are deduplicated and ordered by packed-uint64 sorts.
     say(f"normalising {n + int(n_own.sum()):,} names and aliases")
     surfaces = names + [a for al in aliases for a in al]
     ent = np.concatenate([np.arange(n, dtype=np.int64), np.repeat(np.arange(n, dtype=np.int64), n_own)])

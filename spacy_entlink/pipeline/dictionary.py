@@ -128,6 +128,7 @@ class DictionaryMatcher(Pipe):
         self.excluded: Set[str] = set()
         self._exact: Optional[ExactMatcher] = None
         self._fuzzy: Optional[FuzzyMatcher] = None
+        self._row_ids: Dict[int, Tuple[List[str], str]] = {}
 
     # --- set-up -------------------------------------------------------------------------
     def set_kb(self, kb: KBSource) -> "DictionaryMatcher":
@@ -135,6 +136,7 @@ class DictionaryMatcher(Pipe):
         kb = resolve_kb(kb, self.name)
         self.kb = kb
         self._exact = ExactMatcher(kb, max_words=self.cfg["max_words"])
+        self._row_ids: Dict[int, Tuple[List[str], str]] = {}  # alias row -> _ids(its entities)
         self._fuzzy = None
         if self.cfg["fuzzy"]:
             if not kb.has_fuzzy_index:
@@ -256,7 +258,9 @@ class DictionaryMatcher(Pipe):
         out = []
         mode = self.cfg["alignment_mode"]
         starts = starts if mode == "expand" else None
-        seen: Dict[int, Tuple[List[str], str]] = {}  # alias row -> (ids, label), per doc
+        seen = self._row_ids
+        if len(seen) > _ROW_IDS_MAX:
+            seen.clear()
         for m in matches:
             key = kb.alias_key(m.alias_row) if (self.excluded or with_keys) else ""
             if key in self.excluded:
@@ -452,6 +456,7 @@ class DictionaryMatcher(Pipe):
         return self
 
 
+_ROW_IDS_MAX = 1 << 18  # alias rows whose ids and label a component keeps (the KB never changes under it)
 _TOKEN_TEXTS: Dict[int, str] = {}  # orth -> text; an orth is a hash of the text, so this holds for every vocab
 _TOKEN_TEXTS_MAX = 1 << 20
 
