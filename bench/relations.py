@@ -14,6 +14,12 @@ Systems, all on the same dev documents:
                           entities and with the reader's predicted entities (end to end).
                           Inference in `--baseline-precision` (default "auto", as the reader:
                           bfloat16 on CPUs with AMX/AVX512-BF16).
+  per-pair baseline       with `--per-pair`: one encoder pass per candidate pair, the design of
+                          typed-entity-marker relation classifiers (PURE, Zhong & Chen 2021): the
+                          text with typed markers around the head and the tail ("<H:Peop> ...
+                          </H>"), the hidden states at the two opening markers -> linear -> one
+                          sigmoid per relation type; same encoder, trained here on the same
+                          ordered pairs of gold entities; the speed that a one-pass reader saves.
   encoder floor           the baseline's encoder alone over the dev texts (tokenisation and
                           forward pass, same batches and precision, no heads): the speed no
                           system that runs this encoder once over each text can beat.
@@ -176,6 +182,121 @@ def encoder_floor(model: PairwiseBaseline, docs: List[Doc], batch: int = 16) -> 
     return time.perf_counter() - t
 
 
+class PerPairBaseline(nn.Module):
+    """One encoder pass per ordered entity pair, the pair marked by typed entity markers."""
+
+    def __init__(self, name: str, labels: Sequence[str], entity_types: Sequence[str]):
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        path = resolve_model_name(name)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.encoder = AutoModel.from_pretrained(path)
+        self.labels = list(labels)
+        self.types = sorted(set(entity_types))
+        markers = [f"<{r}:{t}>" for r in "HT" for t in self.types] + ["</H>", "</T>"]
+        self.tokenizer.add_special_tokens({"additional_special_tokens": markers})
+        self.encoder.resize_token_embeddings(len(self.tokenizer))
+        self.marker_ids = {m: self.tokenizer.convert_tokens_to_ids(m) for m in markers}
+        size = self.encoder.config.hidden_size
+        self.head = nn.Sequential(nn.Dropout(0.1), nn.Linear(2 * size, len(self.labels)))
+
+    def marked(self, doc: Doc, a: int, b: int) -> List[str]:
+        """The words of `doc` with typed markers around entity a (head) and entity b (tail)."""
+        ents = list(doc.ents)
+        h, t = ents[a], ents[b]
+        before: Dict[int, List[str]] = {}
+        after: Dict[int, List[str]] = {}
+        for role, e in (("H", h), ("T", t)):
+            label = e.label_ if e.label_ in self.types else self.types[0]
+            before.setdefault(e.start, []).append(f"<{role}:{label}>")
+            after.setdefault(e.end - 1, []).append(f"</{role}>")
+        words: List[str] = []
+        for i, tok in enumerate(doc):
+            words += before.get(i, []) + [tok.text] + after.get(i, [])
+        return words
+
+    def forward(self, batch: Sequence[tuple]) -> torch.Tensor:
+        """Logits [pairs, labels] for (doc, head index, tail index) triples."""
+        words = [self.marked(d, a, b) for d, a, b in batch]
+        enc = self.tokenizer(words, is_split_into_words=True, truncation=True, max_length=512, padding=True,
+                             return_tensors="pt")
+        hidden = self.encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+        ids = enc["input_ids"]
+        opening = torch.tensor([[self.marker_ids[f"<{r}:{t}>"] for t in self.types] for r in "HT"])
+        vecs = []
+        for k in range(len(batch)):
+            pos = []
+            for r in range(2):  # the first opening marker of each role (0 where truncated away)
+                where = torch.nonzero(torch.isin(ids[k], opening[r])).flatten()
+                pos.append(int(where[0]) if len(where) else 0)
+            vecs.append(torch.cat([hidden[k, pos[0]], hidden[k, pos[1]]]))
+        return self.head(torch.stack(vecs))
+
+
+def ordered_pairs(docs: Sequence[Doc]) -> List[tuple]:
+    return [(d, a, b) for d in docs for a in range(len(d.ents)) for b in range(len(d.ents)) if a != b]
+
+
+def train_per_pair(model: PerPairBaseline, docs: List[Doc], epochs: int, batch: int, lr: float) -> float:
+    """Binary cross-entropy over every ordered pair of gold entities of the training docs."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    pairs = ordered_pairs(docs)
+    targets = {id(d): gold_targets(d, model.labels) for d in docs}
+    t0 = time.perf_counter()
+    model.train()
+    bar = tqdm(total=epochs * ((len(pairs) + batch - 1) // batch), desc="per-pair baseline", unit="step")
+    for _ in range(epochs):
+        random.shuffle(pairs)
+        for i in range(0, len(pairs), batch):
+            part = pairs[i : i + batch]
+            y = torch.stack([targets[id(d)][a, b] for d, a, b in part])
+            loss = nn.functional.binary_cross_entropy_with_logits(model(part), y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            opt.zero_grad()
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+            bar.update(1)
+    bar.close()
+    model.eval()
+    return time.perf_counter() - t0
+
+
+@torch.no_grad()
+def per_pair_predict(model: PerPairBaseline, docs: List[Doc], threshold: float, types: Sequence = (),
+                     aggregate: str = "mention", batch: int = 32) -> None:
+    """As `baseline_predict`, every candidate pair through its own encoder pass (pairs the
+    relation types' entity types rule out are not encoded at all)."""
+    allowed = {t.name: t for t in types}
+
+    def possible(d: Doc, a: int, b: int) -> bool:
+        ents = d.ents
+        return not allowed or any(t.allows(ents[a].label_, ents[b].label_) for t in allowed.values())
+
+    pairs = [p for p in ordered_pairs(docs) if possible(*p)]
+    found: Dict[int, Dict[tuple, float]] = {id(d): {} for d in docs}
+    for i in range(0, len(pairs), batch):
+        part = pairs[i : i + batch]
+        probs = torch.sigmoid(model(part).float())
+        for (d, a, b), p in zip(part, probs):
+            ents = list(d.ents)
+            for k in torch.nonzero(p >= threshold).flatten().tolist():
+                label = model.labels[k]
+                if label in allowed and not allowed[label].allows(ents[a].label_, ents[b].label_):
+                    continue
+                if aggregate == "kb_id":
+                    if not ents[a].kb_id_ or not ents[b].kb_id_ or ents[a].kb_id_ == ents[b].kb_id_:
+                        continue
+                    key: tuple = (ents[a].kb_id_, label, ents[b].kb_id_)
+                else:
+                    key = (ents[a], label, ents[b])
+                rels = found[id(d)]
+                rels[key] = max(float(p[k]), rels.get(key, 0.0))
+    for d in docs:
+        d._.entlink_relations = [Relation(h, label, t, p) for (h, label, t), p in found[id(d)].items()]
+
+
 def with_ents(doc: Doc, ents) -> Doc:
     out = Doc(doc.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
     spans = [out.char_span(e.start_char, e.end_char, label=e.label_, kb_id=e.kb_id_, alignment_mode="expand")
@@ -283,6 +404,22 @@ def run_task(name: str, pipeline: Path, train: Path, dev: Path, args) -> List[Di
         rows.append({"task": name, "system": "encoder floor (baseline's encoder alone, no heads)", "rel_f": None,
                      "rel_p": None, "rel_r": None, "ents_f": None, "words_per_s": words / floor_s})
         print(f"[{name}] {'encoder floor (no heads)':<40} {'':>44} {words / floor_s:8,.0f} words/s")
+    if name in args.per_pair:
+        aggregate = rel.cfg.get("aggregate", "mention")
+        types = rel.types if rel.cfg.get("type_constraints", True) else ()
+        train_docs = list(DocBin(store_user_data=True).from_disk(train).get_docs(nlp.vocab))
+        entity_types = [e.label_ for d in train_docs for e in d.ents]
+        torch.manual_seed(0)
+        model = PerPairBaseline(args.baseline_model, list(rel.labels), entity_types)
+        train_s = train_per_pair(model, train_docs, args.per_pair_epochs, batch=16, lr=5e-5)
+        with inference_precision(args.baseline_precision, torch.device("cpu")):
+            for system, ents in [("gold entities", [list(d.ents) for d in gold])] + (
+                    [("NER pipeline's entities, end to end", ner_ents)] if ner_ents is not None else []):
+                docs = [with_ents(d, e) for d, e in zip(gold, ents)]
+                t = time.perf_counter()
+                per_pair_predict(model, docs, 0.5, types, aggregate)
+                add(f"per-pair baseline, {system}", docs, time.perf_counter() - t + (ner_s if "NER" in system else 0.0),
+                    train_s=train_s, pairs=len(ordered_pairs(docs)))
     return rows
 
 
@@ -296,6 +433,10 @@ def main() -> None:
     ap.add_argument("--baseline-epochs", type=int, default=5)
     ap.add_argument("--baseline-model", default="", help="encoder of the baseline (empty: embedded MiniLM)")
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--per-pair", nargs="+", default=[], metavar="NAME",
+                    help="for these tasks also train and run the per-pair baseline (one encoder pass per pair; "
+                         "sentence-level data: a document-level task makes hundreds of 512-piece passes per document)")
+    ap.add_argument("--per-pair-epochs", type=int, default=3)
     ap.add_argument("--baseline-precision", default="auto", choices=["float32", "bfloat16", "auto"],
                     help="inference precision of the baseline (the reader uses its component setting)")
     ap.add_argument("--fit-thresholds", action="store_true",
@@ -307,8 +448,8 @@ def main() -> None:
                     help="run the pipelines on this GPU, as spacy train's --gpu-id (the baselines need --skip-baseline)")
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args()
-    if args.gpu_id >= 0 and not args.skip_baseline:
-        ap.error("--gpu-id: the pairwise baseline and the encoder floor run on the CPU; add --skip-baseline")
+    if args.gpu_id >= 0 and (not args.skip_baseline or args.per_pair):
+        ap.error("--gpu-id: the baselines and the encoder floor run on the CPU; add --skip-baseline, drop --per-pair")
     use_gpu(args.gpu_id)
     tasks = [(n, Path(p), Path(t), Path(d)) for n, p, t, d in args.task]
     for n, p in args.ner:
