@@ -63,7 +63,13 @@ class TorchShim(PyTorchShim):
             if not self._grad_scaler.found_inf:
                 scale = 1.0 if self.lr_scale is None else float(self.lr_scale(name))
                 weights, _ = optimizer((self.id, name), torch2xp(param.data), torch2xp(param.grad), lr_scale=scale)
-                param.data = xp2torch(weights, device=param.device)
+                updated = xp2torch(weights, device=param.device)
+                if updated.data_ptr() != param.data.data_ptr():
+                    # Copied into the parameter's own storage: assigning `param.data = updated`
+                    # would chain every step's tensor to the previous one (through the array
+                    # `torch2xp` made of it), keeping a copy of the model alive per step.
+                    with torch.no_grad():
+                        param.data.copy_(updated)
             param.grad = None
         self._grad_scaler.update()
 

@@ -147,6 +147,33 @@ def test_spacy_optimizer_steps_the_model_and_its_averages_apply(demo_kb, tmp_pat
     assert torch.equal(params[name].detach(), after[name])  # restored afterwards
 
 
+@pytest.mark.parametrize("sgd", [lambda: Adam(1e-2, use_averages=True), lambda: Adam(1e-2, L2=0.01, grad_clip=1.0)])
+def test_training_steps_keep_no_copy_of_the_model(sgd, tmp_path):
+    """Every step updates the parameters in their own storage: no tensor is kept per step (the
+    earlier `param.data = new tensor` chained each step's weights to the previous step's, a
+    copy of the model per step, and long `spacy train` runs ran out of memory)."""
+    import gc
+
+    nlp, rel = make_relations_nlp(tmp_path)
+    egs = relation_examples(nlp)
+    nlp.initialize(lambda: egs)
+    sgd = sgd()
+    params = dict(rel.model.shims[0].module.named_parameters())
+    storage = {k: v.data_ptr() for k, v in params.items()}
+
+    def live_tensors() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))
+
+    for _ in range(2):
+        nlp.update(egs, sgd=sgd)
+    before = live_tensors()
+    for _ in range(8):
+        nlp.update(egs, sgd=sgd)
+    assert live_tensors() - before < len(params)  # not one more tensor per parameter and step
+    assert {k: v.data_ptr() for k, v in params.items()} == storage
+
+
 def test_zero_learning_rate_changes_nothing(demo_kb, tmp_path):
     nlp, linker = _linker_nlp(demo_kb, tmp_path)
     before = {k: v.detach().clone() for k, v in linker.seq2seq.model.named_parameters()}
