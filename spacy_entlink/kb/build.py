@@ -4,7 +4,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional
 
 import marisa_trie
 import numpy as np
