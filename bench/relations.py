@@ -115,6 +115,15 @@ def gold_targets(doc: Doc, labels: Sequence[str]) -> torch.Tensor:
     return y
 
 
+def _step(model: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor, bar) -> None:
+    """One optimiser step of a baseline (gradients clipped to norm 1)."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad()
+    bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+
+
 def train_baseline(model: PairwiseBaseline, docs: List[Doc], epochs: int, batch: int, lr: float) -> float:
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     t0 = time.perf_counter()
@@ -131,16 +140,27 @@ def train_baseline(model: PairwiseBaseline, docs: List[Doc], epochs: int, batch:
                     off = ~torch.eye(logits.shape[0], dtype=torch.bool)
                     losses.append(nn.functional.binary_cross_entropy_with_logits(logits[off], gold_targets(d, model.labels)[off]))
             if losses:
-                loss = torch.stack(losses).mean()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                opt.zero_grad()
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+                _step(model, opt, torch.stack(losses).mean(), bar)
             bar.update(1)
     bar.close()
     model.eval()
     return time.perf_counter() - t0
+
+
+def _keep(rels: Dict[tuple, float], ents: List[Span], a: int, b: int, label: str, prob: float,
+          allowed: Dict, aggregate: str) -> None:
+    """Record relation `label` from entity a to entity b in `rels` (best probability per key)
+    unless the label's entity types rule it out; keyed by mention pair, or with
+    `aggregate="kb_id"` by (head id, label, tail id) for linked, distinct ids only."""
+    if label in allowed and not allowed[label].allows(ents[a].label_, ents[b].label_):
+        return
+    if aggregate == "kb_id":
+        if not ents[a].kb_id_ or not ents[b].kb_id_ or ents[a].kb_id_ == ents[b].kb_id_:
+            return
+        key: tuple = (ents[a].kb_id_, label, ents[b].kb_id_)
+    else:
+        key = (ents[a], label, ents[b])
+    rels[key] = max(prob, rels.get(key, 0.0))
 
 
 @torch.no_grad()
@@ -157,16 +177,8 @@ def baseline_predict(model: PairwiseBaseline, docs: List[Doc], threshold: float,
             ents = list(d.ents)
             rels: Dict[tuple, float] = {}
             for a, b, k in torch.nonzero(probs >= threshold).tolist():
-                label = model.labels[k]
-                if a == b or (label in allowed and not allowed[label].allows(ents[a].label_, ents[b].label_)):
-                    continue
-                if aggregate == "kb_id":
-                    if not ents[a].kb_id_ or not ents[b].kb_id_ or ents[a].kb_id_ == ents[b].kb_id_:
-                        continue
-                    key: tuple = (ents[a].kb_id_, label, ents[b].kb_id_)
-                else:
-                    key = (ents[a], label, ents[b])
-                rels[key] = max(float(probs[a, b, k]), rels.get(key, 0.0))
+                if a != b:
+                    _keep(rels, ents, a, b, model.labels[k], float(probs[a, b, k]), allowed, aggregate)
             d._.entlink_relations = [Relation(h, label, t, p) for (h, label, t), p in rels.items()]
 
 
@@ -251,12 +263,7 @@ def train_per_pair(model: PerPairBaseline, docs: List[Doc], epochs: int, batch: 
         for i in range(0, len(pairs), batch):
             part = pairs[i : i + batch]
             y = torch.stack([targets[id(d)][a, b] for d, a, b in part])
-            loss = nn.functional.binary_cross_entropy_with_logits(model(part), y)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            opt.zero_grad()
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+            _step(model, opt, nn.functional.binary_cross_entropy_with_logits(model(part), y), bar)
             bar.update(1)
     bar.close()
     model.eval()
@@ -282,17 +289,7 @@ def per_pair_predict(model: PerPairBaseline, docs: List[Doc], threshold: float, 
         for (d, a, b), p in zip(part, probs):
             ents = list(d.ents)
             for k in torch.nonzero(p >= threshold).flatten().tolist():
-                label = model.labels[k]
-                if label in allowed and not allowed[label].allows(ents[a].label_, ents[b].label_):
-                    continue
-                if aggregate == "kb_id":
-                    if not ents[a].kb_id_ or not ents[b].kb_id_ or ents[a].kb_id_ == ents[b].kb_id_:
-                        continue
-                    key: tuple = (ents[a].kb_id_, label, ents[b].kb_id_)
-                else:
-                    key = (ents[a], label, ents[b])
-                rels = found[id(d)]
-                rels[key] = max(float(p[k]), rels.get(key, 0.0))
+                _keep(found[id(d)], ents, a, b, model.labels[k], float(p[k]), allowed, aggregate)
     for d in docs:
         d._.entlink_relations = [Relation(h, label, t, p) for (h, label, t), p in found[id(d)].items()]
 

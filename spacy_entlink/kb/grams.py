@@ -110,11 +110,12 @@ def write_postings(path: Path, key_len: np.ndarray, text: np.ndarray, text_ptr: 
     # of a length range are one range of gids and each posting list, sorted by gid, holds
     # them as one slice (found by bisection) before any candidate is looked at.
     row_of_gid = np.argsort(key_len, kind="stable").astype(np.uint32)
+    gid_len = key_len[row_of_gid]
     np.save(path / "gram_rows.npy", row_of_gid)
-    np.save(path / "gram_len.npy", key_len[row_of_gid])
+    np.save(path / "gram_len.npy", gid_len)
     if compiled and _scan is not None:
         grams, ptr, post = _scan.gram_postings(text, text_ptr, row_of_gid)
-        directory = _scan.gram_directory(ptr, post, key_len[row_of_gid])
+        directory = _scan.gram_directory(ptr, post, gid_len)
         for name, data, dtype in (("grams", grams, np.uint64), ("gram_ptr", ptr, np.int64), ("gram_post", post, np.uint32),
                                   *zip(DIRECTORY, directory, DIRECTORY_DTYPES)):
             np.save(path / name, np.frombuffer(data, dtype=dtype), allow_pickle=False)
@@ -124,7 +125,6 @@ def write_postings(path: Path, key_len: np.ndarray, text: np.ndarray, text_ptr: 
     lengths = np.fromiter(map(len, keys), dtype=np.int64, count=n)
     gid_of_row = np.empty(n, dtype=np.uint64)
     gid_of_row[row_of_gid] = np.arange(n, dtype=np.uint64)
-    gid_len = key_len[row_of_gid]
     del row_of_gid, text, text_ptr
     row_bits = _bits(n)
     # Code points of each chunk of keys, every key padded by one space on each side.

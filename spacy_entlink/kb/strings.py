@@ -10,8 +10,8 @@ def write_strings(path: Path, name: str, strings: Iterable[str]) -> int:
     """Write `strings` as `<name>.npy` (bytes) and `<name>_ptr.npy` (int64 offsets)."""
     strings = strings if isinstance(strings, list) else list(strings)
     joined = "".join(strings)
-    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
     if joined.isascii():  # one encode; byte lengths are the character lengths
+        lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
         blob = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
     else:
         encoded = [s.encode("utf8") for s in strings]

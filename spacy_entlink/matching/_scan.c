@@ -1410,12 +1410,20 @@ static int cmp_code(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* The three buffer arguments of a builder, with items of the given sizes, into v[0..2]; *got
+ * counts those acquired (to release), -1 on error. */
+static int three_buffers(PyObject *args, const Py_ssize_t items[3], const char *names[3], Py_buffer v[3], int *got) {
+    PyObject *objs[3];
+    if (!PyArg_ParseTuple(args, "OOO", &objs[0], &objs[1], &objs[2])) return -1;
+    for (; *got < 3; (*got)++)
+        if (get_buffer(objs[*got], &v[*got], items[*got], names[*got]) < 0) return -1;
+    return 0;
+}
+
 /* gram_postings(key_text, key_text_ptr, row_of_gid) -> (grams, ptr, post) as bytes of uint64,
  * int64 and uint32: the distinct trigrams of all keys ascending, and for each the gram ids of
  * the keys holding it, ascending (two passes over the keys in gram-id order: count, fill). */
 static PyObject *scan_gram_postings(PyObject *self, PyObject *args) {
-    PyObject *objs[3];
-    if (!PyArg_ParseTuple(args, "OOO", &objs[0], &objs[1], &objs[2])) return NULL;
     static const Py_ssize_t items[3] = {1, 8, 4};
     static const char *names[3] = {"key_text", "key_text_ptr", "row_of_gid"};
     Py_buffer v[3];
@@ -1428,8 +1436,7 @@ static PyObject *scan_gram_postings(PyObject *self, PyObject *args) {
     /* cnt: keys per trigram id; last: 1 + the last gid counted under each id (repeats within
      * one key counted once) */
     Vec cps = VEC(Py_UCS4), codes = VEC(uint64_t), cnt = VEC(int64_t), last = VEC(uint32_t);
-    for (; got < 3; got++)
-        if (get_buffer(objs[got], &v[got], items[got], names[got]) < 0) goto done;
+    if (three_buffers(args, items, names, v, &got) < 0) goto done;
     const unsigned char *text = v[0].buf;
     const int64_t *tptr = v[1].buf;
     const uint32_t *row_of_gid = v[2].buf;
@@ -1632,16 +1639,13 @@ done:
  * and uint32: for each trigram list (gids ascending, so key lengths ascending), every key
  * length in it and the place where it starts. */
 static PyObject *scan_gram_directory(PyObject *self, PyObject *args) {
-    PyObject *objs[3];
-    if (!PyArg_ParseTuple(args, "OOO", &objs[0], &objs[1], &objs[2])) return NULL;
     static const Py_ssize_t items[3] = {8, 4, 2};
     static const char *names[3] = {"ptr", "post", "gid_len"};
     Py_buffer v[3];
     int got = 0;
     PyObject *result = NULL, *ptr_b = NULL, *len_b = NULL, *off_b = NULL;
     Vec lens = VEC(uint16_t), offs = VEC(uint32_t);
-    for (; got < 3; got++)
-        if (get_buffer(objs[got], &v[got], items[got], names[got]) < 0) goto done;
+    if (three_buffers(args, items, names, v, &got) < 0) goto done;
     const int64_t *ptr = v[0].buf;
     const uint32_t *post = v[1].buf;
     const uint16_t *gid_len = v[2].buf;

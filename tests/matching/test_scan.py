@@ -139,23 +139,30 @@ def test_the_index_survives_to_disk_and_an_old_kb_falls_back(demo_kb, tmp_path):
     assert [(m.start, m.end, m.alias_row) for m in found] == compiled(demo_kb, text)[-1] != []
 
 
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "dtype", "missing"])
-def test_a_damaged_index_is_refused_or_harmless_never_a_crash(demo_kb, tmp_path, damage):
-    shutil.copytree(demo_kb.path, tmp_path / "kb")
-    rng = np.random.default_rng(0)
-    for name in word_index.FILES:
-        path = tmp_path / "kb" / name
+def damaged_copy(kb_path, folder, names, damage: str, *, seed: int, low=None) -> None:
+    """Copy the KB at `kb_path` to `folder` with the arrays `names` truncated, overwritten with
+    random values (from `low`, default half the dtype's minimum), cast to float32 or removed."""
+    shutil.copytree(kb_path, folder)
+    rng = np.random.default_rng(seed)
+    for name in names:
+        path = folder / name
         arr = np.load(path)
         if damage == "truncate":
             arr = arr[: len(arr) // 2]
         elif damage == "garbage":
-            arr = rng.integers(np.iinfo(arr.dtype).min // 2, np.iinfo(arr.dtype).max // 2, len(arr), dtype=arr.dtype)
+            info = np.iinfo(arr.dtype)
+            arr = rng.integers(info.min // 2 if low is None else low, info.max // 2, len(arr), dtype=arr.dtype)
         elif damage == "dtype":
             arr = arr.astype(np.float32)
         if damage == "missing":
             path.unlink()
         else:
             np.save(path, arr)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "dtype", "missing"])
+def test_a_damaged_index_is_refused_or_harmless_never_a_crash(demo_kb, tmp_path, damage):
+    damaged_copy(demo_kb.path, tmp_path / "kb", word_index.FILES, damage, seed=0)
     try:
         kb = KnowledgeBase.from_disk(tmp_path / "kb")
     except KBFormatError as err:
@@ -169,18 +176,7 @@ def test_a_damaged_index_is_refused_or_harmless_never_a_crash(demo_kb, tmp_path,
 def test_a_damaged_length_directory_is_refused_or_harmless(demo_kb, tmp_path, damage):
     from spacy_entlink.kb import grams as grams_module
 
-    shutil.copytree(demo_kb.path, tmp_path / "kb")
-    rng = np.random.default_rng(1)
-    for name in grams_module.DIRECTORY:
-        path = tmp_path / "kb" / name
-        arr = np.load(path)
-        if damage == "truncate":
-            arr = arr[: len(arr) // 2]
-        elif damage == "garbage":
-            arr = rng.integers(0, np.iinfo(arr.dtype).max // 2, len(arr), dtype=arr.dtype)
-        else:
-            arr = arr.astype(np.float32)
-        np.save(path, arr)
+    damaged_copy(demo_kb.path, tmp_path / "kb", grams_module.DIRECTORY, damage, seed=1, low=0)
     if damage != "garbage":
         with pytest.raises(KBFormatError, match="length directory"):
             KnowledgeBase.from_disk(tmp_path / "kb")
