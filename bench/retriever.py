@@ -13,6 +13,15 @@ Mode 2 (`--scale N`): N synthetic name vectors (clustered unit vectors of the en
 RSS, recall@k of ANN against exact search. Encoding N names costs N / (names/s of mode 1).
 
     python bench/retriever.py --scale 1000000 --output metrics/bench_retriever_scale.json
+
+Mode 3 (`--names N`): the same, on real embeddings: N synthetic names (the generator of
+bench/speed_memory.py, two names per entity: a name and a synonym or variant) embedded by the
+encoder (`--encoders`, first one), queries = names with one typo; besides recall of exact search's
+entities it reports how often exact and ANN search find the query's own entity. `--cache F.npy`
+keeps the vectors for a rerun.
+
+    python bench/retriever.py --names 1000000 --queries 2000 --ef 64 128 256 \
+        --cache /tmp/names_1m.npy --output metrics/bench_retriever_names_1m.json
 """
 
 import argparse
@@ -69,11 +78,8 @@ def dev_mode(args) -> dict:
     return {"kb": str(args.kb), "dev": str(args.dev), "mentions": len(mentions), "rows": rows}
 
 
-def scale_mode(args) -> dict:
-    import faiss
-
-    from spacy_entlink.linking.dense import DenseIndex
-
+def synthetic_vectors(args):
+    """Clustered unit vectors, two per entity, and noisy copies of some as queries."""
     rng = np.random.default_rng(0)
     n, dim = args.scale, 384
     centres = rng.standard_normal((n // 10 + 1, dim)).astype(np.float32)
@@ -82,6 +88,54 @@ def scale_mode(args) -> dict:
     rows = np.arange(n) // 2  # two names per entity
     queries = vectors[rng.integers(0, n, args.queries)] + 0.3 * rng.standard_normal((args.queries, dim)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    return vectors, rows, queries, None, {}
+
+
+def embedded_names(args):
+    """`args.names` synthetic names embedded by the encoder, two per entity; typo'd names as queries."""
+    import random
+
+    from speed_memory import SyntheticNames, _typo
+
+    from spacy_entlink.linking.dense import SentenceEncoder
+
+    gen = SyntheticNames(1)
+    names = []
+    for _ in range(args.names // 2):
+        name = gen.name()
+        names += [name, gen.alias(name)]
+    rows = np.arange(len(names)) // 2
+    rng = random.Random(2)
+    picked = [rng.randrange(len(names)) for _ in range(args.queries)]
+    query_texts = [_typo(rng, names[i]) for i in picked]
+    encoder = SentenceEncoder(args.encoders[0] or None)
+    info = {"encoder": args.encoders[0] or "all-MiniLM-L6-v2 (embedded)", "example_names": names[:6],
+            "example_queries": query_texts[:6]}
+    if args.cache and args.cache.exists():
+        vectors = np.load(args.cache, mmap_mode="r")
+        if vectors.shape != (len(names), encoder.dim):
+            raise SystemExit(f"{args.cache}: shape {vectors.shape}, expected {(len(names), encoder.dim)}")
+        vectors = np.ascontiguousarray(vectors)
+        info["encode_s"] = "cached"
+    else:
+        t = time.perf_counter()
+        vectors = encoder.encode(names, progress=True)
+        info["encode_s"] = round(time.perf_counter() - t, 1)
+        info["names_per_s"] = round(len(names) / info["encode_s"], 1)
+        print(f"embedded {len(names):,} names in {info['encode_s']} s ({info['names_per_s']:,.0f} names/s)")
+        if args.cache:
+            np.save(args.cache, vectors)
+    queries = encoder.encode(query_texts)
+    return vectors, rows, queries, rows[picked], info
+
+
+def scale_mode(args) -> dict:
+    import faiss
+
+    from spacy_entlink.linking.dense import DenseIndex
+
+    vectors, rows, queries, truth, info = embedded_names(args) if args.names else synthetic_vectors(args)
+    n, dim = vectors.shape
     before = rss_mb()
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -91,11 +145,15 @@ def scale_mode(args) -> dict:
         index.search_vectors(queries[:10], k=10)  # load the ANN index
         out = {"names": n, "dim": dim, "queries": len(queries), "build_s": round(build_s, 1),
                "index_mb": round(size_mb, 1), "rss_after_build_mb": round(rss_mb(), 1),
-               "rss_before_mb": round(before, 1), "faiss": faiss.__version__, "rows": []}
+               "rss_before_mb": round(before, 1), "faiss": faiss.__version__,
+               "vectors": "embedded synthetic names" if args.names else "clustered Gaussian", **info, "rows": []}
         t = time.perf_counter()
         exact = index.search_vectors(queries, k=10, exact=True)
         exact_s = time.perf_counter() - t
         out["exact_queries_per_s"] = round(len(queries) / exact_s, 1)
+        if truth is not None:
+            out["exact_own_entity@1"] = own_entity(exact, truth, 1)
+            out["exact_own_entity@10"] = own_entity(exact, truth, 10)
         print(f"{n:,} names: build {build_s:.1f} s (faiss HNSW M=32, efConstruction 80), {size_mb:,.0f} MB on disk; "
               f"exact search {len(queries) / exact_s:,.1f} queries/s")
         for ef in args.ef:
@@ -108,11 +166,21 @@ def scale_mode(args) -> dict:
                 rec[f"recall@{k}_vs_exact"] = float(np.mean([len({r for r, _ in a[:k]} & {r for r, _ in e[:k]}) / k
                                                              for a, e in zip(ann, exact)]))
             row = {"ef_search": ef, "queries_per_s": round(len(queries) / ann_s, 1), **rec}
+            if truth is not None:
+                row["own_entity@1"] = own_entity(ann, truth, 1)
+                row["own_entity@10"] = own_entity(ann, truth, 10)
+                print(f"    query's own entity: @1 {100 * row['own_entity@1']:.2f} %, @10 {100 * row['own_entity@10']:.2f} % "
+                      f"(exact search {100 * out['exact_own_entity@1']:.2f} %, {100 * out['exact_own_entity@10']:.2f} %)")
             out["rows"].append(row)
             print(f"  ANN efSearch {ef:4d}: {row['queries_per_s']:10,.1f} queries/s, recall@1 {100 * rec['recall@1_vs_exact']:.2f} %, "
                   f"recall@10 {100 * rec['recall@10_vs_exact']:.2f} % of exact search's entities")
         out["peak_rss_mb"] = round(rss_mb(), 1)
     return out
+
+
+def own_entity(found, truth, k: int) -> float:
+    """Share of queries whose own entity is among the first `k` results."""
+    return float(np.mean([t in {r for r, _ in f[:k]} for f, t in zip(found, truth)]))
 
 
 def main() -> None:
@@ -123,11 +191,13 @@ def main() -> None:
     ap.add_argument("--encoders", nargs="+", default=[""], help='encoders to compare ("" = embedded MiniLM)')
     ap.add_argument("--k", type=int, nargs="+", default=[1, 8, 16, 32, 64])
     ap.add_argument("--scale", type=int, default=0, help="synthetic names for the ANN benchmark")
+    ap.add_argument("--names", type=int, default=0, help="synthetic names embedded by the encoder")
+    ap.add_argument("--cache", type=Path, default=None, help="vectors of --names kept here (.npy)")
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--ef", type=int, nargs="+", default=[64, 128, 256])
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args()
-    if args.scale:
+    if args.scale or args.names:
         result = scale_mode(args)
     elif args.kb and args.dev:
         result = dev_mode(args)

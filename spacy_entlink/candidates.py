@@ -16,7 +16,11 @@ keeps the rows deduplicated, in the order found. Built-in sources (registry
   (a trained retriever, see `linking.retriever`), for every mention;
 - "dense_fallback": the same, only for mentions without candidates so far;
 - "trie": the entities of the linker's `trie_k` best names from constrained beam search over
-  the whole name trie, for every mention.
+  the whole name trie, for every mention;
+- "ancestors": for a mention whose text is no name in the KB, the broader entities (up to
+  `ANCESTOR_DEPTH` is-a steps, from the KB's hierarchy) of its first `ANCESTOR_OF` candidates so
+  far: "renal dysfunction", nearest to "Renal Insufficiency", also gets "Kidney Diseases". Does
+  nothing with a KB without parents.
 
 A new source: `@candidate_sources.register("mine")` on a function with that signature, then
 list "mine" in the linker's `candidates`.
@@ -36,6 +40,8 @@ from .matching.fuzzy import FuzzyMatcher
 
 candidate_sources = catalogue.create("spacy_entlink", "candidate_sources", entry_points=True)
 
+ANCESTOR_OF = 5  # the "ancestors" source expands a mention's first 5 candidates
+ANCESTOR_DEPTH = 2  # by their parents and grandparents
 DEFAULT_FUZZY_EDIT_LENGTHS = (6, 12, 24)  # the dictionary's defaults: 1 edit from 6 characters, 2 from 12, 3 from 24
 
 
@@ -209,3 +215,18 @@ def trie_source(gen: CandidateGenerator, mentions: List[Mention]) -> None:
         return
     for m, rows in zip(mentions, gen.generate([m.span for m in mentions])):
         m.add(rows[: gen.trie_k])
+
+
+@candidate_sources.register("ancestors")
+def ancestors_source(gen: CandidateGenerator, mentions: List[Mention]) -> None:
+    kb = gen.kb
+    if not kb.has_hierarchy:
+        return
+    for m in mentions:
+        if not m.rows or kb.get_candidates(m.text):
+            continue
+        found: Dict[int, int] = {}
+        for r in m.rows[:ANCESTOR_OF]:
+            for a, d in kb.ancestors(r, ANCESTOR_DEPTH).items():
+                found[a] = min(d, found.get(a, d))
+        m.add(sorted(found, key=found.__getitem__))  # nearer first, then in the order found

@@ -333,6 +333,7 @@ def calibrate_linker_cmd(
     max_candidates: Optional[int] = typer.Option(None, "--max-candidates", help="score at most this many candidates per mention, in the order the sources give them (saved with the pipeline)"),
     dense_k: Optional[int] = typer.Option(None, "--dense-k", help="entities the dense source adds per mention (saved with the pipeline)"),
     folds: int = typer.Option(5, help="also measure accuracy@1 of calibrations fitted on the other folds' documents (0: skip)"),
+    gate: bool = typer.Option(True, "--gate/--no-gate", help="fit a cascade gate: mentions whose features alone decide (at no loss of accuracy on these mentions) skip the model"),
     kb_share: float = typer.Option(0.5, "--kb-share", help="with --kb-pairs: share of the pseudo-mentions that are names the KB has (drawn at random, one per entity), beside the held-out aliases"),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for the calibration and its cross-validated accuracy"),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on, as spacy train's --gpu-id (-1: CPU)"),
@@ -390,10 +391,10 @@ def calibrate_linker_cmd(
                    f"{kb_pairs} and {len(known):,} names the KB has")
     else:
         examples = list(Corpus(dev)(nlp))
-    cal = linker.calibrate(examples, folds=folds, with_nil=nil)
+    cal = linker.calibrate(examples, folds=folds, with_nil=nil, gate=gate)
     nlp.to_disk(output)
     typer.echo(f"✔ {output}: scale {cal.scale:.3f}, prior weights {[round(w, 3) for w in cal.prior_weights]}, "
-               f"NIL score {cal.nil_score}, fitted on {cal.fitted_on:,} mentions")
+               f"NIL score {cal.nil_score}, gate {cal.gate}, fitted on {cal.fitted_on:,} mentions")
     cv = linker.calibration_cv if folds else None
     if cv:
         typer.echo(f"  accuracy@1 on {dev or kb_pairs}: {100 * cv['fit_and_apply_acc']:.2f} fitted and applied on all of it, "

@@ -85,3 +85,35 @@ def test_short_forms_expand_in_both_grammatical_numbers():
     assert out["VSD"] == "ventricular septal defects" and out["CKDs"] == "chronic kidney disease"
     assert out["MI"] == "myocardial infarction"  # the form defined in the text wins
     assert "T" not in out  # too short to tell a plural from a letter
+
+
+def test_ancestors_source_adds_broader_entities_of_mentions_that_name_nothing(tmp_path):
+    from spacy_entlink.kb import EntityRecord
+
+    kb = KnowledgeBase.build([
+        EntityRecord("K:0", "Disease"),
+        EntityRecord("K:1", "Kidney Diseases", aliases=["nephropathy"], parents=["K:0"]),
+        EntityRecord("K:2", "Renal Insufficiency", parents=["K:1"]),
+        EntityRecord("K:3", "Renal Insufficiency, Chronic", parents=["K:2"]),
+    ], tmp_path / "kb", fuzzy_index=False)
+    r0, r1, r2, r3 = (kb.row_of(f"K:{i}") for i in range(4))
+
+    @candidate_sources.register("test_nearest")
+    def nearest(gen, mentions):
+        for m in mentions:
+            m.add([r3])
+
+    gen = CandidateGenerator(kb, ["kb", "test_nearest", "ancestors"])
+    named, unnamed = gen(spans("renal insufficiency and renal dysfunction .", "renal insufficiency",
+                               "renal dysfunction"))
+    assert named == [r2, r3]  # the mention is a KB name: no broader entities
+    assert unnamed == [r3, r2, r1]  # parent, then grandparent (ANCESTOR_DEPTH = 2), never the root
+    flat = KnowledgeBase.build([EntityRecord("K:3", "Renal Insufficiency, Chronic")], tmp_path / "flat",
+                               fuzzy_index=False)
+
+    @candidate_sources.register("test_flat")
+    def only(gen, mentions):
+        for m in mentions:
+            m.add([0])
+
+    assert CandidateGenerator(flat, ["test_flat", "ancestors"])(spans("renal dysfunction .", "renal dysfunction")) == [[0]]

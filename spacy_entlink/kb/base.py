@@ -5,6 +5,8 @@ Layout of a KB folder (no pickle anywhere; every file is memory-mapped on load):
     meta.json            format version, counts, types, normaliser options
     ids.marisa           entity ids; an entity's row is its id's key id in this trie
     alt_ids.marisa       alternative ids (e.g. OMIM/DO ids of a MeSH disease) + alt_rows.npy
+    parents.npy/parents_ptr.npy      broader entities (rows) per entity: the KB's hierarchy
+                         (MeSH tree, OBO is_a); absent in KBs built before it, read as none
     keys.marisa          normalised alias keys (names and synonyms); key id = alias row
     key_ptr.npy          CSR pointers: alias row -> slice of key_ent.npy
     key_ent.npy          entity rows per alias, canonical-name matches first, then by prior
@@ -24,7 +26,7 @@ Layout of a KB folder (no pickle anywhere; every file is memory-mapped on load):
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import marisa_trie
 import numpy as np
@@ -63,6 +65,7 @@ class EntityRecord:
     alt_ids: List[str] = field(default_factory=list)
     source: Optional[str] = None
     line: Optional[int] = None
+    parents: List[str] = field(default_factory=list)  # ids of broader entities (is-a)
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,11 @@ class KnowledgeBase:
             self._ent_alias_ptr = load("ent_alias_ptr.npy")
             self._grams: Optional[GramIndex] = GramIndex.load(path) if meta.get("fuzzy_index") else None
             self.word_index = load_word_index(path, meta)
+            has_parents = (path / "parents_ptr.npy").exists()
+            self._parent_ptr = load("parents_ptr.npy") if has_parents else None
+            self._parents = load("parents.npy") if has_parents else None
+            if has_parents and len(self._parent_ptr) != len(self._ids) + 1:
+                raise ValueError(f"parents_ptr.npy has {len(self._parent_ptr)} entries for {len(self._ids)} entities")
             deletes = path / "word_deletes.marisa"
             self._word_deletes = marisa_trie.Trie().mmap(str(deletes)) if deletes.exists() else None
         except (OSError, ValueError, RuntimeError) as err:  # marisa raises RuntimeError
@@ -220,6 +228,33 @@ class KnowledgeBase:
         a, b = int(self._ent_alias_ptr[row]), int(self._ent_alias_ptr[row + 1])
         return [self._aliases[i] for i in range(a, b)]
 
+    @property
+    def has_hierarchy(self) -> bool:
+        """Whether some entity has a broader entity (parents)."""
+        return self._parents is not None and len(self._parents) > 0
+
+    def get_parents(self, row: int) -> List[int]:
+        """Rows of the entity's broader entities (empty without a hierarchy)."""
+        if self._parent_ptr is None:
+            return []
+        a, b = int(self._parent_ptr[row]), int(self._parent_ptr[row + 1])
+        return [int(r) for r in self._parents[a:b]]
+
+    def ancestors(self, row: int, depth: int = 2) -> Dict[int, int]:
+        """Broader entities up to `depth` is-a steps away: row -> fewest steps (cycles and
+        diamonds visited once)."""
+        out: Dict[int, int] = {}
+        frontier = [int(row)]
+        for d in range(1, depth + 1):
+            nxt = []
+            for r in frontier:
+                for p in self.get_parents(r):
+                    if p not in out and p != row:
+                        out[p] = d
+                        nxt.append(p)
+            frontier = nxt
+        return out
+
     def entity(self, entity_id: str) -> Optional[EntityRecord]:
         """The record of an entity (by id or alternative id), None if unknown."""
         row = self.row_of(entity_id)
@@ -228,6 +263,7 @@ class KnowledgeBase:
         return EntityRecord(
             id=self.get_id(row), name=self.get_name(row), aliases=self.get_aliases(row),
             description=self.get_description(row), type=self.get_type(row), prior=self.get_prior(row),
+            parents=[self.get_id(p) for p in self.get_parents(row)],
         )
 
     # --- aliases ------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import marisa_trie
 import numpy as np
@@ -66,6 +66,8 @@ def _check_record(rec, seen: Dict[str, int]) -> None:
             bad = text_problem(alt, controls=False) if isinstance(alt, str) else "not a string"
             if bad:
                 raise DataError(*where, f"alternative id {alt!r} of entity {rec.id!r}: {bad}")
+    if rec.parents and (not isinstance(rec.parents, (list, tuple)) or not all(isinstance(p, str) for p in rec.parents)):
+        raise DataError(*where, f"the parents of entity {rec.id!r} must be a list of entity ids (strings)")
     if rec.id in seen:
         first = seen[rec.id]
         raise DataError(*where, f"duplicate entity id {rec.id!r} (first seen at line {first})")
@@ -77,6 +79,31 @@ def _check_record(rec, seen: Dict[str, int]) -> None:
         raise DataError(*where, f"prior {rec.prior!r} of entity {rec.id!r} is not finite")
     rec.prior = prior
     seen[rec.id] = rec.line if rec.line is not None else -1
+
+
+def _write_parents(path: Path, parents: List[List[str]], order: np.ndarray, id_trie, alt_trie,
+                   alt_rows: np.ndarray) -> Tuple[int, int]:
+    """`parents.npy`/`parents_ptr.npy`: each row's broader entities (rows, first-given order,
+    no repeats, never itself); returns (links written, parent ids that name no entity)."""
+    flat: List[int] = []
+    ptr = np.zeros(len(order) + 1, dtype=np.int64)
+    unresolved = 0
+    for row, i in enumerate(order.tolist()):
+        own = []
+        for pid in parents[i]:
+            r = id_trie.get(pid) if "\x00" not in pid else None
+            if r is None:
+                a = alt_trie.get(pid) if "\x00" not in pid else None
+                r = None if a is None else int(alt_rows[a])
+            if r is None:
+                unresolved += 1
+            elif r != row and r not in own:
+                own.append(int(r))
+        flat += own
+        ptr[row + 1] = len(flat)
+    np.save(path / "parents.npy", np.asarray(flat, dtype=np.uint32))
+    np.save(path / "parents_ptr.npy", ptr)
+    return len(flat), unresolved
 
 
 def _check_names(rec) -> None:
@@ -154,6 +181,7 @@ def _write_kb_files(records: Iterable, path: Path, normalizer: NormalizerConfig,
     priors: List[float] = []
     aliases: List[List[str]] = []
     alt: List[tuple] = []
+    parents: List[List[str]] = []
     bar = tqdm(records, desc="reading entities", unit=" ent", disable=not progress, mininterval=0.5)
     for rec in bar:
         _check_record(rec, seen)
@@ -173,6 +201,7 @@ def _write_kb_files(records: Iterable, path: Path, normalizer: NormalizerConfig,
         for a in rec.alt_ids or ():
             if a and a != rec.id:
                 alt.append((a, len(ids) - 1))
+        parents.append(rec.parents or [])
     n = len(ids)
     if n == 0:
         raise DataError(None, None, "no entities to build a knowledge base from")
@@ -211,7 +240,11 @@ def _write_kb_files(records: Iterable, path: Path, normalizer: NormalizerConfig,
         alt_rows[alt_trie[a]] = inv[i]
     alt_trie.save(str(path / "alt_ids.marisa"))
     np.save(path / "alt_rows.npy", alt_rows)
-    del alt, id_trie
+    del alt
+    n_parent_links, unresolved = _write_parents(path, parents, order, id_trie, alt_trie, alt_rows)
+    if unresolved:
+        say(f"{unresolved:,} parent ids name no entity of this KB and were left out")
+    del id_trie, parents
 
     # Normalised alias keys -> entity rows. Every name and alias is normalised once (in
     # chunks of one flat list), keys are numbered in first-seen order (`number_strings`), and
@@ -330,6 +363,8 @@ def _write_kb_files(records: Iterable, path: Path, normalizer: NormalizerConfig,
         "n_alias_keys": n_keys,
         "n_aliases": int(ent_alias_ptr[-1]),
         "n_alt_ids": len(alt_trie),
+        "n_parent_links": n_parent_links,
+        "n_parents_unresolved": unresolved,
         "types": type_names,
         "normalizer": normalizer.to_dict(),
         "fuzzy_index": bool(fuzzy_index),

@@ -1,18 +1,20 @@
 """Readers that turn KB source files into `EntityRecord`s, naming file and line on bad rows.
 
 Formats:
-- `medic`: CTD MEDIC `CTD_diseases.tsv[.gz]` (9 tab-separated fields; `#` comment lines).
+- `medic`: CTD MEDIC `CTD_diseases.tsv[.gz]` (9 tab-separated fields; `#` comment lines;
+  `ParentIDs` become the entity's parents).
 - `jsonl`: one object per line with `id`, `name` and optional `aliases` (list or
-  `|`-separated string), `description`, `type`, `prior`, `alt_ids`.
+  `|`-separated string), `description`, `type`, `prior`, `alt_ids`, `parents` (ids of
+  broader entities, list or `|`-separated).
 - `csv`: a header row with at least `id,name`; optional `aliases` (`|`-separated),
-  `description`, `type`, `prior`, `alt_ids` (`|`-separated).
+  `description`, `type`, `prior`, `alt_ids`, `parents` (`|`-separated).
 - `popularity`: `title<TAB>score` lines (AIDA `popularity.tsv`); the id is the title, the
   name the title with `_` as spaces, and a title with a parenthesised qualifier gets the
   unqualified name as an alias ("Usta River (Russia)" -> "Usta River").
 - `obo`: an OBO 1.2/1.4 ontology (HPO, Disease Ontology, MONDO, ChEBI, ...): every `[Term]`
   stanza that is not `is_obsolete: true` gives one entity; `id`, `name`, `def` (description),
   `synonym` lines of the scopes in `OBO_SYNONYM_SCOPES` (aliases), `alt_id` (alternative
-  ids); the type is the `--type` given, else the term's `namespace`. Other stanzas
+  ids), `is_a` (parents); the type is the `--type` given, else the term's `namespace`. Other stanzas
   (`[Typedef]`, `[Instance]`) and the header are skipped.
 """
 
@@ -88,7 +90,7 @@ def read_medic(path: Union[str, Path], type: str = "Disease") -> Iterator[Entity
                 raise DataError(path, n, f"DiseaseName is empty for {eid}")
             yield EntityRecord(
                 id=eid, name=name, aliases=_split(fields[7]), description=definition,
-                type=type, alt_ids=_split(alt), source=str(path), line=n,
+                type=type, alt_ids=_split(alt), source=str(path), line=n, parents=_split(fields[4]),
             )
 
 
@@ -135,6 +137,7 @@ def _record(obj: dict, path: Path, n: int, default_type: str) -> EntityRecord:
     try:
         aliases = _split(obj.get("aliases"))
         alt_ids = _split(obj.get("alt_ids"))
+        parents = _split(obj.get("parents"))
     except TypeError as err:
         raise DataError(path, n, str(err)) from None
     prior = obj.get("prior")
@@ -149,7 +152,7 @@ def _record(obj: dict, path: Path, n: int, default_type: str) -> EntityRecord:
     if not isinstance(desc, str) or not isinstance(etype, str):
         raise DataError(path, n, "'description' and 'type' must be strings")
     return EntityRecord(id=eid.strip(), name=name, aliases=aliases, description=desc, type=etype,
-                        prior=prior, alt_ids=alt_ids, source=str(path), line=n)
+                        prior=prior, alt_ids=alt_ids, source=str(path), line=n, parents=parents)
 
 
 def read_popularity(path: Union[str, Path], type: str = "") -> Iterator[EntityRecord]:
@@ -254,7 +257,7 @@ def read_obo(path: Union[str, Path], type: str = "",
             raise DataError(path, t["id_line"], f"term {t['id']!r} has no 'name:' line")
         yield EntityRecord(id=t["id"], name=t["name"], aliases=list(dict.fromkeys(t["aliases"])),
                            description=t["def"], type=type or t["namespace"], alt_ids=t["alt_ids"],
-                           source=str(path), line=t["id_line"])
+                           source=str(path), line=t["id_line"], parents=list(dict.fromkeys(t["parents"])))
 
     with _open_text(path) as f:
         for n, line in enumerate(f, start=1):
@@ -264,7 +267,7 @@ def read_obo(path: Union[str, Path], type: str = "",
                 term = None
                 if line == "[Term]":
                     term = {"start": n, "id": "", "id_line": n, "name": "", "def": "", "namespace": "",
-                            "aliases": [], "alt_ids": [], "obsolete": False}
+                            "aliases": [], "alt_ids": [], "parents": [], "obsolete": False}
                 elif not line.endswith("]"):
                     raise DataError(path, n, f"malformed stanza header {line!r}")
                 continue
@@ -284,6 +287,8 @@ def read_obo(path: Union[str, Path], type: str = "",
                 term["namespace"] = value
             elif tag == "alt_id":
                 term["alt_ids"].append(value)
+            elif tag == "is_a" and value:
+                term["parents"].append(value.split()[0])
             elif tag == "is_obsolete":
                 term["obsolete"] = value.lower() == "true"
             elif tag in ("def", "synonym"):

@@ -12,6 +12,9 @@ candidate i and of NIL are
 pseudo-candidate; all are fitted on dev mentions by maximum likelihood (the gold candidate,
 or NIL when the gold entity is not among the candidates). Uncalibrated, a = 1, w = 0 and
 there is no NIL candidate.
+
+A cascade: with `gate` set, a mention whose most probable candidate reaches `gate` when every
+model score is equal (the features alone decide) is not given to the model (`fit_gate`).
 """
 
 import random
@@ -27,6 +30,7 @@ class Calibration:
     nil_score: Optional[float] = None
     fitted_on: int = 0
     prior_weights: Tuple[float, ...] = ()
+    gate: Optional[float] = None
 
     def probabilities(self, scores: Sequence[float], features: Optional[np.ndarray] = None) -> Tuple[np.ndarray, float]:
         """Probabilities of each candidate and of NIL (`features`: one row of priors per candidate)."""
@@ -44,13 +48,22 @@ class Calibration:
 
     def to_dict(self) -> Dict:
         return {"scale": self.scale, "nil_score": self.nil_score, "fitted_on": self.fitted_on,
-                "prior_weights": list(self.prior_weights)}
+                "prior_weights": list(self.prior_weights), "gate": self.gate}
 
     @classmethod
     def from_dict(cls, d: Optional[Dict]) -> "Calibration":
         d = d or {}
         return cls(float(d.get("scale", 1.0)), None if d.get("nil_score") is None else float(d["nil_score"]),
-                   int(d.get("fitted_on", 0)), tuple(float(w) for w in d.get("prior_weights", ())))
+                   int(d.get("fitted_on", 0)), tuple(float(w) for w in d.get("prior_weights", ())),
+                   None if d.get("gate") is None else float(d["gate"]))
+
+    def decided_without_model(self, features: Optional[np.ndarray]) -> bool:
+        """Whether the features alone (model scores all equal) make one candidate at least
+        `gate` probable: the cascade's test (False without a gate or features)."""
+        if self.gate is None or features is None or not self.prior_weights or len(features) == 0:
+            return False
+        probs, _ = self.probabilities(np.zeros(len(features)), features)
+        return float(probs.max()) >= self.gate
 
     @classmethod
     def fit(cls, scores: List[Sequence[float]], gold: List[Optional[int]], *, with_nil: bool = True,
@@ -123,6 +136,35 @@ class CalibrationData:
             best = int(np.argmax(probs))
             ok += best == self.gold[m] and (not nil or probs[best] >= p_nil)
         return ok / max(len(mentions), 1)
+
+
+def fit_gate(data: CalibrationData, calibration: Calibration, *, nil: bool = False) -> Optional[float]:
+    """The lowest gate at which the cascade loses no accuracy@1 on `data`: every mention with
+    at least two candidates whose features-only top probability reaches it is answered by the
+    features alone, and those answers are together at least as often right as the full
+    calibration's on the same mentions. None (no cascade) when no mention has features or no
+    gate loses nothing."""
+    rows = []
+    for m in range(len(data.gold)):
+        scores, feats = data.scores[m], data.features[m]
+        if len(scores) < 2 or feats is None or not calibration.prior_weights:
+            continue
+        q, _ = calibration.probabilities(np.zeros(len(scores)), feats)
+        full, p_nil = calibration.probabilities(scores, feats)
+        gold = data.gold[m]
+        right_full = gold is not None and int(np.argmax(full)) == gold and (not nil or full.max() >= p_nil)
+        right_feat = gold is not None and int(np.argmax(q)) == gold
+        rows.append((float(q.max()), int(right_feat) - int(right_full)))
+    if not rows:
+        return None
+    rows.sort(key=lambda r: -r[0])
+    best, gain = None, 0
+    for i, (q, diff) in enumerate(rows):
+        gain += diff
+        last_of_tie = i + 1 == len(rows) or rows[i + 1][0] < q
+        if last_of_tie and gain >= 0:
+            best = q
+    return best
 
 
 def cross_validate(data: CalibrationData, folds: int, *, with_nil: bool = True, seed: int = 0,

@@ -5,7 +5,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import torch
 from tqdm import tqdm
@@ -124,12 +124,13 @@ class Linker:
 
     # --- ranking ------------------------------------------------------------------------
     def rank(self, contexts: Sequence[str], candidates: Sequence[Optional[Sequence[int]]],
-             labels: Optional[Sequence[Optional[str]]] = None) -> List[Ranked]:
+             labels: Optional[Sequence[Optional[str]]] = None, skip: Optional[Set[int]] = None) -> List[Ranked]:
         """For each mention, KB rows with merged scores (log-sum-exp of the length-normalised
         log-probabilities of their names), best first.
 
         `candidates[m]` restricts mention m to those KB rows (one candidate: no decoding);
-        None (or an empty list with `fallback="trie"`) searches the whole name trie.
+        None (or an empty list with `fallback="trie"`) searches the whole name trie. Mentions
+        in `skip` (decided without the model) keep their candidates in order, all scored 0.
         """
         t0 = time.perf_counter()
         labels = list(labels) if labels is not None else [None] * len(contexts)
@@ -146,8 +147,8 @@ class Linker:
                 to_generate.append(m)
                 continue
             rows = list(dict.fromkeys(int(r) for r in cands))[: self.settings.max_candidates]
-            if len(rows) == 1:
-                out[m] = [(rows[0], 0.0)]
+            if len(rows) == 1 or (skip and m in skip):
+                out[m] = [(r, 0.0) for r in rows]
                 self.stats.skipped += 1
             else:
                 cand_rows[m] = rows

@@ -11,7 +11,7 @@ import tempfile
 import warnings
 import weakref
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import srsly
@@ -29,7 +29,7 @@ from ..errors import ConfigError, EntlinkError
 from ..extensions import install_extensions
 from ..kb import KnowledgeBase
 from ..kb.registry import KBSource, resolve_kb
-from ..linking.calibration import Calibration, CalibrationData, cross_validate
+from ..linking.calibration import Calibration, CalibrationData, cross_validate, fit_gate
 from ..linking.dense import DenseIndex, SentenceEncoder
 from ..linking.examples import Pair, gold_pairs, span_context
 from ..linking.linker import Linker, LinkerSettings, Ranked, build_name_trie
@@ -358,16 +358,39 @@ class GenreLinker(TorchPipe):
             out[d].append((ent, r, None if vectors is None else vectors[m]))
         return out
 
-    def rank_spans(self, spans: Sequence[Span], candidates: Optional[Sequence[Optional[List[int]]]] = None) -> List[Ranked]:
+    def rank_spans(self, spans: Sequence[Span], candidates: Optional[Sequence[Optional[List[int]]]] = None, *,
+                   gate: bool = True) -> List[Ranked]:
         """Ranked KB rows (model scores) of mention spans; `candidates` overrides the configured
-        sources (None per mention: the whole name trie)."""
+        sources (None per mention: the whole name trie). With `gate` and a calibration that
+        has one, mentions the features alone decide skip the model (all their scores 0)."""
         if not spans:
             return []
         linker = self._require()
         window = self.cfg.get("context_window", 48)
         if candidates is None:
             candidates = self.candidate_rows_batch(spans)
-        return linker.rank([span_context(s, window) for s in spans], candidates, [s.label_ for s in spans])
+        skip = self._decided(spans, candidates) if gate else None
+        return linker.rank([span_context(s, window) for s in spans], candidates, [s.label_ for s in spans], skip)
+
+    def _decided(self, spans: Sequence[Span], candidates: Sequence[Optional[List[int]]]) -> Optional[Set[int]]:
+        """Mentions with several candidates whose calibrated features alone reach the gate."""
+        cal = self.calibration
+        if cal.gate is None or not cal.prior_weights:
+            return None
+        multi = [m for m, c in enumerate(candidates) if c is not None and len(c) > 1]
+        if not multi:
+            return None
+        vectors = self.mention_vectors([spans[m] for m in multi])
+        similarity = len(cal.prior_weights) > 5
+        out = set()
+        for i, m in enumerate(multi):
+            span = spans[m]
+            rows = list(dict.fromkeys(int(r) for r in candidates[m]))[: self.settings.max_candidates]
+            feats = self.features(rows, span.text, expanded=self._expanded_text(span),
+                                  vector=None if vectors is None else vectors[i], similarity=similarity)
+            if cal.decided_without_model(feats):
+                out.add(m)
+        return out
 
     def mention_vectors(self, spans: Sequence[Span], *, force: bool = False) -> Optional[np.ndarray]:
         """Embeddings of the spans' (abbreviation-expanded) texts in the dense name index's
@@ -567,17 +590,22 @@ class GenreLinker(TorchPipe):
         raise NotImplementedError(f"{self.name} links to KB entities; it has no labels to add")
 
     # --- calibration --------------------------------------------------------------------
-    def calibrate(self, examples: Iterable[Example], *, with_nil: bool = True, folds: int = 0) -> Calibration:
+    def calibrate(self, examples: Iterable[Example], *, with_nil: bool = True, folds: int = 0,
+                  gate: bool = True) -> Calibration:
         """Fit the score calibration on examples with gold `kb_id_`s (use dev, not train).
 
         The gold entities' spans are linked (with the configured candidates); a mention whose
         gold id is not among its ranked candidates counts as NIL. With `folds` >= 2 the
         accuracy@1 of calibrations fitted on the other folds' documents is measured too and
-        kept in `calibration_cv` (an estimate of the fitted calibration on unseen documents)."""
+        kept in `calibration_cv` (an estimate of the fitted calibration on unseen documents).
+        With `gate`, the cascade's gate is fitted on the same mentions (`fit_gate`): the
+        lowest at which answering from the features alone loses no accuracy there."""
         data = self.calibration_data(examples)
         self.calibration = Calibration.fit(data.scores, data.gold, with_nil=with_nil, features=data.features)
         if folds >= 2:
             self.calibration_cv = cross_validate(data, folds, with_nil=with_nil, fitted=self.calibration)
+        if gate:
+            self.calibration.gate = fit_gate(data, self.calibration, nil=with_nil)
         return self.calibration
 
     def calibration_data(self, examples: Iterable[Example]) -> CalibrationData:
@@ -592,7 +620,7 @@ class GenreLinker(TorchPipe):
                 if (not labels or ent.label_ in labels) and ent.kb_id_ and "|" not in ent.kb_id_:
                     spans.append(ent)
                     docs.append(d)
-        ranked = self.rank_spans(spans)
+        ranked = self.rank_spans(spans, gate=False)
         vectors = self.mention_vectors(spans, force=True)
         data = CalibrationData(groups=docs)
         for m, (s, r) in enumerate(zip(spans, ranked)):

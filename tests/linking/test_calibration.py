@@ -77,3 +77,41 @@ def test_cross_validation_by_group_measures_held_out_documents():
     assert cv["cross_validated_acc_with_nil"] == cv["cross_validated_acc"]
     data.gold[0] = None
     assert data.accuracy(Calibration.fit(data.scores, data.gold, features=data.features), [0]) == 0.0
+
+
+def test_gate_is_the_lowest_that_loses_nothing_and_round_trips():
+    from spacy_entlink.linking.calibration import CalibrationData, fit_gate
+
+    cal = Calibration(scale=1.0, prior_weights=(2.0,))
+    data = CalibrationData()
+
+    def add(feature_gap, model_right, feature_right):
+        f = np.array([[feature_gap], [0.0]])  # features favour candidate 0 by `feature_gap`
+        gold = 0 if feature_right else 1
+        model_best = gold if model_right else 1 - gold
+        s = [0.0, 0.0]
+        s[model_best] = 10.0  # the model's choice dominates the full calibration
+        data.scores.append(s)
+        data.features.append(f)
+        data.gold.append(gold)
+        data.groups.append(len(data.gold))
+
+    for _ in range(5):
+        add(3.0, model_right=True, feature_right=True)   # q = 0.9975: features enough
+    add(1.0, model_right=True, feature_right=False)       # q = 0.88: only the model is right
+    add(0.5, model_right=False, feature_right=True)       # q = 0.73: the features are right
+    add(0.2, model_right=True, feature_right=False)       # q = 0.60
+    gate = fit_gate(data, cal)
+    q = lambda gap: 1 / (1 + np.exp(-2 * gap))  # noqa: E731
+    # gating down to 0.73 trades the 0.88 mention (lost) for the 0.73 one (won): no loss
+    assert np.isclose(gate, q(0.5))
+    cal.gate = gate
+    assert cal.decided_without_model(np.array([[3.0], [0.0]]))
+    assert not cal.decided_without_model(np.array([[0.2], [0.0]]))
+    assert not Calibration(prior_weights=(2.0,)).decided_without_model(np.array([[9.0], [0.0]]))  # no gate
+    assert Calibration.from_dict(cal.to_dict()) == cal
+    assert Calibration.from_dict({"scale": 1.0}).gate is None  # saved before the cascade
+    # when the model is always needed, no gate
+    needed = CalibrationData(scores=[[10.0, 0.0]] * 3, features=[np.array([[0.0], [3.0]])] * 3, gold=[0] * 3,
+                             groups=[0, 1, 2])
+    assert fit_gate(needed, cal) is None

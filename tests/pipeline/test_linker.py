@@ -215,3 +215,29 @@ def test_abbreviations_defined_in_the_document_get_their_long_form_candidates(nl
     assert nlp(doc).ents[0].kb_id_ == "DEMO:D014"
     linker.cfg["candidates"] = ["kb"]
     assert linker.candidate_rows(doc.ents[0]) == []
+
+
+def test_cascade_skips_the_model_when_the_features_decide(nlp, demo_kb, monkeypatch):
+    linker = nlp.get_pipe("entlink_linker")
+    doc = make_doc(nlp, "He had a bad episode and a strange one .",
+                   [("bad episode", "Disease", ""), ("strange one", "Disease", "")])
+    doc.ents[0]._.entlink_candidates = ["DEMO:D016", "DEMO:D017"]
+    doc.ents[1]._.entlink_candidates = ["DEMO:D006", "DEMO:D024"]
+    # weight only the KB prior (feature 1): D006 (0.9) over D024 (0.5) clearly, D016 (0.6)
+    # over D017 (0.5) barely
+    linker.calibration = Calibration(scale=1.0, prior_weights=(0.0, 10.0), gate=0.9)
+    scored = []
+    real = linker.linker.seq2seq.score
+    monkeypatch.setattr(linker.linker.seq2seq, "score", lambda ctx, tgt: scored.extend(ctx) or real(ctx, tgt))
+    out = nlp(doc)
+    assert len(scored) == 1 and "bad episode" in scored[0]  # only the undecided mention met the model
+    assert out.ents[1].kb_id_ == "DEMO:D006" and out.ents[1]._.entlink_links[0][1] > 0.9
+    assert {i for i, _ in out.ents[1]._.entlink_links} == {"DEMO:D006", "DEMO:D024"}  # all candidates kept
+    scored.clear()
+    linker.calibration.gate = None
+    nlp(doc)
+    assert len(scored) == 2
+    # calibration data is collected without the gate, and calibrate() fits one
+    linker.calibration = Calibration(scale=1.0, prior_weights=(0.0, 10.0), gate=0.0)
+    data = linker.calibration_data([Example(doc, doc)])
+    assert all(any(s != 0.0 for s in sc) for sc in data.scores)
