@@ -329,6 +329,7 @@ def calibrate_linker_cmd(
     name: str = typer.Option("entlink_linker", help="the linker's name in the pipeline"),
     candidates: Optional[str] = typer.Option(None, help="override the candidate sources, comma-separated"),
     dense_model: Optional[str] = typer.Option(None, "--dense-model", help="rebuild the dense index with this encoder (a train-retriever folder, a Hugging Face name; empty: embedded MiniLM)"),
+    kb: Optional[Path] = typer.Option(None, "--kb", help="use this KB instead of the pipeline's (e.g. the same one rebuilt with its hierarchy); the name trie and dense index are rebuilt for it"),
     nil: bool = typer.Option(True, "--nil/--no-nil", help="fit a NIL option (mentions whose gold is not among their candidates); --no-nil for closed-world normalisation, where every mention has an id"),
     max_candidates: Optional[int] = typer.Option(None, "--max-candidates", help="score at most this many candidates per mention, in the order the sources give them (saved with the pipeline)"),
     dense_k: Optional[int] = typer.Option(None, "--dense-k", help="entities the dense source adds per mention (saved with the pipeline)"),
@@ -343,7 +344,7 @@ def calibrate_linker_cmd(
     import spacy
     from spacy.training import Corpus
 
-    for path, what in ((pipeline, "PIPELINE"), (dev, "--dev"), (train, "--train"), (kb_pairs, "--kb-pairs")):
+    for path, what in ((pipeline, "PIPELINE"), (dev, "--dev"), (train, "--train"), (kb_pairs, "--kb-pairs"), (kb, "--kb")):
         if path is not None and not path.exists():
             raise EntlinkError(f"{what}: {path} does not exist")
     if (dev is None) == (kb_pairs is None):
@@ -362,6 +363,8 @@ def calibrate_linker_cmd(
     if name not in nlp.pipe_names:
         raise EntlinkError(f"--name: no component {name!r} in {pipeline} (it has {nlp.pipe_names})")
     linker = nlp.get_pipe(name)
+    if kb is not None:
+        linker.set_kb(kb, progress=True)
     if dense_model is not None:
         linker.build_dense(progress=True, model=dense_model)
         nlp.get_pipe_config(name)["dense_model"] = dense_model

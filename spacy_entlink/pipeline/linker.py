@@ -401,10 +401,11 @@ class GenreLinker(TorchPipe):
         if not force and len(self.calibration.prior_weights) <= COSINE_FEATURE:
             return None
         texts = [self._expanded_text(s) for s in spans]
-        known = self._query_vectors  # embedded already when the dense source searched them
+        known = self._query_vectors  # embedded already by the dense source or the cascade, this batch
         missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
             known = {**known, **dict(zip(missing, self.dense.encoder.encode(missing)))}
+            self._query_vectors = known if len(known) < 100_000 else {}
         return np.stack([known[t] for t in texts])
 
     def set_counts(self, examples: Iterable[Example]) -> Dict[str, int]:

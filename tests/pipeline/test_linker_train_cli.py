@@ -98,6 +98,32 @@ def test_calibrate_linker_cli_fits_priors(setup):
     assert len(again.calibration.prior_weights) == 9 and again.calibration.fitted_on > 0
     with pytest.raises(SystemExit):
         main(["calibrate-linker", str(pipe), str(pipe), "--dev", str(tmp / "dev.spacy")])
+    assert "gate" in report["calibration"]  # the cascade's gate (None when no gate loses nothing)
+
+
+@pytest.mark.slow
+def test_calibrate_linker_cli_swaps_in_a_kb_with_a_hierarchy(setup, tmp_path):
+    import json
+
+    tmp, kb = setup
+    src = [json.loads(line) for line in (REPO / "assets" / "demo_kb.jsonl").read_text(encoding="utf8").splitlines()]
+    for rec in src:
+        if rec["id"] in ("DEMO:D001", "DEMO:D002"):
+            rec["parents"] = ["DEMO:D006"]  # invented, for the test
+    (tmp_path / "kb.jsonl").write_text("\n".join(json.dumps(r) for r in src) + "\n", encoding="utf8")
+    main(["build-kb", str(tmp_path / "kb.jsonl"), "--output", str(tmp_path / "kb_h")])
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entlink_linker").set_seq2seq(tiny_bart(tmp_path / "tok")).set_kb(kb)
+    nlp.to_disk(tmp_path / "pipe")
+    main(["calibrate-linker", str(tmp_path / "pipe"), str(tmp_path / "cal_h"), "--dev", str(tmp / "dev.spacy"),
+          "--kb", str(tmp_path / "kb_h"), "--candidates", "span,kb,ancestors", "--folds", "0", "--no-gate"])
+    linker = spacy.load(tmp_path / "cal_h").get_pipe("entlink_linker")
+    assert linker.kb.has_hierarchy and linker.cfg["candidates"] == ["span", "kb", "ancestors"]
+    assert linker.calibration.gate is None
+    assert [linker.kb.get_id(r) for r in linker.kb.get_parents(linker.kb.row_of("DEMO:D001"))] == ["DEMO:D006"]
+    with pytest.raises(SystemExit):
+        main(["calibrate-linker", str(tmp_path / "pipe"), str(tmp_path / "x"), "--dev", str(tmp / "dev.spacy"),
+              "--kb", str(tmp_path / "no_such_kb")])
 
 
 @pytest.mark.slow
