@@ -138,14 +138,13 @@ class CalibrationData:
         return ok / max(len(mentions), 1)
 
 
-def fit_gate(data: CalibrationData, calibration: Calibration, *, nil: bool = False) -> Optional[float]:
-    """The lowest gate at which the cascade loses no accuracy@1 on `data`: every mention with
-    at least two candidates whose features-only top probability reaches it is answered by the
-    features alone, and those answers are together at least as often right as the full
-    calibration's on the same mentions. None (no cascade) when no mention has features or no
-    gate loses nothing."""
+def gate_rows(data: CalibrationData, calibration: Calibration, mentions: Optional[Sequence[int]] = None, *,
+              nil: bool = False) -> List[Tuple[float, int]]:
+    """For each mention with at least two candidates: its features-only top probability under
+    `calibration` and whether answering from the features alone wins (+1), loses (-1) or ties
+    (0) against the full calibration."""
     rows = []
-    for m in range(len(data.gold)):
+    for m in (range(len(data.gold)) if mentions is None else mentions):
         scores, feats = data.scores[m], data.features[m]
         if len(scores) < 2 or feats is None or not calibration.prior_weights:
             continue
@@ -155,6 +154,23 @@ def fit_gate(data: CalibrationData, calibration: Calibration, *, nil: bool = Fal
         right_full = gold is not None and int(np.argmax(full)) == gold and (not nil or full.max() >= p_nil)
         right_feat = gold is not None and int(np.argmax(q)) == gold
         rows.append((float(q.max()), int(right_feat) - int(right_full)))
+    return rows
+
+
+def fit_gate(data: CalibrationData, calibration: Calibration, *, nil: bool = False, folds: int = 0,
+             seed: int = 0) -> Optional[float]:
+    """The lowest gate at which the cascade loses no accuracy@1 on `data`: every mention with
+    at least two candidates whose features-only top probability reaches it is answered by the
+    features alone, and those answers are together at least as often right as the full
+    calibration's on the same mentions. With `folds` >= 2 each mention is judged by a
+    calibration fitted on the other folds' documents (as `cross_validate` splits them), so the
+    gate is not chosen on the mentions its calibration was fitted on. None (no cascade) when
+    no mention has features or no gate loses nothing."""
+    if folds >= 2:
+        rows = [r for held, cal in fold_calibrations(data, folds, with_nil=nil, seed=seed)
+                for r in gate_rows(data, cal, held, nil=nil)]
+    else:
+        rows = gate_rows(data, calibration, nil=nil)
     if not rows:
         return None
     rows.sort(key=lambda r: -r[0])
@@ -167,22 +183,30 @@ def fit_gate(data: CalibrationData, calibration: Calibration, *, nil: bool = Fal
     return best
 
 
+def fold_calibrations(data: CalibrationData, folds: int, *, with_nil: bool = True, seed: int = 0):
+    """(held-out mentions, calibration fitted on the other folds) per fold; folds are groups
+    (documents) shuffled with `seed`."""
+    groups = sorted(set(data.groups))
+    random.Random(seed).shuffle(groups)
+    fold_of = {g: i % folds for i, g in enumerate(groups)}
+    everything = range(len(data.gold))
+    for k in range(folds):
+        held = [m for m in everything if fold_of[data.groups[m]] == k]
+        rest = [m for m in everything if fold_of[data.groups[m]] != k]
+        cal = Calibration.fit([data.scores[m] for m in rest], [data.gold[m] for m in rest], with_nil=with_nil,
+                              features=[data.features[m] for m in rest])
+        yield held, cal
+
+
 def cross_validate(data: CalibrationData, folds: int, *, with_nil: bool = True, seed: int = 0,
                    fitted: Optional[Calibration] = None) -> Dict[str, float]:
     """accuracy@1 of calibrations fitted on all but one fold of the groups (documents) and
     applied to the held-out fold, pooled over folds, beside the accuracy of one calibration
     fitted and applied on everything (the optimistic number; `fitted`, if already fitted on
     all of `data`); `*_with_nil`: a mention the calibration calls NIL counts as wrong."""
-    groups = sorted(set(data.groups))
-    random.Random(seed).shuffle(groups)
-    fold_of = {g: i % folds for i, g in enumerate(groups)}
     everything = list(range(len(data.gold)))
     correct = [0.0, 0.0]
-    for k in range(folds):
-        held = [m for m in everything if fold_of[data.groups[m]] == k]
-        rest = [m for m in everything if fold_of[data.groups[m]] != k]
-        cal = Calibration.fit([data.scores[m] for m in rest], [data.gold[m] for m in rest], with_nil=with_nil,
-                              features=[data.features[m] for m in rest])
+    for held, cal in fold_calibrations(data, folds, with_nil=with_nil, seed=seed):
         for i, nil in enumerate((False, True)):
             correct[i] += data.accuracy(cal, held, nil=nil) * len(held)
     full = fitted or Calibration.fit(data.scores, data.gold, with_nil=with_nil, features=data.features)

@@ -599,14 +599,15 @@ class GenreLinker(TorchPipe):
         gold id is not among its ranked candidates counts as NIL. With `folds` >= 2 the
         accuracy@1 of calibrations fitted on the other folds' documents is measured too and
         kept in `calibration_cv` (an estimate of the fitted calibration on unseen documents).
-        With `gate`, the cascade's gate is fitted on the same mentions (`fit_gate`): the
-        lowest at which answering from the features alone loses no accuracy there."""
+        With `gate`, the cascade's gate is fitted on the same mentions (`fit_gate`, judged by
+        the folds' calibrations when `folds` >= 2): the lowest at which answering from the
+        features alone loses no accuracy there."""
         data = self.calibration_data(examples)
         self.calibration = Calibration.fit(data.scores, data.gold, with_nil=with_nil, features=data.features)
         if folds >= 2:
             self.calibration_cv = cross_validate(data, folds, with_nil=with_nil, fitted=self.calibration)
         if gate:
-            self.calibration.gate = fit_gate(data, self.calibration, nil=with_nil)
+            self.calibration.gate = fit_gate(data, self.calibration, nil=with_nil, folds=folds)
         return self.calibration
 
     def calibration_data(self, examples: Iterable[Example]) -> CalibrationData:

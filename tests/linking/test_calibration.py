@@ -115,3 +115,35 @@ def test_gate_is_the_lowest_that_loses_nothing_and_round_trips():
     needed = CalibrationData(scores=[[10.0, 0.0]] * 3, features=[np.array([[0.0], [3.0]])] * 3, gold=[0] * 3,
                              groups=[0, 1, 2])
     assert fit_gate(needed, cal) is None
+
+
+def test_cross_fitted_gate_judges_each_document_by_the_other_folds():
+    from spacy_entlink.linking.calibration import CalibrationData, fit_gate, fold_calibrations
+
+    rng = np.random.default_rng(3)
+    data = CalibrationData()
+    for doc in range(40):
+        for _ in range(3):
+            f = np.zeros((3, 1))
+            g = int(rng.integers(0, 3))
+            f[g, 0] = rng.uniform(1.0, 3.0)  # the feature points at the gold
+            right = doc % 2 == 0  # the model knows the gold in half of the documents only
+            s = [0.0, 0.0, 0.0]
+            s[g if right else (g + 1) % 3] = 5.0
+            data.scores.append(s)
+            data.features.append(f)
+            data.gold.append(g)
+            data.groups.append(doc)
+    cal = Calibration.fit(data.scores, data.gold, features=data.features, with_nil=False)
+    held = [m for h, _ in fold_calibrations(data, 4, with_nil=False) for m in h]
+    assert sorted(held) == list(range(len(data.gold)))  # every mention held out exactly once
+    # out of fold the features are always right and the model only half the time: the features
+    # alone never lose, so every mention is gated, at the lowest out-of-fold probability
+    lowest = min(c.probabilities(np.zeros(3), data.features[m])[0].max()
+                 for h, c in fold_calibrations(data, 4, with_nil=False) for m in h)
+    assert np.isclose(fit_gate(data, cal, folds=4), lowest)
+    # a model that is always right and features that are not: no gate loses nothing
+    data.scores = [[5.0 if j == g else 0.0 for j in range(3)] for g in data.gold]
+    data.features = [np.roll(f, 1, axis=0) for f in data.features]
+    assert fit_gate(data, Calibration.fit(data.scores, data.gold, features=data.features, with_nil=False),
+                    folds=4) is None
