@@ -139,14 +139,17 @@ def scale_mode(args) -> dict:
     before = rss_mb()
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        index = DenseIndex.from_vectors(vectors, rows, Path(tmp) / "d", entities=n // 2, ann_threshold=1, progress=True)
+        hnsw = {"m": args.hnsw_m, "ef_construction": args.ef_construction}
+        index = DenseIndex.from_vectors(vectors, rows, Path(tmp) / "d", entities=n // 2, ann_threshold=1, progress=True,
+                                        hnsw=hnsw)
         build_s = time.perf_counter() - t
         size_mb = sum(f.stat().st_size for f in (Path(tmp) / "d").iterdir()) / 2**20
         index.search_vectors(queries[:10], k=10)  # load the ANN index
         out = {"names": n, "dim": dim, "queries": len(queries), "build_s": round(build_s, 1),
                "index_mb": round(size_mb, 1), "rss_after_build_mb": round(rss_mb(), 1),
                "rss_before_mb": round(before, 1), "faiss": faiss.__version__,
-               "vectors": "embedded synthetic names" if args.names else "clustered Gaussian", **info, "rows": []}
+               "vectors": "embedded synthetic names" if args.names else "clustered Gaussian",
+               "hnsw_m": args.hnsw_m, "ef_construction": args.ef_construction, **info, "rows": []}
         t = time.perf_counter()
         exact = index.search_vectors(queries, k=10, exact=True)
         exact_s = time.perf_counter() - t
@@ -154,7 +157,7 @@ def scale_mode(args) -> dict:
         if truth is not None:
             out["exact_own_entity@1"] = own_entity(exact, truth, 1)
             out["exact_own_entity@10"] = own_entity(exact, truth, 10)
-        print(f"{n:,} names: build {build_s:.1f} s (faiss HNSW M=32, efConstruction 80), {size_mb:,.0f} MB on disk; "
+        print(f"{n:,} names: build {build_s:.1f} s (faiss HNSW M={args.hnsw_m}, efConstruction {args.ef_construction}), {size_mb:,.0f} MB on disk; "
               f"exact search {len(queries) / exact_s:,.1f} queries/s")
         for ef in args.ef:
             index._hnsw().hnsw.efSearch = ef
@@ -175,7 +178,46 @@ def scale_mode(args) -> dict:
             print(f"  ANN efSearch {ef:4d}: {row['queries_per_s']:10,.1f} queries/s, recall@1 {100 * rec['recall@1_vs_exact']:.2f} %, "
                   f"recall@10 {100 * rec['recall@10_vs_exact']:.2f} % of exact search's entities")
         out["peak_rss_mb"] = round(rss_mb(), 1)
+        out["fresh_process"] = fresh_process_search(Path(tmp) / "d", queries, args.ef)
     return out
+
+
+def _search_in_child(path: str, queries_file: str, efs, conn) -> None:
+    """In a fresh process: open the saved index, search with each efSearch; RSS and queries/s."""
+    from spacy_entlink.linking.dense import DenseIndex
+
+    base = rss_mb()
+    t = time.perf_counter()
+    index = DenseIndex(path)
+    queries = np.load(queries_file)
+    index.search_vectors(queries[:1], k=10, exact=False)  # maps the ANN index
+    load_s = time.perf_counter() - t
+    rows = []
+    for ef in efs:
+        index._hnsw().hnsw.efSearch = ef
+        t = time.perf_counter()
+        index.search_vectors(queries, k=10, exact=False)
+        rows.append({"ef_search": ef, "queries_per_s": round(len(queries) / (time.perf_counter() - t), 1)})
+    conn.send({"rss_after_imports_mb": round(base, 1), "load_s": round(load_s, 2), "rows": rows,
+               "peak_rss_mb": round(rss_mb(), 1)})
+
+
+def fresh_process_search(path: Path, queries: np.ndarray, efs) -> dict:
+    """What a process that only loads and searches the index uses (the build's memory aside)."""
+    import multiprocessing as mp
+
+    qfile = path.parent / "queries.npy"
+    np.save(qfile, np.asarray(queries, dtype=np.float32))
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_search_in_child, args=(str(path), str(qfile), list(efs), child))
+    proc.start()
+    result = parent.recv()
+    proc.join()
+    print(f"  fresh process: index opened in {result['load_s']} s; RSS {result['rss_after_imports_mb']:,.0f} MB after imports, "
+          f"{result['peak_rss_mb']:,.0f} MB peak; " + ", ".join(f"efSearch {r['ef_search']}: {r['queries_per_s']:,.0f} q/s"
+                                                          for r in result["rows"]))
+    return result
 
 
 def own_entity(found, truth, k: int) -> float:
@@ -195,6 +237,8 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="vectors of --names kept here (.npy)")
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--ef", type=int, nargs="+", default=[64, 128, 256])
+    ap.add_argument("--hnsw-m", type=int, default=32, help="HNSW graph degree (the index's default: 32)")
+    ap.add_argument("--ef-construction", type=int, default=80, help="HNSW efConstruction (the index's default: 80)")
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args()
     if args.scale or args.names:

@@ -168,8 +168,10 @@ class DenseIndex:
     @classmethod
     def from_vectors(cls, vectors: np.ndarray, rows: Sequence[int], path: Union[str, Path],
                      encoder: Optional[SentenceEncoder] = None, *, entities: int = 0,
-                     ann_threshold: int = ANN_THRESHOLD, progress: bool = False) -> "DenseIndex":
-        """An index over given L2-normalised `vectors` (one per name) owned by KB `rows`."""
+                     ann_threshold: int = ANN_THRESHOLD, progress: bool = False,
+                     hnsw: Optional[dict] = None) -> "DenseIndex":
+        """An index over given L2-normalised `vectors` (one per name) owned by KB `rows`;
+        `hnsw`: settings of the ANN index (`m`, `ef_construction`, `ef_search`)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -181,7 +183,7 @@ class DenseIndex:
             encoder.save(path / "encoder")
             meta["model"] = "encoder"
         if len(rows) >= ann_threshold:
-            meta.update(build_hnsw(vectors, path / "ann.faiss", progress=progress))
+            meta.update(build_hnsw(vectors, path / "ann.faiss", progress=progress, **(hnsw or {})))
         (path / "meta.json").write_text(json.dumps(meta), encoding="utf8")
         return cls(path, encoder)
 
@@ -274,7 +276,7 @@ def _faiss():
     return faiss
 
 
-def build_hnsw(vectors: np.ndarray, path: Path, *, m: int = 32, ef_construction: int = 80,
+def build_hnsw(vectors: np.ndarray, path: Path, *, m: int = 32, ef_construction: int = 80, ef_search: int = 128,
                progress: bool = False) -> dict:
     """Write a faiss HNSW index (inner product) over `vectors` to `path`; its settings."""
     faiss = _faiss()
@@ -286,4 +288,4 @@ def build_hnsw(vectors: np.ndarray, path: Path, *, m: int = 32, ef_construction:
     tmp = path.with_name(path.name + ".tmp")
     faiss.write_index(index, str(tmp))
     shutil.move(str(tmp), str(path))
-    return {"ann": "faiss-hnsw", "hnsw_m": m, "ef_construction": ef_construction, "ef_search": 128}
+    return {"ann": "faiss-hnsw", "hnsw_m": m, "ef_construction": ef_construction, "ef_search": ef_search}
