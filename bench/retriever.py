@@ -182,11 +182,20 @@ def scale_mode(args) -> dict:
     return out
 
 
+def _proc_status_mb(field: str) -> float:
+    """VmRSS / VmHWM of this process in MB (getrusage's maxrss survives exec on Linux, so a
+    spawned child would report its parent's peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _search_in_child(path: str, queries_file: str, efs, conn) -> None:
     """In a fresh process: open the saved index, search with each efSearch; RSS and queries/s."""
     from spacy_entlink.linking.dense import DenseIndex
 
-    base = rss_mb()
+    base = _proc_status_mb("VmRSS")
     t = time.perf_counter()
     index = DenseIndex(path)
     queries = np.load(queries_file)
@@ -199,7 +208,8 @@ def _search_in_child(path: str, queries_file: str, efs, conn) -> None:
         index.search_vectors(queries, k=10, exact=False)
         rows.append({"ef_search": ef, "queries_per_s": round(len(queries) / (time.perf_counter() - t), 1)})
     conn.send({"rss_after_imports_mb": round(base, 1), "load_s": round(load_s, 2), "rows": rows,
-               "peak_rss_mb": round(rss_mb(), 1)})
+               "rss_after_search_mb": round(_proc_status_mb("VmRSS"), 1),
+               "peak_rss_mb": round(_proc_status_mb("VmHWM"), 1)})
 
 
 def fresh_process_search(path: Path, queries: np.ndarray, efs) -> dict:
@@ -215,7 +225,7 @@ def fresh_process_search(path: Path, queries: np.ndarray, efs) -> dict:
     result = parent.recv()
     proc.join()
     print(f"  fresh process: index opened in {result['load_s']} s; RSS {result['rss_after_imports_mb']:,.0f} MB after imports, "
-          f"{result['peak_rss_mb']:,.0f} MB peak; " + ", ".join(f"efSearch {r['ef_search']}: {r['queries_per_s']:,.0f} q/s"
+          f"{result['rss_after_search_mb']:,.0f} MB after the searches, {result['peak_rss_mb']:,.0f} MB peak; " + ", ".join(f"efSearch {r['ef_search']}: {r['queries_per_s']:,.0f} q/s"
                                                           for r in result["rows"]))
     return result
 
