@@ -55,6 +55,8 @@ def main() -> None:
     mentions = gold_mentions(Corpus(args.dev)(nlp), args.labels)
     spans = [s for s, _ in mentions]
     gold = [kb.row_of(g) for _, g in mentions]
+    if not spans:
+        raise SystemExit(f"{args.dev}: no gold mentions with one id" + (f" and labels {args.labels}" if args.labels else ""))
     print(f"{len(spans):,} gold mentions ({sum(g is None for g in gold)} with an id missing from the KB); "
           f"KB {args.kb}: {len(kb):,} entities, hierarchy: {kb.has_hierarchy}")
     dense = None

@@ -58,12 +58,14 @@ class Calibration:
                    None if d.get("gate") is None else float(d["gate"]))
 
     def decided_without_model(self, features: Optional[np.ndarray]) -> bool:
-        """Whether the features alone (model scores all equal) make one candidate at least
-        `gate` probable: the cascade's test (False without a gate or features)."""
-        if self.gate is None or features is None or not self.prior_weights or len(features) == 0:
+        """Whether the features alone (model scores all equal) make one candidate, and only one,
+        at least `gate` probable: the cascade's test (False without a gate or features, and
+        with a NIL option, whose score is on the model scores' scale)."""
+        if (self.gate is None or self.nil_score is not None or features is None or not self.prior_weights
+                or len(features) == 0):
             return False
         probs, _ = self.probabilities(np.zeros(len(features)), features)
-        return float(probs.max()) >= self.gate
+        return _unique_best(probs) is not None and float(probs.max()) >= self.gate
 
     @classmethod
     def fit(cls, scores: List[Sequence[float]], gold: List[Optional[int]], *, with_nil: bool = True,
@@ -152,7 +154,8 @@ def gate_rows(data: CalibrationData, calibration: Calibration, mentions: Optiona
         full, p_nil = calibration.probabilities(scores, feats)
         gold = data.gold[m]
         right_full = gold is not None and int(np.argmax(full)) == gold and (not nil or full.max() >= p_nil)
-        right_feat = gold is not None and int(np.argmax(q)) == gold
+        # a tie is no answer: rows come ranked by the model, so argmax would break it the model's way
+        right_feat = gold is not None and _unique_best(q) == gold
         rows.append((float(q.max()), int(right_feat) - int(right_full)))
     return rows
 
@@ -165,7 +168,10 @@ def fit_gate(data: CalibrationData, calibration: Calibration, *, nil: bool = Fal
     calibration's on the same mentions. With `folds` >= 2 each mention is judged by a
     calibration fitted on the other folds' documents (as `cross_validate` splits them), so the
     gate is not chosen on the mentions its calibration was fitted on. None (no cascade) when
-    no mention has features or no gate loses nothing."""
+    no mention has features, no gate loses nothing, or the calibration has a NIL option (NIL
+    competes with model scores, which the cascade does not compute)."""
+    if calibration.nil_score is not None:
+        return None
     if folds >= 2:
         rows = [r for held, cal in fold_calibrations(data, folds, with_nil=nil, seed=seed)
                 for r in gate_rows(data, cal, held, nil=nil)]
@@ -181,6 +187,15 @@ def fit_gate(data: CalibrationData, calibration: Calibration, *, nil: bool = Fal
         if last_of_tie and gain >= 0:
             best = q
     return best
+
+
+def _unique_best(probs: np.ndarray) -> Optional[int]:
+    """Index of the most probable row, None when another row ties it."""
+    if len(probs) == 0:
+        return None
+    best = int(np.argmax(probs))
+    top = probs[best]
+    return None if np.sum(np.isclose(probs, top, rtol=0, atol=1e-12)) > 1 else best
 
 
 def fold_calibrations(data: CalibrationData, folds: int, *, with_nil: bool = True, seed: int = 0):

@@ -404,8 +404,9 @@ class GenreLinker(TorchPipe):
         known = self._query_vectors  # embedded already by the dense source or the cascade, this batch
         missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
-            known = {**known, **dict(zip(missing, self.dense.encoder.encode(missing)))}
-            self._query_vectors = known if len(known) < 100_000 else {}
+            if len(known) > 100_000:
+                known = self._query_vectors = {}
+            known.update(zip(missing, self.dense.encoder.encode(missing)))
         return np.stack([known[t] for t in texts])
 
     def set_counts(self, examples: Iterable[Example]) -> Dict[str, int]:
@@ -429,14 +430,15 @@ class GenreLinker(TorchPipe):
         """Features of a mention's candidates, one row each, weighed by the calibration:
         0 log(1 + training count), 1 log(1 + KB prior), 2 log(1 + training count of the
         candidate for this mention's normalised text), 3 the candidate is the frequency
-        prior's choice (most training mentions, then highest KB prior; 0 for all when there
-        are neither counts nor priors), 4 it is the one most often seen with this mention
-        text, 5 the best rapidfuzz token-set similarity (0-1) between the mention
+        prior's choice (most training mentions, then highest KB prior; every candidate tied
+        there; 0 for all when there are neither counts nor priors), 4 it is the one (or one
+        of those tied) most often seen with this mention text, 5 the best rapidfuzz token-set similarity (0-1) between the mention
         (`expanded`: its long form, for a defined abbreviation) and the candidate's names,
         6 the best cosine similarity between the mention's `vector` and the candidate's names
         in the dense index (the retriever's score; 0 without either), 7 one of the
         candidate's names is the mention (or its long form) after normalisation, 8 the best
         rapidfuzz ratio (0-1) between the mention and the candidate's names.
+        No column depends on the order of `rows`.
         Columns 0, 2, 3 and 4 need training counts (`set_counts`) and are 0 without them, so
         a KB-only linker is calibrated on the others. (A calibration fitted with fewer weights
         uses the leading columns; `similarity=False` leaves the string similarities at 0.)"""
@@ -453,9 +455,11 @@ class GenreLinker(TorchPipe):
         feats[:, 1] = np.log1p(prior)
         feats[:, 2] = np.log1p(by_mention)
         if max(count) > 0 or max(prior) > 0:
-            feats[max(range(len(rows)), key=lambda k: (count[k], prior[k], -k)), 3] = 1.0
+            best = max(zip(count, prior))
+            for k in range(len(rows)):
+                feats[k, 3] = float((count[k], prior[k]) == best)
         if max(by_mention) > 0:
-            feats[int(np.argmax(by_mention)), 4] = 1.0
+            feats[:, 4] = np.asarray(by_mention) == max(by_mention)
         text = expanded or mention
         if text and similarity:
             key = kb.normalize(text)

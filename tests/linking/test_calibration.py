@@ -147,3 +147,21 @@ def test_cross_fitted_gate_judges_each_document_by_the_other_folds():
     data.features = [np.roll(f, 1, axis=0) for f in data.features]
     assert fit_gate(data, Calibration.fit(data.scores, data.gold, features=data.features, with_nil=False),
                     folds=4) is None
+
+
+def test_gate_ignores_ties_and_calibrations_with_nil():
+    from spacy_entlink.linking.calibration import CalibrationData, fit_gate
+
+    cal = Calibration(scale=1.0, prior_weights=(1.0,))
+    tie = np.array([[1.0], [1.0]])
+    # rows ranked by the model put its choice first: a tie must not count as the features' answer
+    data = CalibrationData(scores=[[-1.0, -3.0]] * 3, features=[tie] * 3, gold=[0] * 3, groups=[0, 1, 2])
+    assert fit_gate(data, cal) is None
+    cal.gate = 0.1
+    assert not cal.decided_without_model(tie) and cal.decided_without_model(np.array([[2.0], [1.0]]))
+    # NIL competes with the model's scores, which the cascade does not compute: no gate
+    with_nil = Calibration(scale=1.0, nil_score=-2.0, prior_weights=(1.0,), gate=0.1)
+    assert not with_nil.decided_without_model(np.array([[3.0], [0.0]]))
+    nil_data = CalibrationData(scores=[[-6.0, -7.0]] * 2, features=[np.array([[1.0], [0.0]])] * 2, gold=[None] * 2,
+                               groups=[0, 1])
+    assert fit_gate(nil_data, with_nil, nil=True) is None

@@ -241,3 +241,15 @@ def test_cascade_skips_the_model_when_the_features_decide(nlp, demo_kb, monkeypa
     linker.calibration = Calibration(scale=1.0, prior_weights=(0.0, 10.0), gate=0.0)
     data = linker.calibration_data([Example(doc, doc)])
     assert all(any(s != 0.0 for s in sc) for sc in data.scores)
+
+
+def test_features_do_not_depend_on_the_order_of_the_candidates(nlp, demo_kb):
+    linker = nlp.get_pipe("entlink_linker")
+    linker.entity_counts = {"DEMO:D016": 2, "DEMO:D017": 2}  # tied counts
+    linker.mention_counts = {demo_kb.normalize("bad episode"): {"DEMO:D016": 1, "DEMO:D017": 1}}
+    rows = [demo_kb.row_of(i) for i in ("DEMO:D016", "DEMO:D017", "DEMO:D001")]
+    a = linker.features(rows, "bad episode")
+    b = linker.features(rows[::-1], "bad episode")[::-1]
+    assert np.array_equal(a, b)
+    # D016 has the higher KB prior (0.6 vs 0.5): the prior's choice; both are the mention's usual ids
+    assert list(a[:, 3]) == [1.0, 0.0, 0.0] and list(a[:, 4]) == [1.0, 1.0, 0.0]
