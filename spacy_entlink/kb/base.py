@@ -52,6 +52,17 @@ def _lookup(trie: marisa_trie.Trie, key: str) -> Optional[int]:
     return trie.get(key)
 
 
+def resolve_row(ids: marisa_trie.Trie, alt: marisa_trie.Trie, alt_rows: np.ndarray, entity_id: str) -> Optional[int]:
+    """Row of an entity id (its key id in `ids`) or of an alternative id (through `alt` and
+    `alt_rows`), None if unknown."""
+    row = _lookup(ids, entity_id)
+    if row is None:
+        a = _lookup(alt, entity_id)
+        if a is not None:
+            row = int(alt_rows[a])
+    return row
+
+
 @dataclass
 class EntityRecord:
     """One entity as read from a source file (`line` is where it was read, for errors)."""
@@ -198,12 +209,7 @@ class KnowledgeBase:
     # --- entities -----------------------------------------------------------------------
     def row_of(self, entity_id: str) -> Optional[int]:
         """Row of an entity id or alternative id, None if unknown."""
-        row = _lookup(self._ids, entity_id)
-        if row is None:
-            alt = _lookup(self._alt, entity_id)
-            if alt is not None:
-                row = int(self._alt_rows[alt])
-        return row
+        return resolve_row(self._ids, self._alt, self._alt_rows, entity_id)
 
     def ids(self) -> Iterator[str]:
         for row in range(len(self)):

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from ..errors import DataError, problem_pattern, text_problem
 from ..files import atomic_folder
 from ..text import NormalizerConfig, get_normalizer
+from .base import resolve_row
 from .grams import compiled_postings, write_key_texts, write_postings
 from .neighbours import write_word_deletes
 from .numbering import number_strings, positions
@@ -91,10 +92,7 @@ def _write_parents(path: Path, parents: List[List[str]], order: np.ndarray, id_t
     for row, i in enumerate(order.tolist()):
         own = []
         for pid in parents[i]:
-            r = id_trie.get(pid) if "\x00" not in pid else None
-            if r is None:
-                a = alt_trie.get(pid) if "\x00" not in pid else None
-                r = None if a is None else int(alt_rows[a])
+            r = resolve_row(id_trie, alt_trie, alt_rows, pid)
             if r is None:
                 unresolved += 1
             elif r != row and r not in own:

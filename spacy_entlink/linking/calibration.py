@@ -64,8 +64,12 @@ class Calibration:
         if (self.gate is None or self.nil_score is not None or features is None or not self.prior_weights
                 or len(features) == 0):
             return False
-        probs, _ = self.probabilities(np.zeros(len(features)), features)
+        probs = self.feature_probabilities(features)
         return _unique_best(probs) is not None and float(probs.max()) >= self.gate
+
+    def feature_probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Candidate probabilities from the features alone (every model score equal)."""
+        return self.probabilities(np.zeros(len(features)), features)[0]
 
     @classmethod
     def fit(cls, scores: List[Sequence[float]], gold: List[Optional[int]], *, with_nil: bool = True,
@@ -150,7 +154,7 @@ def gate_rows(data: CalibrationData, calibration: Calibration, mentions: Optiona
         scores, feats = data.scores[m], data.features[m]
         if len(scores) < 2 or feats is None or not calibration.prior_weights:
             continue
-        q, _ = calibration.probabilities(np.zeros(len(scores)), feats)
+        q = calibration.feature_probabilities(feats)
         full, p_nil = calibration.probabilities(scores, feats)
         gold = data.gold[m]
         right_full = gold is not None and int(np.argmax(full)) == gold and (not nil or full.max() >= p_nil)

@@ -123,6 +123,10 @@ class Linker:
         return [r for r in rows if self.kb.get_type(r) == label]
 
     # --- ranking ------------------------------------------------------------------------
+    def scored_rows(self, candidates: Iterable[int]) -> List[int]:
+        """The candidates a mention is ranked on: distinct, in order, at most `max_candidates`."""
+        return list(dict.fromkeys(int(r) for r in candidates))[: self.settings.max_candidates]
+
     def rank(self, contexts: Sequence[str], candidates: Sequence[Optional[Sequence[int]]],
              labels: Optional[Sequence[Optional[str]]] = None, skip: Optional[Set[int]] = None) -> List[Ranked]:
         """For each mention, KB rows with merged scores (log-sum-exp of the length-normalised
@@ -146,7 +150,7 @@ class Linker:
             if cands is None:
                 to_generate.append(m)
                 continue
-            rows = list(dict.fromkeys(int(r) for r in cands))[: self.settings.max_candidates]
+            rows = self.scored_rows(cands)
             if len(rows) == 1 or (skip and m in skip):
                 out[m] = [(r, 0.0) for r in rows]
                 self.stats.skipped += 1

@@ -385,7 +385,7 @@ class GenreLinker(TorchPipe):
         out = set()
         for i, m in enumerate(multi):
             span = spans[m]
-            rows = list(dict.fromkeys(int(r) for r in candidates[m]))[: self.settings.max_candidates]
+            rows = self.linker.scored_rows(candidates[m])
             feats = self.features(rows, span.text, expanded=self._expanded_text(span),
                                   vector=None if vectors is None else vectors[i], similarity=similarity)
             if cal.decided_without_model(feats):
