@@ -112,6 +112,12 @@ def genre_linker_model_v1(name: str = "", decoder_layers: int = 2, max_context_t
     return model
 
 
+def _features_key(rows: Sequence[int], mention: Optional[str], expanded: Optional[str],
+                  vector: Optional[np.ndarray], similarity: bool) -> tuple:
+    """What `GenreLinker.features` depends on, as a dictionary key."""
+    return (tuple(rows), mention, expanded, None if vector is None else vector.tobytes(), similarity)
+
+
 def _no_forward(model: Model, X: Any, is_train: bool):
     raise EntlinkError("the entlink_linker model runs through the component (nlp.pipe), not as a thinc layer")
 
@@ -192,6 +198,7 @@ class GenreLinker(TorchPipe):
         self._abbreviations = AbbreviationCache()
         self._fuzzy: Optional[FuzzyMatcher] = None
         self._query_vectors: Dict[str, np.ndarray] = {}  # the last candidate search's mention embeddings
+        self._gate_features: Dict[tuple, np.ndarray] = {}  # this batch's features of mentions the cascade decided
         self.calibration_cv: Optional[Dict[str, float]] = None
 
     # --- set-up -------------------------------------------------------------------------
@@ -369,6 +376,7 @@ class GenreLinker(TorchPipe):
         window = self.cfg.get("context_window", 48)
         if candidates is None:
             candidates = self.candidate_rows_batch(spans)
+        self._gate_features = {}
         skip = self._decided(spans, candidates) if gate else None
         return linker.rank([span_context(s, window) for s in spans], candidates, [s.label_ for s in spans], skip)
 
@@ -386,10 +394,12 @@ class GenreLinker(TorchPipe):
         for i, m in enumerate(multi):
             span = spans[m]
             rows = self.linker.scored_rows(candidates[m])
-            feats = self.features(rows, span.text, expanded=self._expanded_text(span),
-                                  vector=None if vectors is None else vectors[i], similarity=similarity)
+            expanded = self._expanded_text(span)
+            vector = None if vectors is None else vectors[i]
+            feats = self.features(rows, span.text, expanded=expanded, vector=vector, similarity=similarity)
             if cal.decided_without_model(feats):
-                out.add(m)
+                out.add(m)  # its links() reuse these features: its rows keep this order
+                self._gate_features[_features_key(rows, span.text, expanded, vector, similarity)] = feats
         return out
 
     def mention_vectors(self, spans: Sequence[Span], *, force: bool = False) -> Optional[np.ndarray]:
@@ -497,8 +507,13 @@ class GenreLinker(TorchPipe):
         k = self.settings.top_k
         rows = [r for r, _ in ranked]
         n_weights = len(self.calibration.prior_weights)
-        feats = self.features(rows, mention, expanded=expanded, vector=vector, similarity=n_weights > 5) \
-            if n_weights else None
+        feats = None
+        if n_weights:
+            similarity = n_weights > 5
+            feats = self._gate_features.get(_features_key(rows, mention, expanded, vector, similarity)) \
+                if self._gate_features else None
+            if feats is None:
+                feats = self.features(rows, mention, expanded=expanded, vector=vector, similarity=similarity)
         probs, p_nil = self.calibration.probabilities([s for _, s in ranked], feats)
         order = np.argsort(-probs, kind="stable")[:k]
         return [(self.kb.get_id(rows[i]), float(probs[i])) for i in order], p_nil

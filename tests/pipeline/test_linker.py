@@ -253,3 +253,15 @@ def test_features_do_not_depend_on_the_order_of_the_candidates(nlp, demo_kb):
     assert np.array_equal(a, b)
     # D016 has the higher KB prior (0.6 vs 0.5): the prior's choice; both are the mention's usual ids
     assert list(a[:, 3]) == [1.0, 0.0, 0.0] and list(a[:, 4]) == [1.0, 1.0, 0.0]
+
+
+def test_cascade_computes_a_decided_mentions_features_once(nlp, demo_kb, monkeypatch):
+    linker = nlp.get_pipe("entlink_linker")
+    doc = make_doc(nlp, "He had a strange one .", [("strange one", "Disease", "")])
+    doc.ents[0]._.entlink_candidates = ["DEMO:D006", "DEMO:D024"]
+    linker.calibration = Calibration(scale=1.0, prior_weights=(0.0, 10.0), gate=0.9)
+    calls = []
+    real = linker.features
+    monkeypatch.setattr(linker, "features", lambda *a, **k: calls.append(1) or real(*a, **k))
+    out = nlp(doc)
+    assert out.ents[0].kb_id_ == "DEMO:D006" and len(calls) == 1
