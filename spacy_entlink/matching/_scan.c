@@ -481,6 +481,28 @@ static PyObject *normalize_word(const Py_UCS4 *w, Py_ssize_t n, int ascii, PyObj
     return out;
 }
 
+/* The matches of the words with ids ID[0:n] (-1: no KB word) and breaks BR[0:n-1], pushed to
+ * `out` as int32 triples (i, j, alias row): every run of at most max_words words, not crossing a
+ * break, that is an alias key, by start word, then end word (matching.exact.ExactMatcher's order). */
+static int walk(const Tables *t, const int32_t *ID, const char *BR, Py_ssize_t n, int max_words, Vec *out) {
+    out->len = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (ID[i] < 0) continue;
+        int32_t node = child(t, 0, ID[i]);
+        Py_ssize_t j = i + 1;
+        while (node > 0) {
+            int32_t row = t->rows[node];
+            if (row >= 0 && (PUSH(*out, int32_t, (int32_t)i) < 0 || PUSH(*out, int32_t, (int32_t)j) < 0 ||
+                             PUSH(*out, int32_t, row) < 0))
+                return -1;
+            if (j >= n || j - i >= max_words || BR[j - 1] || ID[j] < 0) break;
+            node = child(t, node, ID[j]);
+            j++;
+        }
+    }
+    return 0;
+}
+
 static PyObject *WordIndex_scan(WordIndex *self, PyObject *args) {
     PyObject *text, *char_fn, *word_fn;
     int max_words, acronym_max_len, fold_plurals;
@@ -492,6 +514,7 @@ static PyObject *WordIndex_scan(WordIndex *self, PyObject *args) {
     PyObject *result = NULL, *words = NULL, *starts = NULL, *ends_ = NULL, *breaks = NULL, *ids = NULL, *matches = NULL;
     Vec mp = VEC(Py_UCS4), ms = VEC(Py_ssize_t), me = VEC(Py_ssize_t), buf = VEC(char);
     Vec ws = VEC(Py_ssize_t), we = VEC(Py_ssize_t), wid = VEC(int32_t), digit = VEC(unsigned char);
+    Vec found = VEC(int32_t);
 
     /* 1. characters -> letters, digits, "'" and " ", each with its original range */
     if (map_chars(text, char_fn, &mp, &ms, &me) < 0) goto done;
@@ -535,26 +558,14 @@ static PyObject *WordIndex_scan(WordIndex *self, PyObject *args) {
     char *BR = PyBytes_AS_STRING(breaks);
     for (Py_ssize_t k = 0; k + 1 < n; k++)
         BR[k] = (char)gap_breaks(kind, data, WE[k], WS[k + 1], (DG[k] & 2) && (DG[k + 1] & 1));
-    matches = PyList_New(0);
+    if (walk(t, ID, BR, n, max_words, &found) < 0) goto done;
+    matches = PyList_New(found.len / 3);
     if (!matches) goto done;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (ID[i] < 0) continue;
-        int32_t node = child(t, 0, ID[i]);
-        Py_ssize_t j = i + 1;
-        while (node > 0) {
-            int32_t row = t->rows[node];
-            if (row >= 0) {
-                PyObject *m = Py_BuildValue("(nni)", i, j, (int)row);
-                if (!m || PyList_Append(matches, m) < 0) {
-                    Py_XDECREF(m);
-                    goto done;
-                }
-                Py_DECREF(m);
-            }
-            if (j >= n || j - i >= max_words || BR[j - 1] || ID[j] < 0) break;
-            node = child(t, node, ID[j]);
-            j++;
-        }
+    for (Py_ssize_t k = 0; k < found.len / 3; k++) {
+        PyObject *m = Py_BuildValue("(iii)", AT(found, int32_t, 3 * k), AT(found, int32_t, 3 * k + 1),
+                                    AT(found, int32_t, 3 * k + 2));
+        if (!m) goto done;
+        PyList_SET_ITEM(matches, k, m);
     }
     starts = PyList_New(n);
     ends_ = PyList_New(n);
@@ -588,6 +599,7 @@ done:
     PyMem_Free(wid.data);
     PyMem_Free(digit.data);
     PyMem_Free(buf.data);
+    PyMem_Free(found.data);
     return result;
 }
 
@@ -667,6 +679,604 @@ static PyTypeObject WordIndexType = {
     .tp_doc = "WordIndex(word_blob, word_ptr, word_table, edge_keys, edge_vals, node_row): the word trie of a KB's alias keys",
     .tp_methods = WordIndex_methods,
     .tp_init = (initproc)WordIndex_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* --- exact matching over a Doc's tokens ------------------------------------------------------
+ * TokenScan(index, describe, max_words).matches(orth_spacy, strings) gives the matches that
+ * WordIndex.scan finds in the Doc's text, as tokens aligned like doc.char_span(...,
+ * alignment_mode="expand"), from the Doc's (n, 2) uint64 array of ORTH and SPACY, without
+ * building the text. Each lexeme is described once by `describe(text)`
+ * (matching.exact.describe_piece: the Python normaliser's words, their word ids, the breaks
+ * between them, separator flags and summaries of the text before and after them) and cached by
+ * its hash. Tokens joined without a separator between them ("Crohn" + "'s", "10" + "mg", a
+ * non-ASCII character at the joint) are described together as one piece of text, so every word
+ * is the one the text normaliser makes; the breaks between pieces follow
+ * matching.exact.word_breaks from the summaries of the text between their words. */
+enum { HARD_START = 1, HARD_END = 2, FIRST_DIGIT = 4, LAST_DIGIT = 8 };
+enum { GAP_BREAK = 1, GAP_DOTCOMMA = 8 };
+#define MAX_PIECES (1 << 20)
+
+typedef struct {
+    int32_t off, n, len;
+    uint8_t flags, lead, trail;
+} Piece;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *index, *describe, *chunks;
+    int max_words;
+    uint64_t *keys; /* orth -> piece number (vals), open addressing; vals[h] < 0: empty */
+    int32_t *vals;
+    Py_ssize_t mask, filled;
+    Vec pieces, ids, brk;                       /* described lexemes: Piece, int32 word ids, break bytes */
+    Vec tok, start, w_ids, w_brk, w_first, w_last, found; /* per-document scratch */
+} TokenScan;
+
+/* A gap summary (matching.exact.gap_summary): bit 0 a break character, bits 1-2 the number of
+ * non-space characters (2 = more), bit 3 that one character is "." or ",". */
+static inline int gap_chars(uint8_t g) { return (g >> 1) & 3; }
+
+static inline uint8_t join_gaps(uint8_t a, uint8_t b) {
+    int n = gap_chars(a) + gap_chars(b);
+    uint8_t dc = gap_chars(a) == 1 ? (a & GAP_DOTCOMMA) : gap_chars(b) == 1 ? (b & GAP_DOTCOMMA) : 0;
+    return (uint8_t)(((a | b) & GAP_BREAK) | ((n < 2 ? n : 2) << 1) | dc);
+}
+
+static inline char gap_is_break(uint8_t g, int digits_around) {
+    if (!(g & GAP_BREAK)) return 0;
+    return !(digits_around && gap_chars(g) == 1 && (g & GAP_DOTCOMMA));
+}
+
+static void TokenScan_free_cache(TokenScan *self) {
+    PyMem_Free(self->keys);
+    PyMem_Free(self->vals);
+    self->keys = NULL;
+    self->vals = NULL;
+    self->mask = -1;
+    self->filled = 0;
+    self->pieces.len = self->ids.len = self->brk.len = 0;
+}
+
+static void TokenScan_dealloc(TokenScan *self) {
+    TokenScan_free_cache(self);
+    Vec *v[] = {&self->pieces, &self->ids, &self->brk, &self->tok, &self->start, &self->w_ids,
+                &self->w_brk, &self->w_first, &self->w_last, &self->found};
+    for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++) PyMem_Free(v[k]->data);
+    Py_XDECREF(self->index);
+    Py_XDECREF(self->describe);
+    Py_XDECREF(self->chunks);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int TokenScan_init(TokenScan *self, PyObject *args, PyObject *kwds) {
+    PyObject *index, *describe;
+    int max_words;
+    if (!PyArg_ParseTuple(args, "O!Oi", &WordIndexType, &index, &describe, &max_words)) return -1;
+    if (self->index) {
+        PyErr_SetString(PyExc_RuntimeError, "TokenScan is already initialised");
+        return -1;
+    }
+    Vec fresh[] = {VEC(Piece), VEC(int32_t), VEC(char), VEC(int32_t), VEC(int64_t), VEC(int32_t), VEC(char),
+                   VEC(int32_t), VEC(int32_t), VEC(int32_t)};
+    Vec *v[] = {&self->pieces, &self->ids, &self->brk, &self->tok, &self->start, &self->w_ids,
+                &self->w_brk, &self->w_first, &self->w_last, &self->found};
+    for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++) *v[k] = fresh[k];
+    self->chunks = PyDict_New();
+    if (!self->chunks) return -1;
+    Py_INCREF(index);
+    Py_INCREF(describe);
+    self->index = index;
+    self->describe = describe;
+    self->max_words = max_words;
+    self->mask = -1;
+    return 0;
+}
+
+static int32_t lexeme_find(const TokenScan *self, uint64_t orth) {
+    if (self->mask < 0) return -1;
+    for (uint64_t h = mix64(orth) & (uint64_t)self->mask;; h = (h + 1) & (uint64_t)self->mask) {
+        if (self->vals[h] < 0) return -1;
+        if (self->keys[h] == orth) return self->vals[h];
+    }
+}
+
+static int lexeme_insert(TokenScan *self, uint64_t orth, int32_t piece) {
+    if (2 * (self->filled + 1) > self->mask + 1) {
+        Py_ssize_t size = self->mask < 0 ? 1024 : 2 * (self->mask + 1);
+        uint64_t *keys = PyMem_Malloc((size_t)size * sizeof(uint64_t));
+        int32_t *vals = PyMem_Malloc((size_t)size * sizeof(int32_t));
+        if (!keys || !vals) {
+            PyMem_Free(keys);
+            PyMem_Free(vals);
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t h = 0; h < size; h++) vals[h] = -1;
+        for (Py_ssize_t h = 0; h <= self->mask; h++) {
+            if (self->vals[h] < 0) continue;
+            uint64_t g = mix64(self->keys[h]) & (uint64_t)(size - 1);
+            while (vals[g] >= 0) g = (g + 1) & (uint64_t)(size - 1);
+            keys[g] = self->keys[h];
+            vals[g] = self->vals[h];
+        }
+        PyMem_Free(self->keys);
+        PyMem_Free(self->vals);
+        self->keys = keys;
+        self->vals = vals;
+        self->mask = size - 1;
+    }
+    uint64_t h = mix64(orth) & (uint64_t)self->mask;
+    while (self->vals[h] >= 0) h = (h + 1) & (uint64_t)self->mask;
+    self->keys[h] = orth;
+    self->vals[h] = piece;
+    self->filled++;
+    return 0;
+}
+
+/* The parts of a description tuple (ids, breaks, starts, ends, flags, lead, trail). */
+static int description(PyObject *d, PyObject **ids, const char **brk, PyObject **starts, PyObject **ends,
+                       int *flags, int *lead, int *trail) {
+    if (!PyTuple_Check(d) || PyTuple_GET_SIZE(d) != 7 || !PyList_Check(PyTuple_GET_ITEM(d, 0)) ||
+        !PyBytes_Check(PyTuple_GET_ITEM(d, 1)) || !PyList_Check(PyTuple_GET_ITEM(d, 2)) ||
+        !PyList_Check(PyTuple_GET_ITEM(d, 3))) {
+        PyErr_SetString(PyExc_TypeError, "describe() must return (ids, breaks, starts, ends, flags, lead, trail)");
+        return -1;
+    }
+    *ids = PyTuple_GET_ITEM(d, 0);
+    Py_ssize_t n = PyList_GET_SIZE(*ids);
+    if (PyBytes_GET_SIZE(PyTuple_GET_ITEM(d, 1)) < (n ? n - 1 : 0) || PyList_GET_SIZE(PyTuple_GET_ITEM(d, 2)) != n ||
+        PyList_GET_SIZE(PyTuple_GET_ITEM(d, 3)) != n) {
+        PyErr_SetString(PyExc_ValueError, "describe(): one id, start and end per word and one break per pair");
+        return -1;
+    }
+    *brk = PyBytes_AS_STRING(PyTuple_GET_ITEM(d, 1));
+    *starts = PyTuple_GET_ITEM(d, 2);
+    *ends = PyTuple_GET_ITEM(d, 3);
+    *flags = (int)PyLong_AsLong(PyTuple_GET_ITEM(d, 4));
+    *lead = (int)PyLong_AsLong(PyTuple_GET_ITEM(d, 5));
+    *trail = (int)PyLong_AsLong(PyTuple_GET_ITEM(d, 6));
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* The text of the lexeme `orth` from the StringStore. */
+static PyObject *lexeme_text(PyObject *strings, uint64_t orth) {
+    PyObject *key = PyLong_FromUnsignedLongLong(orth);
+    if (!key) return NULL;
+    PyObject *text = PyObject_GetItem(strings, key);
+    Py_DECREF(key);
+    if (text && !PyUnicode_Check(text)) {
+        Py_DECREF(text);
+        PyErr_SetString(PyExc_TypeError, "a token text is not a str");
+        return NULL;
+    }
+    return text;
+}
+
+/* The piece number of lexeme `orth`, described and cached on first sight; -1 on error. */
+static int32_t lexeme_piece(TokenScan *self, uint64_t orth, PyObject *strings) {
+    int32_t p = lexeme_find(self, orth);
+    if (p >= 0) return p;
+    PyObject *text = lexeme_text(strings, orth), *d = NULL, *ids, *starts, *ends;
+    const char *brk;
+    int flags, lead, trail;
+    if (!text) return -1;
+    d = PyObject_CallOneArg(self->describe, text);
+    if (!d || description(d, &ids, &brk, &starts, &ends, &flags, &lead, &trail) < 0) goto fail;
+    Py_ssize_t n = PyList_GET_SIZE(ids);
+    Piece piece = {(int32_t)self->ids.len, (int32_t)n, (int32_t)PyUnicode_GET_LENGTH(text), (uint8_t)flags,
+                   (uint8_t)lead, (uint8_t)trail};
+    for (Py_ssize_t k = 0; k < n; k++) {
+        long id = PyLong_AsLong(PyList_GET_ITEM(ids, k));
+        if ((id == -1 && PyErr_Occurred()) || PUSH(self->ids, int32_t, (int32_t)id) < 0 ||
+            PUSH(self->brk, char, k + 1 < n ? brk[k] : 0) < 0)
+            goto fail;
+    }
+    p = (int32_t)self->pieces.len;
+    if (PUSH(self->pieces, Piece, piece) < 0 || lexeme_insert(self, orth, p) < 0) goto fail;
+    Py_DECREF(text);
+    Py_DECREF(d);
+    return p;
+fail:
+    Py_DECREF(text);
+    Py_XDECREF(d);
+    return -1;
+}
+
+typedef struct {
+    uint8_t gap;      /* summary of the text since the last word */
+    int have_word;    /* a word came before */
+    int last_digit;   /* the last word ends with a digit */
+} Joint;
+
+static int add_word(TokenScan *self, int32_t id, char brk, int32_t first, int32_t last) {
+    return (PUSH(self->w_ids, int32_t, id) < 0 || PUSH(self->w_brk, char, brk) < 0 ||
+            PUSH(self->w_first, int32_t, first) < 0 || PUSH(self->w_last, int32_t, last) < 0) ? -1 : 0;
+}
+
+/* The break between the last word so far and a piece's first word. */
+static void join_piece(TokenScan *self, Joint *j, uint8_t lead, int flags) {
+    if (j->have_word) AT(self->w_brk, char, self->w_brk.len - 1) = gap_is_break(join_gaps(j->gap, lead), j->last_digit && (flags & FIRST_DIGIT));
+}
+
+/* Tokens i..k, joined without a separator, described together as one piece of text. */
+static int chunk(TokenScan *self, const uint64_t *A, Py_ssize_t i, Py_ssize_t k, PyObject *strings, Joint *jt) {
+    PyObject *parts = PyList_New(0), *text = NULL, *empty = NULL, *d, *ids, *starts, *ends;
+    const char *brk;
+    int flags, lead, trail, rc = -1;
+    if (!parts) return -1;
+    for (Py_ssize_t t = i; t <= k; t++) {
+        PyObject *s = lexeme_text(strings, A[2 * t]);
+        if (!s || PyList_Append(parts, s) < 0) {
+            Py_XDECREF(s);
+            goto done;
+        }
+        Py_DECREF(s);
+    }
+    empty = PyUnicode_FromString("");
+    if (!empty || !(text = PyUnicode_Join(empty, parts))) goto done;
+    d = PyDict_GetItemWithError(self->chunks, text);
+    if (!d) {
+        if (PyErr_Occurred()) goto done;
+        if (PyDict_GET_SIZE(self->chunks) >= MAX_PIECES) PyDict_Clear(self->chunks);
+        d = PyObject_CallOneArg(self->describe, text);
+        if (!d) goto done;
+        int err = PyDict_SetItem(self->chunks, text, d);
+        Py_DECREF(d); /* the dict holds it */
+        if (err < 0) goto done;
+    }
+    if (description(d, &ids, &brk, &starts, &ends, &flags, &lead, &trail) < 0) goto done;
+    Py_ssize_t n = PyList_GET_SIZE(ids);
+    if (n == 0) {
+        jt->gap = join_gaps(jt->gap, (uint8_t)lead);
+        rc = 0;
+        goto done;
+    }
+    join_piece(self, jt, (uint8_t)lead, flags);
+    const int64_t *S = self->start.data;
+    int64_t base = S[i];
+    for (Py_ssize_t w = 0; w < n; w++) {
+        long id = PyLong_AsLong(PyList_GET_ITEM(ids, w));
+        long a = PyLong_AsLong(PyList_GET_ITEM(starts, w)), b = PyLong_AsLong(PyList_GET_ITEM(ends, w));
+        if (PyErr_Occurred()) goto done;
+        /* the last token of the chunk that starts at or before the word's first / last character */
+        Py_ssize_t f = k, l = k;
+        while (f > i && S[f] > base + a) f--;
+        while (l > i && S[l] > base + b - 1) l--;
+        if (add_word(self, (int32_t)id, w + 1 < n ? brk[w] : 0, (int32_t)f, (int32_t)l) < 0) goto done;
+    }
+    jt->have_word = 1;
+    jt->last_digit = (flags & LAST_DIGIT) != 0;
+    jt->gap = (uint8_t)trail;
+    rc = 0;
+done:
+    Py_DECREF(parts);
+    Py_XDECREF(empty);
+    Py_XDECREF(text);
+    return rc;
+}
+
+/* The matches of a Doc's (n, 2) ORTH/SPACY array A into self->found (word triples), with the
+ * tokens each word lies on in self->w_first / w_last and every token's start character in
+ * self->start. */
+static int scan_tokens(TokenScan *self, const uint64_t *A, Py_ssize_t n, PyObject *strings) {
+    if (self->pieces.len >= MAX_PIECES) TokenScan_free_cache(self);
+    self->tok.len = self->start.len = self->w_ids.len = self->w_brk.len = self->w_first.len = self->w_last.len = 0;
+    self->found.len = 0;
+    if (vec_reserve(&self->tok, n) < 0 || vec_reserve(&self->start, n + 1) < 0) return -1;
+    /* 1. every token's piece, and where it starts in the text */
+    int64_t offset = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int32_t p = lexeme_piece(self, A[2 * i], strings);
+        if (p < 0) return -1;
+        AT(self->tok, int32_t, i) = p;
+        AT(self->start, int64_t, i) = offset;
+        offset += AT(self->pieces, Piece, p).len + (A[2 * i + 1] ? 1 : 0);
+    }
+    const Piece *P = self->pieces.data;
+    const int32_t *T = self->tok.data;
+    /* 2. the words, the tokens they lie on, and the breaks between them */
+    Joint jt = {0, 0, 0};
+    for (Py_ssize_t i = 0; i < n;) {
+        Py_ssize_t k = i;
+        while (k + 1 < n && !A[2 * k + 1] && !(P[T[k]].flags & HARD_END) && !(P[T[k + 1]].flags & HARD_START)) k++;
+        if (k > i) {
+            if (chunk(self, A, i, k, strings, &jt) < 0) return -1;
+        } else {
+            const Piece *e = &P[T[i]];
+            if (e->n == 0) {
+                jt.gap = join_gaps(jt.gap, e->lead);
+            } else {
+                join_piece(self, &jt, e->lead, e->flags);
+                for (int32_t w = 0; w < e->n; w++)
+                    if (add_word(self, AT(self->ids, int32_t, e->off + w), AT(self->brk, char, e->off + w), (int32_t)i,
+                                 (int32_t)i) < 0)
+                        return -1;
+                jt.have_word = 1;
+                jt.last_digit = (e->flags & LAST_DIGIT) != 0;
+                jt.gap = e->trail;
+            }
+        }
+        i = k + 1; /* a space after token k adds nothing to the gap's summary */
+    }
+    /* 3. the trie walk */
+    return walk(&((WordIndex *)self->index)->t, self->w_ids.data, self->w_brk.data, self->w_ids.len, self->max_words,
+                &self->found);
+}
+
+static int orth_spacy(PyObject *array, Py_buffer *b) {
+    if (PyObject_GetBuffer(array, b, PyBUF_C_CONTIGUOUS) < 0) return -1;
+    if (b->len % 16) {
+        PyBuffer_Release(b);
+        PyErr_SetString(PyExc_ValueError, "expected an (n, 2) uint64 array of ORTH and SPACY");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *TokenScan_matches(TokenScan *self, PyObject *args) {
+    PyObject *array, *strings, *result = NULL;
+    Py_buffer b;
+    if (!PyArg_ParseTuple(args, "OO", &array, &strings) || orth_spacy(array, &b) < 0) return NULL;
+    if (scan_tokens(self, b.buf, b.len / 16, strings) < 0) goto done;
+    Py_ssize_t m = self->found.len / 3;
+    result = PyList_New(m);
+    if (!result) goto done;
+    const Piece *P = self->pieces.data;
+    const int32_t *T = self->tok.data, *F = self->found.data, *WF = self->w_first.data, *WL = self->w_last.data;
+    const int64_t *S = self->start.data;
+    for (Py_ssize_t q = 0; q < m; q++) {
+        int32_t first = WF[F[3 * q]], last = WL[F[3 * q + 1] - 1];
+        PyObject *t = Py_BuildValue("(iiiLL)", first, last + 1, F[3 * q + 2], (long long)S[first],
+                                    (long long)(S[last] + P[T[last]].len));
+        if (!t) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, q, t);
+    }
+done:
+    PyBuffer_Release(&b);
+    return result;
+}
+
+/* --- the dictionary's output for exact matches only, in a Doc without entities ---------------
+ * TokenScan.annotate(orth_spacy, strings, rows, row_info, assign, ents) is what
+ * pipeline.dictionary.DictionaryMatcher.annotate does (its Python path stays the reference and
+ * the tests compare the two) when the matches are exact ones only and the Doc has no entities
+ * yet: every fusion policy then takes the longest spans, earliest first (all scores are 1.0).
+ * `rows` is the component's cache alias row -> (ids, label), filled by `row_info(row)`; assign
+ * 0/1/2 = "unambiguous"/"top"/"never"; ents 0 = leave the entities alone ("spans_only"), 1 = no
+ * entities ("ner_only"), 2 = the longest spans. Returns (the Doc's ENT_IOB/ENT_TYPE/ENT_KB_ID
+ * as (n, 3) uint64 bytes, or None with ents 0; the span group as [(start, end, label, kb_id,
+ * ids)] by (start, end)). */
+typedef struct {
+    int32_t start, end;
+    PyObject *label; /* borrowed from the row cache */
+    PyObject *ids;   /* a new list */
+    int chosen, resolved;
+} Cand;
+
+static int cmp_longest(const void *a, const void *b) {
+    const Cand *x = *(Cand *const *)a, *y = *(Cand *const *)b;
+    int lx = x->end - x->start, ly = y->end - y->start;
+    if (lx != ly) return ly - lx;
+    return x->start - y->start;
+}
+
+static int cmp_position(const void *a, const void *b) {
+    const Cand *x = *(Cand *const *)a, *y = *(Cand *const *)b;
+    if (x->start != y->start) return x->start - y->start;
+    return x->end - y->end;
+}
+
+/* The candidates of the matches in self->found: one per token span, ids united in match order. */
+static Py_ssize_t candidates(TokenScan *self, PyObject *rows, PyObject *row_info, Cand **out) {
+    Py_ssize_t m = self->found.len / 3, nc = 0, size = 16;
+    while (size < 2 * m) size <<= 1;
+    Cand *C = PyMem_Calloc((size_t)(m ? m : 1), sizeof(Cand));
+    int32_t *slot = PyMem_Malloc((size_t)size * sizeof(int32_t));
+    if (!C || !slot) {
+        PyMem_Free(C);
+        PyMem_Free(slot);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t h = 0; h < size; h++) slot[h] = -1;
+    const int32_t *F = self->found.data, *WF = self->w_first.data, *WL = self->w_last.data;
+    for (Py_ssize_t q = 0; q < m; q++) {
+        int32_t start = WF[F[3 * q]], end = WL[F[3 * q + 1] - 1] + 1;
+        PyObject *row = PyLong_FromLong(F[3 * q + 2]), *info;
+        if (!row) goto fail;
+        info = PyDict_GetItemWithError(rows, row);
+        if (!info) {
+            if (PyErr_Occurred() || !(info = PyObject_CallOneArg(row_info, row)) || PyDict_SetItem(rows, row, info) < 0) {
+                Py_XDECREF(info);
+                Py_DECREF(row);
+                goto fail;
+            }
+            Py_DECREF(info); /* the cache holds it */
+        }
+        Py_DECREF(row);
+        if (!PyTuple_Check(info) || PyTuple_GET_SIZE(info) < 2 || !PyList_Check(PyTuple_GET_ITEM(info, 0))) {
+            PyErr_SetString(PyExc_TypeError, "row_info() must return (ids list, label)");
+            goto fail;
+        }
+        PyObject *ids = PyTuple_GET_ITEM(info, 0);
+        if (PyList_GET_SIZE(ids) == 0) continue;
+        uint64_t h = mix64(((uint64_t)(uint32_t)start << 32) | (uint32_t)end) & (uint64_t)(size - 1);
+        while (slot[h] >= 0 && !(C[slot[h]].start == start && C[slot[h]].end == end)) h = (h + 1) & (uint64_t)(size - 1);
+        if (slot[h] < 0) {
+            Cand *c = &C[nc];
+            c->start = start;
+            c->end = end;
+            c->label = PyTuple_GET_ITEM(info, 1);
+            if (!(c->ids = PyList_GetSlice(ids, 0, PyList_GET_SIZE(ids)))) goto fail;
+            slot[h] = (int32_t)nc++;
+            continue;
+        }
+        Cand *c = &C[slot[h]];
+        for (Py_ssize_t k = 0; k < PyList_GET_SIZE(ids); k++) {
+            PyObject *id = PyList_GET_ITEM(ids, k);
+            int has = PySequence_Contains(c->ids, id);
+            if (has < 0 || (!has && PyList_Append(c->ids, id) < 0)) goto fail;
+        }
+    }
+    PyMem_Free(slot);
+    *out = C;
+    return nc;
+fail:
+    for (Py_ssize_t k = 0; k < nc; k++) Py_XDECREF(C[k].ids);
+    PyMem_Free(C);
+    PyMem_Free(slot);
+    return -1;
+}
+
+/* One sense per discourse (DictionaryMatcher._disambiguate) over the chosen candidates. */
+static int disambiguate(Cand **chosen, Py_ssize_t n) {
+    PyObject *sure = PySet_New(NULL);
+    if (!sure) return -1;
+    for (Py_ssize_t k = 0; k < n; k++)
+        if (PyList_GET_SIZE(chosen[k]->ids) == 1 && PySet_Add(sure, PyList_GET_ITEM(chosen[k]->ids, 0)) < 0) goto fail;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *ids = chosen[k]->ids, *hit = NULL;
+        Py_ssize_t hits = 0, at = 0;
+        if (PyList_GET_SIZE(ids) < 2) continue;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(ids); i++) {
+            int in = PySet_Contains(sure, PyList_GET_ITEM(ids, i));
+            if (in < 0) goto fail;
+            if (in) {
+                hits++;
+                hit = PyList_GET_ITEM(ids, i);
+                at = i;
+            }
+        }
+        if (hits != 1) continue;
+        Py_INCREF(hit);
+        if (PySequence_DelItem(ids, at) < 0 || PyList_Insert(ids, 0, hit) < 0) {
+            Py_DECREF(hit);
+            goto fail;
+        }
+        Py_DECREF(hit);
+        chosen[k]->resolved = 1;
+    }
+    Py_DECREF(sure);
+    return 0;
+fail:
+    Py_DECREF(sure);
+    return -1;
+}
+
+static int string_hash(PyObject *strings, PyObject *s, uint64_t *out) {
+    PyObject *h = PyObject_CallMethod(strings, "add", "O", s);
+    if (!h) return -1;
+    *out = PyLong_AsUnsignedLongLong(h);
+    Py_DECREF(h);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *TokenScan_annotate(TokenScan *self, PyObject *args) {
+    PyObject *array, *strings, *rows, *row_info, *result = NULL, *ent_bytes = NULL, *group = NULL;
+    int assign, ents;
+    Py_buffer b;
+    Cand *C = NULL, **order = NULL;
+    Py_ssize_t nc = 0;
+    if (!PyArg_ParseTuple(args, "OOO!Oii", &array, &strings, &PyDict_Type, &rows, &row_info, &assign, &ents) ||
+        orth_spacy(array, &b) < 0)
+        return NULL;
+    Py_ssize_t n = b.len / 16;
+    if (scan_tokens(self, b.buf, n, strings) < 0 || (nc = candidates(self, rows, row_info, &C)) < 0) goto done;
+    order = PyMem_Malloc((size_t)(nc ? nc : 1) * sizeof(Cand *));
+    if (!order) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < nc; k++) order[k] = &C[k];
+    if (ents) {
+        uint64_t *E;
+        ent_bytes = new_bytes(3 * n * (Py_ssize_t)sizeof(uint64_t), (void **)&E);
+        if (!ent_bytes) goto done;
+        for (Py_ssize_t i = 0; i < n; i++) E[3 * i] = 2, E[3 * i + 1] = E[3 * i + 2] = 0; /* O */
+        Py_ssize_t n_chosen = 0;
+        if (ents == 2) {
+            /* the longest spans first, then the earliest; none overlapping one taken before */
+            char *used = PyMem_Calloc((size_t)(n ? n : 1), 1);
+            if (!used) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            qsort(order, (size_t)nc, sizeof(Cand *), cmp_longest);
+            for (Py_ssize_t k = 0; k < nc; k++) {
+                Cand *c = order[k];
+                int free_ = 1;
+                for (int32_t t = c->start; t < c->end && free_; t++) free_ = !used[t];
+                if (!free_) continue;
+                memset(used + c->start, 1, (size_t)(c->end - c->start));
+                c->chosen = 1;
+                order[n_chosen++] = c;
+            }
+            PyMem_Free(used);
+            qsort(order, (size_t)n_chosen, sizeof(Cand *), cmp_position);
+            if (disambiguate(order, n_chosen) < 0) goto done;
+        }
+        for (Py_ssize_t k = 0; k < n_chosen; k++) {
+            Cand *c = order[k];
+            Py_ssize_t nid = PyList_GET_SIZE(c->ids);
+            int sure = nid == 1 || c->resolved;
+            uint64_t label, kb = 0;
+            if (string_hash(strings, c->label, &label) < 0 ||
+                (nid && (assign == 1 || (assign == 0 && sure)) && string_hash(strings, PyList_GET_ITEM(c->ids, 0), &kb) < 0))
+                goto done;
+            for (int32_t t = c->start; t < c->end; t++) E[3 * t] = t == c->start ? 3 : 1, E[3 * t + 1] = label, E[3 * t + 2] = kb;
+        }
+        for (Py_ssize_t k = 0; k < nc; k++) order[k] = &C[k];
+    }
+    /* the span group: every candidate by (start, end) */
+    qsort(order, (size_t)nc, sizeof(Cand *), cmp_position);
+    group = PyList_New(nc);
+    if (!group) goto done;
+    for (Py_ssize_t k = 0; k < nc; k++) {
+        Cand *c = order[k];
+        PyObject *kb = PyList_GET_SIZE(c->ids) == 1 ? PyList_GET_ITEM(c->ids, 0) : NULL;
+        PyObject *t = kb ? Py_BuildValue("(iiOOO)", c->start, c->end, c->label, kb, c->ids)
+                         : Py_BuildValue("(iiOsO)", c->start, c->end, c->label, "", c->ids);
+        if (!t) goto done;
+        PyList_SET_ITEM(group, k, t);
+    }
+    result = PyTuple_Pack(2, ent_bytes ? ent_bytes : Py_None, group);
+done:
+    for (Py_ssize_t k = 0; k < nc; k++) Py_XDECREF(C[k].ids);
+    PyMem_Free(C);
+    PyMem_Free(order);
+    Py_XDECREF(ent_bytes);
+    Py_XDECREF(group);
+    PyBuffer_Release(&b);
+    return result;
+}
+
+static PyObject *TokenScan_cached(TokenScan *self, PyObject *noargs) {
+    return Py_BuildValue("(nn)", self->pieces.len, PyDict_GET_SIZE(self->chunks));
+}
+
+static PyMethodDef TokenScan_methods[] = {
+    {"matches", (PyCFunction)TokenScan_matches, METH_VARARGS,
+     "matches(orth_spacy, strings) -> [(first token, end token, alias row, start char, end char)]"},
+    {"annotate", (PyCFunction)TokenScan_annotate, METH_VARARGS,
+     "annotate(orth_spacy, strings, rows, row_info, assign, ents) -> (ENT array bytes or None, "
+     "[(start, end, label, kb_id, ids)])"},
+    {"cached", (PyCFunction)TokenScan_cached, METH_NOARGS, "cached() -> (lexemes described, multi-token pieces)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject TokenScanType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "spacy_entlink.matching._scan.TokenScan",
+    .tp_basicsize = sizeof(TokenScan),
+    .tp_dealloc = (destructor)TokenScan_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "TokenScan(index, describe, max_words): exact matches over a Doc's ORTH/SPACY array",
+    .tp_methods = TokenScan_methods,
+    .tp_init = (initproc)TokenScan_init,
     .tp_new = PyType_GenericNew,
 };
 
@@ -1719,12 +2329,11 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_scan", "Compiled ex
                                     module_methods};
 
 PyMODINIT_FUNC PyInit__scan(void) {
-    if (PyType_Ready(&WordIndexType) < 0) return NULL;
+    if (PyType_Ready(&WordIndexType) < 0 || PyType_Ready(&TokenScanType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
-    Py_INCREF(&WordIndexType);
-    if (PyModule_AddObject(m, "WordIndex", (PyObject *)&WordIndexType) < 0) {
-        Py_DECREF(&WordIndexType);
+    if (PyModule_AddObjectRef(m, "WordIndex", (PyObject *)&WordIndexType) < 0 ||
+        PyModule_AddObjectRef(m, "TokenScan", (PyObject *)&TokenScanType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -6,16 +6,27 @@ Matching walks words, not spaCy tokens, so it does not depend on how the tokeniz
 
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import List, Optional, Sequence, Tuple
+
+from spacy.attrs import ORTH, SPACY
+from spacy.tokens import Doc
 
 from ..kb import KnowledgeBase
 from ..kb.word_index import scan_text
 from ..text import NormalizedText
+from .native import extension
+
+_native = extension()
 
 # A match never crosses a gap (the original text between two words) holding one of these,
 # except a comma or period between two digits ("1,2-dichloroethane", "1.5").
 _BREAK = re.compile(r"[.;:!?()\[\]{}\n\r\t|<>\"]|,")
 _DIGIT_SEP = re.compile(r"^\s*[.,]\s*$")
+_NOT_SPACE = re.compile(r"\S")
+# Characters that separate words wherever they stand (ASCII other than letters, digits and
+# the apostrophe, whose "'s" depends on what follows it).
+_SEPARATORS = frozenset(chr(c) for c in range(128) if not chr(c).isalnum() and chr(c) != "'")
 
 
 @dataclass(frozen=True)
@@ -49,12 +60,57 @@ def word_breaks(norm: NormalizedText) -> List[bool]:
     return out
 
 
+def gap_summary(gap: str) -> int:
+    """What `word_breaks` needs of a gap's text, in one byte: bit 0 a break character, bits
+    1-2 the number of non-space characters (2 = more), bit 3 that character is "." or ","."""
+    chars = _NOT_SPACE.findall(gap)
+    n = min(len(chars), 2)
+    return (1 if _BREAK.search(gap) else 0) | (n << 1) | (8 if n == 1 and chars[0] in ".," else 0)
+
+
+def describe_piece(kb: KnowledgeBase, text: str):
+    """A piece of text (a token, or tokens joined without a separator) as the compiled token
+    scan (`matching/_tokens.pyx`) caches it: (word ids in the KB's word index, breaks between
+    its words, word starts, word ends, flags, gap summary before the first word (of the whole
+    text when it has none), after the last word). Flags: 1 / 2 the text begins / ends with a
+    separator, 4 / 8 its first / last word begins / ends with a digit."""
+    norm = kb.normalizer.normalize(text)
+    words = norm.words
+    flags = (1 if text[:1] in _SEPARATORS and text else 0) | (2 if text[-1:] in _SEPARATORS and text else 0)
+    if not words:
+        return [], b"", [], [], flags, gap_summary(text), 0
+    flags |= (4 if words[0][:1].isdigit() else 0) | (8 if words[-1][-1:].isdigit() else 0)
+    word_id = kb.word_index.word_id
+    return ([word_id(w) for w in words], bytes(word_breaks(norm)), norm.word_starts, norm.word_ends, flags,
+            gap_summary(text[: norm.word_starts[0]]), gap_summary(text[norm.word_ends[-1] :]))
+
+
 class ExactMatcher:
     """Finds every word span whose normalised text is an alias key (nested ones too)."""
 
     def __init__(self, kb: KnowledgeBase, max_words: int = 12):
         self.kb = kb
         self.max_words = max_words
+        self._tokens = None
+        if _native is not None and kb.word_index is not None:
+            self._tokens = _native.TokenScan(kb.word_index, partial(describe_piece, kb), max_words)
+
+    def scan_tokens(self, doc: Doc) -> Optional[List[Tuple[int, int, int, int, int]]]:
+        """The matches of `scan(doc.text)` as (first token, end token, alias row, start char,
+        end char), tokens aligned like `doc.char_span(..., alignment_mode="expand")`, in compiled
+        code over the Doc's tokens (no text is built; `matching/_scan.c` TokenScan); None where
+        the KB has no word index or the extension is not built."""
+        if self._tokens is None:
+            return None
+        return self._tokens.matches(doc.to_array([ORTH, SPACY]), doc.vocab.strings)
+
+    def annotate_tokens(self, doc: Doc, rows: dict, row_info, assign: int, ents: int):
+        """The dictionary's output for exact matches in a Doc without entities, in compiled code
+        (`matching/_scan.c` TokenScan.annotate, which says what the arguments are); None where
+        the KB has no word index or the extension is not built."""
+        if self._tokens is None:
+            return None
+        return self._tokens.annotate(doc.to_array([ORTH, SPACY]), doc.vocab.strings, rows, row_info, assign, ents)
 
     def scan(self, text: str) -> Tuple[NormalizedText, Sequence[bool], List[Match], Optional[List[bool]]]:
         """Normalise `text`, find its word breaks, its exact matches and (compiled only) which

@@ -20,7 +20,7 @@ FUSION_POLICIES = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class SpanCandidate:
     """A candidate entity span over tokens [start, end) with its evidence."""
 
@@ -41,21 +41,26 @@ class SpanCandidate:
 
 def _greedy(spans: Sequence[SpanCandidate], key: Callable[[SpanCandidate], Tuple]) -> List[SpanCandidate]:
     taken: List[SpanCandidate] = []
-    used = set()
+    used = bytearray(max((s.end for s in spans), default=0))
     for s in sorted(spans, key=key):
-        if any(t in used for t in range(s.start, s.end)):
+        if any(used[s.start : s.end]):
             continue
         taken.append(s)
-        used.update(range(s.start, s.end))
-    return sorted(taken, key=lambda s: s.start)
+        used[s.start : s.end] = b"\x01" * (s.end - s.start)
+    taken.sort(key=_start)
+    return taken
+
+
+def _start(s: SpanCandidate) -> int:
+    return s.start
 
 
 def by_length(s: SpanCandidate) -> Tuple:
-    return (-len(s), -s.score, s.start)
+    return (s.start - s.end, -s.score, s.start)
 
 
 def by_score(s: SpanCandidate) -> Tuple:
-    return (-s.score, -len(s), s.start)
+    return (-s.score, s.start - s.end, s.start)
 
 
 def _free(spans: Sequence[SpanCandidate], blockers: Sequence[SpanCandidate]) -> List[SpanCandidate]:
@@ -83,14 +88,16 @@ def fuse(policy: str, ner: Sequence[SpanCandidate], dictionary: Sequence[SpanCan
     raise ValueError(f"unknown fusion policy {policy!r}; choose one of {', '.join(FUSION_POLICIES)}")
 
 
-def merge_same_boundaries(spans: Sequence[SpanCandidate]) -> Dict[Tuple[int, int], SpanCandidate]:
-    """One candidate per (start, end): sources and ids united, best score and its label kept."""
+def merge_same_boundaries(spans: Sequence[SpanCandidate], *, copy: bool = True) -> Dict[Tuple[int, int], SpanCandidate]:
+    """One candidate per (start, end): sources and ids united, best score and its label kept.
+    With `copy=False` the first candidate of each (start, end) is updated in place (for
+    candidates made for this call only)."""
     out: Dict[Tuple[int, int], SpanCandidate] = {}
     for s in spans:
         key = (s.start, s.end)
         have = out.get(key)
         if have is None:
-            out[key] = SpanCandidate(s.start, s.end, s.label, s.score, list(s.sources), list(s.ids))
+            out[key] = SpanCandidate(s.start, s.end, s.label, s.score, list(s.sources), list(s.ids)) if copy else s
             continue
         if s.score > have.score:
             have.ids = list(s.ids) + [i for i in have.ids if i not in s.ids]

@@ -7,9 +7,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
+import numpy
 import srsly
 from spacy import util
-from spacy.attrs import ORTH, SPACY
+from spacy.attrs import ENT_IOB, ENT_KB_ID, ENT_TYPE, ORTH, SPACY
 from spacy.language import Language
 from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.pipeline import Pipe
@@ -246,9 +247,50 @@ class DictionaryMatcher(Pipe):
                 break
         return ids, label or self.cfg["default_label"]
 
+    def _candidate(self, first: int, end: int, alias_row: int, score: float, source: str,
+                   with_key: bool) -> Optional[Union[SpanCandidate, Tuple[SpanCandidate, str]]]:
+        """The candidate for a match of `alias_row` over tokens [first, end), or None (an
+        excluded key, or no entity of the wanted types)."""
+        key = self.kb.alias_key(alias_row) if (self.excluded or with_key) else ""
+        if key in self.excluded:
+            return None
+        seen = self._row_ids
+        got = seen.get(alias_row)
+        if got is None:
+            if len(seen) > _ROW_IDS_MAX:
+                seen.clear()
+            got = seen[alias_row] = self._row_info(alias_row)
+        ids, label = got
+        if not ids:
+            return None
+        cand = SpanCandidate(first, end, label, score, [source], list(ids))
+        return (cand, key) if with_key else cand
+
+    def _exact_candidates(self, found: List[Tuple[int, int, int, int, int]]) -> List[SpanCandidate]:
+        """`_candidate` of every match of `ExactMatcher.scan_tokens`, with no exclusions (the
+        loop of the compiled path, inlined)."""
+        seen = self._row_ids
+        if len(seen) > _ROW_IDS_MAX:
+            seen.clear()
+        out = []
+        for first, end, row, _, _ in found:
+            got = seen.get(row)
+            if got is None:
+                got = seen[row] = self._row_info(row)
+            if got[0]:
+                out.append(SpanCandidate(first, end, got[1], 1.0, ["exact"], list(got[0])))
+        return out
+
     def _dictionary_spans(self, doc: Doc, with_keys: bool = False,
                           layout: Optional[Tuple[str, List[int], List[int]]] = None):
         kb = self._require_kb()
+        if self._fuzzy is None and self.cfg["alignment_mode"] == "expand":
+            found = self._exact.scan_tokens(doc)
+            if found is not None:
+                if self.excluded or with_keys:
+                    out = [self._candidate(first, end, row, 1.0, "exact", with_keys) for first, end, row, _, _ in found]
+                    return [c for c in out if c is not None]
+                return self._exact_candidates(found)
         text, starts, _ = layout or doc_layout(doc)
         norm, breaks, matches, in_vocab = self._exact.scan(text)
         if not norm.words:
@@ -258,19 +300,7 @@ class DictionaryMatcher(Pipe):
         out = []
         mode = self.cfg["alignment_mode"]
         starts = starts if mode == "expand" else None
-        seen = self._row_ids
-        if len(seen) > _ROW_IDS_MAX:
-            seen.clear()
         for m in matches:
-            key = kb.alias_key(m.alias_row) if (self.excluded or with_keys) else ""
-            if key in self.excluded:
-                continue
-            got = seen.get(m.alias_row)
-            if got is None:
-                got = seen[m.alias_row] = self._ids(kb.alias_entities(m.alias_row))
-            ids, label = got
-            if not ids:
-                continue
             start, end = norm.words_to_original(m.start, m.end - 1)
             tokens = expand_to_tokens(text, starts, start, end) if starts is not None else None
             if tokens is not None:
@@ -280,8 +310,9 @@ class DictionaryMatcher(Pipe):
                 if span is None or len(span) == 0:
                     continue
                 first, last = span.start, span.end
-            cand = SpanCandidate(first, last, label, m.score, [m.source], list(ids))
-            out.append((cand, key) if with_keys else cand)
+            cand = self._candidate(first, last, m.alias_row, m.score, m.source, with_keys)
+            if cand is not None:
+                out.append(cand)
         return out
 
     def _ids_for_text(self, text: str, label: str) -> List[str]:
@@ -343,16 +374,20 @@ class DictionaryMatcher(Pipe):
         if len(doc) == 0:
             doc.spans[key] = []
             return doc
-        layout = doc_layout(doc)
-        pool = self._pool_from_spans(doc) if reuse else merge_same_boundaries(self._dictionary_spans(doc, layout=layout))
+        if not (reuse or ner or self.excluded or self._fuzzy is not None or self.cfg["abbreviations"]
+                or self.cfg["alignment_mode"] != "expand") and self._annotate_exact(doc, policy):
+            return doc
+        pool = self._pool_from_spans(doc) if reuse else merge_same_boundaries(self._dictionary_spans(doc), copy=False)
         if self.cfg["abbreviations"]:
-            self._abbreviations(doc, pool, ner, layout)
+            self._abbreviations(doc, pool, ner, doc_layout(doc))
         for e in ner:
             if not e.ids:
                 same = pool.get((e.start, e.end))
                 e.ids = list(same.ids) if same is not None else self._ids_for_text(doc[e.start : e.end].text, e.label)
         chosen = fuse(policy, ner, list(pool.values()))
-        everything = merge_same_boundaries(ner + list(pool.values()))
+        # every span once, for the span group (without NER spans, the pool itself: its spans
+        # are already one per boundary pair, and the chosen ones are the pool's own objects)
+        everything = merge_same_boundaries(ner + list(pool.values())) if ner else dict(pool)
         resolved = self._disambiguate(chosen)
         assign = self.cfg["assign_kb_id"]
         ents = []
@@ -361,19 +396,47 @@ class DictionaryMatcher(Pipe):
             sure = len(c.ids) == 1 or (c.start, c.end) in resolved
             if c.ids and (assign == "top" or (assign == "unambiguous" and sure)):
                 kb_id = c.ids[0]
-            ents.append(Span(doc, c.start, c.end, label=c.label, kb_id=kb_id))
+            ents.append((c.start, c.end, c.label, kb_id))
             merged = everything[(c.start, c.end)]
             merged.ids, merged.label = list(c.ids), c.label  # disambiguated order, chosen label
         group = []
-        _, starts, ends = layout
-        for c in sorted(everything.values(), key=lambda c: (c.start, c.end)):  # NER and dictionary spans
-            span = Span(doc, c.start, c.end, label=c.label, kb_id=c.ids[0] if len(c.ids) == 1 else "")
-            set_span_values(span, starts[c.start], ends[c.end - 1], float(c.score), c.source, list(c.ids))
+        for _, c in sorted(everything.items()):  # NER and dictionary spans, by (start, end)
+            ids = c.ids
+            span = Span(doc, c.start, c.end, label=c.label, kb_id=ids[0] if len(ids) == 1 else "")
+            set_span_values(span, span.start_char, span.end_char, float(c.score),
+                            c.sources[0] if len(c.sources) == 1 else "+".join(c.sources), list(ids))
             group.append(span)
         if policy != "spans_only":
-            doc.set_ents(ents, default="outside")
+            set_entities(doc, ents)
         doc.spans[key] = group
         return doc
+
+    def _annotate_exact(self, doc: Doc, policy: str) -> bool:
+        """`annotate` in compiled code where it applies (exact matches only, none excluded, no
+        abbreviations, no entities in the Doc yet: then every policy but "ner_only" and
+        "spans_only" takes the longest matches); False where the extension or the KB's word
+        index is missing."""
+        if len(self._row_ids) > _ROW_IDS_MAX:
+            self._row_ids.clear()
+        out = self._exact.annotate_tokens(
+            doc, self._row_ids, self._row_info, ASSIGN_KB_ID.index(self.cfg["assign_kb_id"]),
+            0 if policy == "spans_only" else 1 if policy == "ner_only" else 2,
+        )
+        if out is None:
+            return False
+        ents, group = out
+        if ents is not None:
+            doc.from_array(_ENT_ATTRS, numpy.frombuffer(ents, dtype="uint64").reshape(len(doc), 3))
+        spans = []
+        for start, end, label, kb_id, ids in group:
+            span = Span(doc, start, end, label=label, kb_id=kb_id)
+            set_span_values(span, span.start_char, span.end_char, 1.0, "exact", ids)
+            spans.append(span)
+        doc.spans[self.cfg["spans_key"]] = spans
+        return True
+
+    def _row_info(self, alias_row: int) -> Tuple[List[str], str]:
+        return self._ids(self.kb.alias_entities(alias_row))
 
     def _pool_from_spans(self, doc: Doc) -> Dict[Tuple[int, int], SpanCandidate]:
         """The dictionary candidates an earlier run wrote to `doc.spans` (NER spans left out)."""
@@ -459,6 +522,29 @@ class DictionaryMatcher(Pipe):
 _ROW_IDS_MAX = 1 << 18  # alias rows whose ids and label a component keeps (the KB never changes under it)
 _TOKEN_TEXTS: Dict[int, str] = {}  # orth -> text; an orth is a hash of the text, so this holds for every vocab
 _TOKEN_TEXTS_MAX = 1 << 20
+_ENT_ATTRS = [ENT_IOB, ENT_TYPE, ENT_KB_ID]
+_OUTSIDE = (2, 0, 0)
+
+
+def set_entities(doc: Doc, ents: List[Tuple[int, int, str, str]]) -> None:
+    """`doc.set_ents([Span(doc, start, end, label=label, kb_id=kb_id), ...], default="outside")`
+    for non-overlapping (start, end, label, kb_id), through `Doc.from_array` (a third of the
+    cost): every token gets its entity tag; tokens outside the entities are "O" with no type
+    and no KB id."""
+    strings = doc.vocab.strings
+    # runs of tokens: (O, no type, no id) between the entities, (I, type, id) over each of them
+    values, lengths, firsts, at = [_OUTSIDE], [], [], 0
+    for start, end, label, kb_id in ents:
+        lengths.append(start - at)
+        values.append((1, strings.add(label), strings.add(kb_id) if kb_id else 0))
+        lengths.append(end - start)
+        values.append(_OUTSIDE)
+        firsts.append(start)
+        at = end
+    lengths.append(len(doc) - at)
+    array = numpy.repeat(numpy.array(values, dtype="uint64"), lengths, axis=0)
+    array[firsts, 0] = 3  # B
+    doc.from_array(_ENT_ATTRS, array)
 
 
 def doc_layout(doc: Doc) -> Tuple[str, List[int], List[int]]:
