@@ -20,7 +20,7 @@ span's character offsets as spaCy does for every span extension:
   the mass, if any, is NIL).
 """
 
-from typing import Iterable, List, NamedTuple, Optional, Union
+from typing import Iterable, List, NamedTuple, Optional, Tuple, Union
 
 from spacy.tokens import Doc, Span
 
@@ -131,6 +131,15 @@ def _keys_are_spacys() -> bool:
         doc[0:2]._.entlink_score = 0.5
         _DIRECT_KEYS = list(doc.user_data) == [("._.", "entlink_score", 0, 4)]
     return _DIRECT_KEYS
+
+
+def span_value_keys(doc: Doc) -> Optional[Tuple[dict, str, str, str, str]]:
+    """(doc.user_data, and the parts of spaCy's keys for a span's entlink_score, entlink_source and
+    entlink_candidates) for compiled code that writes them as `set_span_values` does; None where
+    spaCy keys extension values otherwise."""
+    if not _keys_are_spacys():
+        return None  # pragma: no cover - a spaCy that keys extensions otherwise
+    return doc.user_data, "._.", "entlink_score", "entlink_source", "entlink_candidates"
 
 
 def set_span_values(span: Span, start_char: int, end_char: int, score: float, source: str,

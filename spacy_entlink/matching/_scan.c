@@ -503,31 +503,54 @@ static int walk(const Tables *t, const int32_t *ID, const char *BR, Py_ssize_t n
     return 0;
 }
 
-static PyObject *WordIndex_scan(WordIndex *self, PyObject *args) {
-    PyObject *text, *char_fn, *word_fn;
-    int max_words, acronym_max_len, fold_plurals;
-    if (!PyArg_ParseTuple(args, "UOOiip", &text, &char_fn, &word_fn, &max_words, &acronym_max_len, &fold_plurals))
-        return NULL;
-    const Tables *t = &self->t;
-    int kind = PyUnicode_KIND(text);
-    const void *data = PyUnicode_DATA(text);
-    PyObject *result = NULL, *words = NULL, *starts = NULL, *ends_ = NULL, *breaks = NULL, *ids = NULL, *matches = NULL;
-    Vec mp = VEC(Py_UCS4), ms = VEC(Py_ssize_t), me = VEC(Py_ssize_t), buf = VEC(char);
-    Vec ws = VEC(Py_ssize_t), we = VEC(Py_ssize_t), wid = VEC(int32_t), digit = VEC(unsigned char);
-    Vec found = VEC(int32_t);
+/* Scratch of text_words: the mapped characters with their ranges, and per word its start and
+ * end character, id, digit flags (1: begins with a digit, 2: ends with one) and the break after it. */
+typedef struct {
+    Vec mp, ms, me, buf, ws, we, wid, digit, br;
+} Words;
+#define WORDS_INIT {VEC(Py_UCS4), VEC(Py_ssize_t), VEC(Py_ssize_t), VEC(char), VEC(Py_ssize_t), VEC(Py_ssize_t), \
+                    VEC(int32_t), VEC(unsigned char), VEC(char)}
 
+static void words_free(Words *w) {
+    Vec *v[] = {&w->mp, &w->ms, &w->me, &w->buf, &w->ws, &w->we, &w->wid, &w->digit, &w->br};
+    for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++) {
+        PyMem_Free(v[k]->data);
+        v[k]->data = NULL;
+        v[k]->len = v[k]->cap = 0;
+    }
+}
+
+/* The words of `text` as text.Normalizer.normalize makes them (each normalised str appended to
+ * `out` unless NULL), with their ids in the word index, and the breaks of
+ * matching.exact.word_breaks between them, into `w`. */
+static int text_words(const Tables *t, PyObject *text, PyObject *char_fn, PyObject *word_fn, int acronym_max_len,
+                      int fold_plurals, Words *w, PyObject *out) {
+    w->ws.len = w->we.len = w->wid.len = w->digit.len = w->br.len = 0;
     /* 1. characters -> letters, digits, "'" and " ", each with its original range */
-    if (map_chars(text, char_fn, &mp, &ms, &me) < 0) goto done;
-
+    if (map_chars(text, char_fn, &w->mp, &w->ms, &w->me) < 0) return -1;
     /* 2. words, normalised, with their ids and whether they start or end with a digit */
-    words = PyList_New(0);
-    if (!words) goto done;
-    const Py_UCS4 *M = mp.data;
+    const Py_UCS4 *M = w->mp.data;
     Py_ssize_t a = 0, wa, wb;
     int ascii;
-    while (next_word(M, mp.len, &a, &wa, &wb, &ascii)) {
-        PyObject *word = normalize_word(M + wa, wb - wa, ascii, word_fn, acronym_max_len, fold_plurals, &buf);
-        if (!word) goto done;
+    while (next_word(M, w->mp.len, &a, &wa, &wb, &ascii)) {
+        if (ascii && !out) {
+            /* an ASCII word, normalised into w->buf and looked up without making a str */
+            Py_ssize_t n = wb - wa;
+            if (vec_reserve(&w->buf, 2 * n + 2) < 0) return -1;
+            char *raw = (char *)w->buf.data + n + 1, *norm = w->buf.data;
+            for (Py_ssize_t k = 0; k < n; k++) raw[k] = (char)M[wa + k];
+            Py_ssize_t on = ascii_word(raw, n, norm, acronym_max_len, fold_plurals);
+            if (on == 0) continue;
+            int first_digit = norm[0] >= '0' && norm[0] <= '9', last_digit = norm[on - 1] >= '0' && norm[on - 1] <= '9';
+            if (PUSH(w->ws, Py_ssize_t, AT(w->ms, Py_ssize_t, wa)) < 0 ||
+                PUSH(w->we, Py_ssize_t, AT(w->me, Py_ssize_t, wb - 1)) < 0 ||
+                PUSH(w->wid, int32_t, word_id(t, (const unsigned char *)norm, on)) < 0 ||
+                PUSH(w->digit, unsigned char, (unsigned char)(first_digit | (last_digit << 1))) < 0)
+                return -1;
+            continue;
+        }
+        PyObject *word = normalize_word(M + wa, wb - wa, ascii, word_fn, acronym_max_len, fold_plurals, &w->buf);
+        if (!word) return -1;
         Py_ssize_t on = PyUnicode_GET_LENGTH(word), bn;
         if (on == 0) {
             Py_DECREF(word);
@@ -536,29 +559,44 @@ static PyObject *WordIndex_scan(WordIndex *self, PyObject *args) {
         const char *bytes = PyUnicode_AsUTF8AndSize(word, &bn);
         if (!bytes) {
             Py_DECREF(word);
-            goto done;
+            return -1;
         }
         int32_t id = word_id(t, (const unsigned char *)bytes, bn);
         int first_digit = Py_UNICODE_ISDIGIT(PyUnicode_READ_CHAR(word, 0));
         int last_digit = Py_UNICODE_ISDIGIT(PyUnicode_READ_CHAR(word, on - 1));
-        int err = PyList_Append(words, word);
+        int err = out ? PyList_Append(out, word) : 0;
         Py_DECREF(word);
-        if (err < 0 || PUSH(ws, Py_ssize_t, AT(ms, Py_ssize_t, wa)) < 0 || PUSH(we, Py_ssize_t, AT(me, Py_ssize_t, wb - 1)) < 0 ||
-            PUSH(wid, int32_t, id) < 0 || PUSH(digit, unsigned char, (unsigned char)(first_digit | (last_digit << 1))) < 0)
-            goto done;
+        if (err < 0 || PUSH(w->ws, Py_ssize_t, AT(w->ms, Py_ssize_t, wa)) < 0 ||
+            PUSH(w->we, Py_ssize_t, AT(w->me, Py_ssize_t, wb - 1)) < 0 || PUSH(w->wid, int32_t, id) < 0 ||
+            PUSH(w->digit, unsigned char, (unsigned char)(first_digit | (last_digit << 1))) < 0)
+            return -1;
     }
-
-    /* 3. breaks between words, 4. the trie walk */
-    Py_ssize_t n = ws.len;
-    const Py_ssize_t *WS = ws.data, *WE = we.data;
-    const int32_t *ID = wid.data;
-    const unsigned char *DG = digit.data;
-    breaks = PyBytes_FromStringAndSize(NULL, n > 1 ? n - 1 : 0);
-    if (!breaks) goto done;
-    char *BR = PyBytes_AS_STRING(breaks);
+    /* 3. breaks between words */
+    Py_ssize_t n = w->ws.len;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    const Py_ssize_t *WS = w->ws.data, *WE = w->we.data;
+    const unsigned char *DG = w->digit.data;
     for (Py_ssize_t k = 0; k + 1 < n; k++)
-        BR[k] = (char)gap_breaks(kind, data, WE[k], WS[k + 1], (DG[k] & 2) && (DG[k + 1] & 1));
-    if (walk(t, ID, BR, n, max_words, &found) < 0) goto done;
+        if (PUSH(w->br, char, (char)gap_breaks(kind, data, WE[k], WS[k + 1], (DG[k] & 2) && (DG[k + 1] & 1))) < 0)
+            return -1;
+    return 0;
+}
+
+static PyObject *WordIndex_scan(WordIndex *self, PyObject *args) {
+    PyObject *text, *char_fn, *word_fn;
+    int max_words, acronym_max_len, fold_plurals;
+    if (!PyArg_ParseTuple(args, "UOOiip", &text, &char_fn, &word_fn, &max_words, &acronym_max_len, &fold_plurals))
+        return NULL;
+    PyObject *result = NULL, *words = NULL, *starts = NULL, *ends_ = NULL, *breaks = NULL, *ids = NULL, *matches = NULL;
+    Words w = WORDS_INIT;
+    Vec found = VEC(int32_t);
+    words = PyList_New(0);
+    if (!words || text_words(&self->t, text, char_fn, word_fn, acronym_max_len, fold_plurals, &w, words) < 0) goto done;
+    /* 4. the trie walk */
+    Py_ssize_t n = w.ws.len;
+    breaks = PyBytes_FromStringAndSize(w.br.data, w.br.len);
+    if (!breaks || walk(&self->t, w.wid.data, w.br.data, n, max_words, &found) < 0) goto done;
     matches = PyList_New(found.len / 3);
     if (!matches) goto done;
     for (Py_ssize_t k = 0; k < found.len / 3; k++) {
@@ -572,7 +610,8 @@ static PyObject *WordIndex_scan(WordIndex *self, PyObject *args) {
     ids = PyList_New(n);
     if (!starts || !ends_ || !ids) goto done;
     for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *a = PyLong_FromSsize_t(WS[k]), *b = PyLong_FromSsize_t(WE[k]), *c = PyLong_FromLong(ID[k]);
+        PyObject *a = PyLong_FromSsize_t(AT(w.ws, Py_ssize_t, k)), *b = PyLong_FromSsize_t(AT(w.we, Py_ssize_t, k)),
+                 *c = PyLong_FromLong(AT(w.wid, int32_t, k));
         if (!a || !b || !c) {
             Py_XDECREF(a);
             Py_XDECREF(b);
@@ -591,14 +630,7 @@ done:
     Py_XDECREF(breaks);
     Py_XDECREF(ids);
     Py_XDECREF(matches);
-    PyMem_Free(mp.data);
-    PyMem_Free(ms.data);
-    PyMem_Free(me.data);
-    PyMem_Free(ws.data);
-    PyMem_Free(we.data);
-    PyMem_Free(wid.data);
-    PyMem_Free(digit.data);
-    PyMem_Free(buf.data);
+    words_free(&w);
     PyMem_Free(found.data);
     return result;
 }
@@ -683,14 +715,14 @@ static PyTypeObject WordIndexType = {
 };
 
 /* --- exact matching over a Doc's tokens ------------------------------------------------------
- * TokenScan(index, describe, max_words).matches(orth_spacy, strings) gives the matches that
- * WordIndex.scan finds in the Doc's text, as tokens aligned like doc.char_span(...,
- * alignment_mode="expand"), from the Doc's (n, 2) uint64 array of ORTH and SPACY, without
- * building the text. Each lexeme is described once by `describe(text)`
- * (matching.exact.describe_piece: the Python normaliser's words, their word ids, the breaks
- * between them, separator flags and summaries of the text before and after them) and cached by
- * its hash. Tokens joined without a separator between them ("Crohn" + "'s", "10" + "mg", a
- * non-ASCII character at the joint) are described together as one piece of text, so every word
+ * TokenScan(index, char_fn, word_fn, acronym_max_len, fold_plurals, max_words)
+ * .matches(orth_spacy, strings, texts) gives the matches that WordIndex.scan finds in the Doc's text, as
+ * tokens aligned like doc.char_span(..., alignment_mode="expand"), from the Doc's (n, 2) uint64
+ * array of ORTH and SPACY, without building the text. Each lexeme is described once (its words,
+ * their ids, the breaks between them, whether it begins or ends with a separator, summaries of
+ * the text before and after its words: matching.exact.describe_piece, the Python reference) and
+ * cached by its hash. Tokens joined without a separator between them ("Crohn" + "'s", "10" +
+ * "mg", a non-ASCII character at the joint) are read together as one piece of text, so every word
  * is the one the text normaliser makes; the breaks between pieces follow
  * matching.exact.word_breaks from the summaries of the text between their words. */
 enum { HARD_START = 1, HARD_END = 2, FIRST_DIGIT = 4, LAST_DIGIT = 8 };
@@ -704,13 +736,14 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD
-    PyObject *index, *describe, *chunks;
-    int max_words;
+    PyObject *index, *char_fn, *word_fn;
+    int acronym_max_len, fold_plurals, max_words;
     uint64_t *keys; /* orth -> piece number (vals), open addressing; vals[h] < 0: empty */
     int32_t *vals;
     Py_ssize_t mask, filled;
-    Vec pieces, ids, brk;                       /* described lexemes: Piece, int32 word ids, break bytes */
-    Vec tok, start, w_ids, w_brk, w_first, w_last, found; /* per-document scratch */
+    Vec pieces, ids, brk;                                  /* described lexemes: Piece, word ids, breaks */
+    Vec tok, start, w_ids, w_brk, w_first, w_last, found, arr; /* per-document scratch */
+    Words w;
 } TokenScan;
 
 /* A gap summary (matching.exact.gap_summary): bit 0 a break character, bits 1-2 the number of
@@ -728,6 +761,49 @@ static inline char gap_is_break(uint8_t g, int digits_around) {
     return !(digits_around && gap_chars(g) == 1 && (g & GAP_DOTCOMMA));
 }
 
+static uint8_t gap_summary(int kind, const void *data, Py_ssize_t a, Py_ssize_t b) {
+    int brk = 0, n = 0;
+    Py_UCS4 one = 0;
+    for (Py_ssize_t i = a; i < b; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        brk |= is_break_char(c);
+        if (!Py_UNICODE_ISSPACE(c)) {
+            n += n < 2;
+            one = c;
+        }
+    }
+    return (uint8_t)(brk | (n << 1) | ((n == 1 && (one == '.' || one == ',')) ? GAP_DOTCOMMA : 0));
+}
+
+/* A separator wherever it stands: ASCII other than letters, digits and the apostrophe. */
+static inline int separator(Py_UCS4 c) { return c < 128 && !Py_UNICODE_ISALNUM(c) && c != '\''; }
+
+/* The words of `text` into self->w, and the piece's length, flags and gap summaries. */
+static int describe(TokenScan *self, PyObject *text, Piece *p) {
+    if (text_words(&((WordIndex *)self->index)->t, text, self->char_fn, self->word_fn, self->acronym_max_len,
+                   self->fold_plurals, &self->w, NULL) < 0)
+        return -1;
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text), n = self->w.ws.len;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    p->off = 0;
+    p->n = (int32_t)n;
+    p->len = (int32_t)len;
+    p->flags = (uint8_t)(len ? (separator(PyUnicode_READ(kind, data, 0)) ? HARD_START : 0) |
+                                   (separator(PyUnicode_READ(kind, data, len - 1)) ? HARD_END : 0)
+                             : 0);
+    if (n == 0) {
+        p->lead = gap_summary(kind, data, 0, len);
+        p->trail = 0;
+        return 0;
+    }
+    const unsigned char *DG = self->w.digit.data;
+    p->flags |= (uint8_t)(((DG[0] & 1) ? FIRST_DIGIT : 0) | ((DG[n - 1] & 2) ? LAST_DIGIT : 0));
+    p->lead = gap_summary(kind, data, 0, AT(self->w.ws, Py_ssize_t, 0));
+    p->trail = gap_summary(kind, data, AT(self->w.we, Py_ssize_t, n - 1), len);
+    return 0;
+}
+
 static void TokenScan_free_cache(TokenScan *self) {
     PyMem_Free(self->keys);
     PyMem_Free(self->vals);
@@ -741,33 +817,40 @@ static void TokenScan_free_cache(TokenScan *self) {
 static void TokenScan_dealloc(TokenScan *self) {
     TokenScan_free_cache(self);
     Vec *v[] = {&self->pieces, &self->ids, &self->brk, &self->tok, &self->start, &self->w_ids,
-                &self->w_brk, &self->w_first, &self->w_last, &self->found};
+                &self->w_brk, &self->w_first, &self->w_last, &self->found, &self->arr};
     for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++) PyMem_Free(v[k]->data);
+    words_free(&self->w);
     Py_XDECREF(self->index);
-    Py_XDECREF(self->describe);
-    Py_XDECREF(self->chunks);
+    Py_XDECREF(self->char_fn);
+    Py_XDECREF(self->word_fn);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int TokenScan_init(TokenScan *self, PyObject *args, PyObject *kwds) {
-    PyObject *index, *describe;
-    int max_words;
-    if (!PyArg_ParseTuple(args, "O!Oi", &WordIndexType, &index, &describe, &max_words)) return -1;
+    PyObject *index, *char_fn, *word_fn;
+    int acronym_max_len, fold_plurals, max_words;
+    if (!PyArg_ParseTuple(args, "O!OOipi", &WordIndexType, &index, &char_fn, &word_fn, &acronym_max_len,
+                          &fold_plurals, &max_words))
+        return -1;
     if (self->index) {
         PyErr_SetString(PyExc_RuntimeError, "TokenScan is already initialised");
         return -1;
     }
     Vec fresh[] = {VEC(Piece), VEC(int32_t), VEC(char), VEC(int32_t), VEC(int64_t), VEC(int32_t), VEC(char),
-                   VEC(int32_t), VEC(int32_t), VEC(int32_t)};
+                   VEC(int32_t), VEC(int32_t), VEC(int32_t), VEC(uint64_t)};
     Vec *v[] = {&self->pieces, &self->ids, &self->brk, &self->tok, &self->start, &self->w_ids,
-                &self->w_brk, &self->w_first, &self->w_last, &self->found};
+                &self->w_brk, &self->w_first, &self->w_last, &self->found, &self->arr};
     for (size_t k = 0; k < sizeof(v) / sizeof(v[0]); k++) *v[k] = fresh[k];
-    self->chunks = PyDict_New();
-    if (!self->chunks) return -1;
+    Words w = WORDS_INIT;
+    self->w = w;
     Py_INCREF(index);
-    Py_INCREF(describe);
+    Py_INCREF(char_fn);
+    Py_INCREF(word_fn);
     self->index = index;
-    self->describe = describe;
+    self->char_fn = char_fn;
+    self->word_fn = word_fn;
+    self->acronym_max_len = acronym_max_len;
+    self->fold_plurals = fold_plurals;
     self->max_words = max_words;
     self->mask = -1;
     return 0;
@@ -814,79 +897,50 @@ static int lexeme_insert(TokenScan *self, uint64_t orth, int32_t piece) {
     return 0;
 }
 
-/* The parts of a description tuple (ids, breaks, starts, ends, flags, lead, trail). */
-static int description(PyObject *d, PyObject **ids, const char **brk, PyObject **starts, PyObject **ends,
-                       int *flags, int *lead, int *trail) {
-    if (!PyTuple_Check(d) || PyTuple_GET_SIZE(d) != 7 || !PyList_Check(PyTuple_GET_ITEM(d, 0)) ||
-        !PyBytes_Check(PyTuple_GET_ITEM(d, 1)) || !PyList_Check(PyTuple_GET_ITEM(d, 2)) ||
-        !PyList_Check(PyTuple_GET_ITEM(d, 3))) {
-        PyErr_SetString(PyExc_TypeError, "describe() must return (ids, breaks, starts, ends, flags, lead, trail)");
-        return -1;
-    }
-    *ids = PyTuple_GET_ITEM(d, 0);
-    Py_ssize_t n = PyList_GET_SIZE(*ids);
-    if (PyBytes_GET_SIZE(PyTuple_GET_ITEM(d, 1)) < (n ? n - 1 : 0) || PyList_GET_SIZE(PyTuple_GET_ITEM(d, 2)) != n ||
-        PyList_GET_SIZE(PyTuple_GET_ITEM(d, 3)) != n) {
-        PyErr_SetString(PyExc_ValueError, "describe(): one id, start and end per word and one break per pair");
-        return -1;
-    }
-    *brk = PyBytes_AS_STRING(PyTuple_GET_ITEM(d, 1));
-    *starts = PyTuple_GET_ITEM(d, 2);
-    *ends = PyTuple_GET_ITEM(d, 3);
-    *flags = (int)PyLong_AsLong(PyTuple_GET_ITEM(d, 4));
-    *lead = (int)PyLong_AsLong(PyTuple_GET_ITEM(d, 5));
-    *trail = (int)PyLong_AsLong(PyTuple_GET_ITEM(d, 6));
-    return PyErr_Occurred() ? -1 : 0;
-}
-
-/* The text of the lexeme `orth` from the StringStore. */
-static PyObject *lexeme_text(PyObject *strings, uint64_t orth) {
+/* The text of the lexeme `orth`: from `texts` (a dict orth -> str, shared with doc_layout), or
+ * from the StringStore `strings`, which fills `texts`. */
+static PyObject *lexeme_text(PyObject *strings, PyObject *texts, uint64_t orth) {
     PyObject *key = PyLong_FromUnsignedLongLong(orth);
     if (!key) return NULL;
-    PyObject *text = PyObject_GetItem(strings, key);
-    Py_DECREF(key);
-    if (text && !PyUnicode_Check(text)) {
-        Py_DECREF(text);
-        PyErr_SetString(PyExc_TypeError, "a token text is not a str");
-        return NULL;
+    PyObject *text = PyDict_GetItemWithError(texts, key);
+    if (text) {
+        Py_INCREF(text);
+        Py_DECREF(key);
+        return text;
     }
+    text = PyErr_Occurred() ? NULL : PyObject_GetItem(strings, key);
+    if (text && (!PyUnicode_Check(text) || PyDict_SetItem(texts, key, text) < 0)) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "a token text is not a str");
+        Py_CLEAR(text);
+    }
+    Py_DECREF(key);
     return text;
 }
 
 /* The piece number of lexeme `orth`, described and cached on first sight; -1 on error. */
-static int32_t lexeme_piece(TokenScan *self, uint64_t orth, PyObject *strings) {
+static int32_t lexeme_piece(TokenScan *self, uint64_t orth, PyObject *strings, PyObject *texts) {
     int32_t p = lexeme_find(self, orth);
     if (p >= 0) return p;
-    PyObject *text = lexeme_text(strings, orth), *d = NULL, *ids, *starts, *ends;
-    const char *brk;
-    int flags, lead, trail;
+    PyObject *text = lexeme_text(strings, texts, orth);
+    Piece piece;
     if (!text) return -1;
-    d = PyObject_CallOneArg(self->describe, text);
-    if (!d || description(d, &ids, &brk, &starts, &ends, &flags, &lead, &trail) < 0) goto fail;
-    Py_ssize_t n = PyList_GET_SIZE(ids);
-    Piece piece = {(int32_t)self->ids.len, (int32_t)n, (int32_t)PyUnicode_GET_LENGTH(text), (uint8_t)flags,
-                   (uint8_t)lead, (uint8_t)trail};
-    for (Py_ssize_t k = 0; k < n; k++) {
-        long id = PyLong_AsLong(PyList_GET_ITEM(ids, k));
-        if ((id == -1 && PyErr_Occurred()) || PUSH(self->ids, int32_t, (int32_t)id) < 0 ||
-            PUSH(self->brk, char, k + 1 < n ? brk[k] : 0) < 0)
-            goto fail;
-    }
+    int err = describe(self, text, &piece);
+    Py_DECREF(text);
+    if (err < 0) return -1;
+    piece.off = (int32_t)self->ids.len;
+    for (int32_t k = 0; k < piece.n; k++)
+        if (PUSH(self->ids, int32_t, AT(self->w.wid, int32_t, k)) < 0 ||
+            PUSH(self->brk, char, k + 1 < piece.n ? AT(self->w.br, char, k) : 0) < 0)
+            return -1;
     p = (int32_t)self->pieces.len;
-    if (PUSH(self->pieces, Piece, piece) < 0 || lexeme_insert(self, orth, p) < 0) goto fail;
-    Py_DECREF(text);
-    Py_DECREF(d);
+    if (PUSH(self->pieces, Piece, piece) < 0 || lexeme_insert(self, orth, p) < 0) return -1;
     return p;
-fail:
-    Py_DECREF(text);
-    Py_XDECREF(d);
-    return -1;
 }
 
 typedef struct {
-    uint8_t gap;      /* summary of the text since the last word */
-    int have_word;    /* a word came before */
-    int last_digit;   /* the last word ends with a digit */
+    uint8_t gap;    /* summary of the text since the last word */
+    int have_word;  /* a word came before */
+    int last_digit; /* the last word ends with a digit */
 } Joint;
 
 static int add_word(TokenScan *self, int32_t id, char brk, int32_t first, int32_t last) {
@@ -896,17 +950,19 @@ static int add_word(TokenScan *self, int32_t id, char brk, int32_t first, int32_
 
 /* The break between the last word so far and a piece's first word. */
 static void join_piece(TokenScan *self, Joint *j, uint8_t lead, int flags) {
-    if (j->have_word) AT(self->w_brk, char, self->w_brk.len - 1) = gap_is_break(join_gaps(j->gap, lead), j->last_digit && (flags & FIRST_DIGIT));
+    if (j->have_word)
+        AT(self->w_brk, char, self->w_brk.len - 1) = gap_is_break(join_gaps(j->gap, lead), j->last_digit && (flags & FIRST_DIGIT));
 }
 
-/* Tokens i..k, joined without a separator, described together as one piece of text. */
-static int chunk(TokenScan *self, const uint64_t *A, Py_ssize_t i, Py_ssize_t k, PyObject *strings, Joint *jt) {
-    PyObject *parts = PyList_New(0), *text = NULL, *empty = NULL, *d, *ids, *starts, *ends;
-    const char *brk;
-    int flags, lead, trail, rc = -1;
+/* Tokens i..k, joined without a separator, read together as one piece of text. */
+static int chunk(TokenScan *self, const uint64_t *A, int stride, Py_ssize_t i, Py_ssize_t k, PyObject *strings,
+                 PyObject *texts, Joint *jt) {
+    PyObject *parts = PyList_New(0), *text = NULL, *empty = NULL;
+    Piece p;
+    int rc = -1;
     if (!parts) return -1;
     for (Py_ssize_t t = i; t <= k; t++) {
-        PyObject *s = lexeme_text(strings, A[2 * t]);
+        PyObject *s = lexeme_text(strings, texts, A[stride * t]);
         if (!s || PyList_Append(parts, s) < 0) {
             Py_XDECREF(s);
             goto done;
@@ -914,40 +970,28 @@ static int chunk(TokenScan *self, const uint64_t *A, Py_ssize_t i, Py_ssize_t k,
         Py_DECREF(s);
     }
     empty = PyUnicode_FromString("");
-    if (!empty || !(text = PyUnicode_Join(empty, parts))) goto done;
-    d = PyDict_GetItemWithError(self->chunks, text);
-    if (!d) {
-        if (PyErr_Occurred()) goto done;
-        if (PyDict_GET_SIZE(self->chunks) >= MAX_PIECES) PyDict_Clear(self->chunks);
-        d = PyObject_CallOneArg(self->describe, text);
-        if (!d) goto done;
-        int err = PyDict_SetItem(self->chunks, text, d);
-        Py_DECREF(d); /* the dict holds it */
-        if (err < 0) goto done;
-    }
-    if (description(d, &ids, &brk, &starts, &ends, &flags, &lead, &trail) < 0) goto done;
-    Py_ssize_t n = PyList_GET_SIZE(ids);
-    if (n == 0) {
-        jt->gap = join_gaps(jt->gap, (uint8_t)lead);
+    if (!empty || !(text = PyUnicode_Join(empty, parts)) || describe(self, text, &p) < 0) goto done;
+    if (p.n == 0) {
+        jt->gap = join_gaps(jt->gap, p.lead);
         rc = 0;
         goto done;
     }
-    join_piece(self, jt, (uint8_t)lead, flags);
+    join_piece(self, jt, p.lead, p.flags);
     const int64_t *S = self->start.data;
     int64_t base = S[i];
-    for (Py_ssize_t w = 0; w < n; w++) {
-        long id = PyLong_AsLong(PyList_GET_ITEM(ids, w));
-        long a = PyLong_AsLong(PyList_GET_ITEM(starts, w)), b = PyLong_AsLong(PyList_GET_ITEM(ends, w));
-        if (PyErr_Occurred()) goto done;
+    for (int32_t w = 0; w < p.n; w++) {
+        Py_ssize_t a = AT(self->w.ws, Py_ssize_t, w), b = AT(self->w.we, Py_ssize_t, w);
         /* the last token of the chunk that starts at or before the word's first / last character */
         Py_ssize_t f = k, l = k;
         while (f > i && S[f] > base + a) f--;
         while (l > i && S[l] > base + b - 1) l--;
-        if (add_word(self, (int32_t)id, w + 1 < n ? brk[w] : 0, (int32_t)f, (int32_t)l) < 0) goto done;
+        if (add_word(self, AT(self->w.wid, int32_t, w), w + 1 < p.n ? AT(self->w.br, char, w) : 0, (int32_t)f,
+                     (int32_t)l) < 0)
+            goto done;
     }
     jt->have_word = 1;
-    jt->last_digit = (flags & LAST_DIGIT) != 0;
-    jt->gap = (uint8_t)trail;
+    jt->last_digit = (p.flags & LAST_DIGIT) != 0;
+    jt->gap = p.trail;
     rc = 0;
 done:
     Py_DECREF(parts);
@@ -956,10 +1000,116 @@ done:
     return rc;
 }
 
+static int token_array(PyObject *array, Py_buffer *b, int columns);
+
+/* --- a Doc's tokens read and its entity tags written in place ---------------------------------
+ * spaCy's TokenC and the start of its LexemeC (spacy/structs.pxd) and its Doc object
+ * (spacy/tokens/doc.pxd), mirrored as plain C (spaCy's own .pxd files need C++). They are used
+ * only once check_doc_layout() has found them to agree with what spaCy's Python API reports for
+ * a test Doc (object size, token count, user_data and spans objects, every token's orth, offset,
+ * space and entity fields); otherwise the Doc goes through to_array/from_array as before. */
+typedef struct {
+    uint64_t flags, lang, id, length, orth;
+} SpacyLexeme;
+
+typedef struct {
+    const SpacyLexeme *lex;
+    uint64_t morph;
+    int pos;
+    int spacy;
+    uint64_t tag;
+    int idx;
+    uint64_t lemma, norm;
+    int head;
+    uint64_t dep;
+    uint32_t l_kids, r_kids, l_edge, r_edge;
+    int sent_start, ent_iob;
+    uint64_t ent_type, ent_kb_id, ent_id;
+} SpacyToken;
+
+typedef struct {
+    PyObject_HEAD
+    void *vtab;
+    PyObject *mem, *vocab, *vector, *vector_norm, *tensor, *cats, *user_data, *spans;
+    SpacyToken *c;
+    float sentiment;
+    PyObject *user_hooks, *user_token_hooks, *user_span_hooks;
+    int has_unknown_spaces;
+    PyObject *context;
+    int length, max_length;
+    PyObject *noun_chunks_iterator, *weakref;
+} SpacyDoc;
+
+static PyTypeObject *doc_type = NULL; /* spaCy's Doc, once its layout is checked */
+
+/* check_doc_layout(doc, tokens): whether the mirrored layouts hold for `doc`, whose tokens are
+ * [(orth, idx, whitespace, ent_iob, ent_type, ent_kb_id)] as spaCy's API reports them; True
+ * enables the in-place paths for Docs of its type. */
+static PyObject *scan_check_doc_layout(PyObject *self, PyObject *args) {
+    PyObject *doc, *tokens, *user_data = NULL, *spans = NULL;
+    if (!PyArg_ParseTuple(args, "OO!", &doc, &PyList_Type, &tokens)) return NULL;
+    int ok = Py_TYPE(doc)->tp_basicsize == (Py_ssize_t)sizeof(SpacyDoc) && PyList_GET_SIZE(tokens) > 0;
+    const SpacyDoc *d = (const SpacyDoc *)doc;
+    if (ok) {
+        user_data = PyObject_GetAttrString(doc, "user_data");
+        spans = PyObject_GetAttrString(doc, "spans");
+        if (!user_data || !spans) {
+            Py_XDECREF(user_data);
+            Py_XDECREF(spans);
+            return NULL;
+        }
+        ok = d->user_data == user_data && d->spans == spans && d->length == PyList_GET_SIZE(tokens) && d->c != NULL;
+        Py_DECREF(user_data);
+        Py_DECREF(spans);
+    }
+    for (Py_ssize_t i = 0; ok && i < PyList_GET_SIZE(tokens); i++) {
+        unsigned long long orth, ent_type, ent_kb_id;
+        int idx, space, ent_iob;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(tokens, i), "KipiKK", &orth, &idx, &space, &ent_iob, &ent_type, &ent_kb_id))
+            return NULL;
+        const SpacyToken *t = &d->c[i];
+        ok = t->lex && t->lex->orth == orth && t->idx == idx && (t->spacy != 0) == (space != 0) && t->ent_iob == ent_iob &&
+             t->ent_type == ent_type && t->ent_kb_id == ent_kb_id;
+    }
+    if (ok && !doc_type) {
+        Py_INCREF(Py_TYPE(doc));
+        doc_type = Py_TYPE(doc);
+    }
+    return PyBool_FromLong(ok);
+}
+
+/* The (n, columns) ORTH, SPACY[, ENT_IOB] values of `obj`: a Doc read in place into `scratch`
+ * (*b untouched), or an array from Doc.to_array (*b holds its buffer: release it). */
+static int doc_tokens(PyObject *obj, int columns, Vec *scratch, Py_buffer *b, const uint64_t **A, Py_ssize_t *n) {
+    b->obj = NULL;
+    if (doc_type && PyObject_TypeCheck(obj, doc_type)) {
+        const SpacyDoc *d = (const SpacyDoc *)obj;
+        scratch->len = 0;
+        if (vec_reserve(scratch, (Py_ssize_t)columns * d->length + 1) < 0) return -1;
+        uint64_t *out = scratch->data;
+        for (int i = 0; i < d->length; i++) {
+            out[columns * i] = d->c[i].lex->orth;
+            out[columns * i + 1] = d->c[i].spacy != 0;
+            if (columns == 3) out[columns * i + 2] = (uint64_t)d->c[i].ent_iob;
+        }
+        *A = out;
+        *n = d->length;
+        return 0;
+    }
+    if (token_array(obj, b, columns) < 0) return -1;
+    *A = b->buf;
+    *n = b->len / (8 * columns);
+    return 0;
+}
+
+static void release(Py_buffer *b) {
+    if (b->obj) PyBuffer_Release(b);
+}
+
 /* The matches of a Doc's (n, 2) ORTH/SPACY array A into self->found (word triples), with the
  * tokens each word lies on in self->w_first / w_last and every token's start character in
  * self->start. */
-static int scan_tokens(TokenScan *self, const uint64_t *A, Py_ssize_t n, PyObject *strings) {
+static int scan_tokens(TokenScan *self, const uint64_t *A, Py_ssize_t n, int stride, PyObject *strings, PyObject *texts) {
     if (self->pieces.len >= MAX_PIECES) TokenScan_free_cache(self);
     self->tok.len = self->start.len = self->w_ids.len = self->w_brk.len = self->w_first.len = self->w_last.len = 0;
     self->found.len = 0;
@@ -967,11 +1117,11 @@ static int scan_tokens(TokenScan *self, const uint64_t *A, Py_ssize_t n, PyObjec
     /* 1. every token's piece, and where it starts in the text */
     int64_t offset = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        int32_t p = lexeme_piece(self, A[2 * i], strings);
+        int32_t p = lexeme_piece(self, A[stride * i], strings, texts);
         if (p < 0) return -1;
         AT(self->tok, int32_t, i) = p;
         AT(self->start, int64_t, i) = offset;
-        offset += AT(self->pieces, Piece, p).len + (A[2 * i + 1] ? 1 : 0);
+        offset += AT(self->pieces, Piece, p).len + (A[stride * i + 1] ? 1 : 0);
     }
     const Piece *P = self->pieces.data;
     const int32_t *T = self->tok.data;
@@ -979,9 +1129,9 @@ static int scan_tokens(TokenScan *self, const uint64_t *A, Py_ssize_t n, PyObjec
     Joint jt = {0, 0, 0};
     for (Py_ssize_t i = 0; i < n;) {
         Py_ssize_t k = i;
-        while (k + 1 < n && !A[2 * k + 1] && !(P[T[k]].flags & HARD_END) && !(P[T[k + 1]].flags & HARD_START)) k++;
+        while (k + 1 < n && !A[stride * k + 1] && !(P[T[k]].flags & HARD_END) && !(P[T[k + 1]].flags & HARD_START)) k++;
         if (k > i) {
-            if (chunk(self, A, i, k, strings, &jt) < 0) return -1;
+            if (chunk(self, A, stride, i, k, strings, texts, &jt) < 0) return -1;
         } else {
             const Piece *e = &P[T[i]];
             if (e->n == 0) {
@@ -1004,21 +1154,26 @@ static int scan_tokens(TokenScan *self, const uint64_t *A, Py_ssize_t n, PyObjec
                 &self->found);
 }
 
-static int orth_spacy(PyObject *array, Py_buffer *b) {
+static int token_array(PyObject *array, Py_buffer *b, int columns) {
     if (PyObject_GetBuffer(array, b, PyBUF_C_CONTIGUOUS) < 0) return -1;
-    if (b->len % 16) {
+    if (b->len % (8 * columns)) {
         PyBuffer_Release(b);
-        PyErr_SetString(PyExc_ValueError, "expected an (n, 2) uint64 array of ORTH and SPACY");
+        PyErr_Format(PyExc_ValueError, "expected an (n, %d) uint64 array of ORTH, SPACY%s", columns,
+                     columns == 3 ? " and ENT_IOB" : "");
         return -1;
     }
     return 0;
 }
 
 static PyObject *TokenScan_matches(TokenScan *self, PyObject *args) {
-    PyObject *array, *strings, *result = NULL;
+    PyObject *array, *strings, *texts, *result = NULL;
     Py_buffer b;
-    if (!PyArg_ParseTuple(args, "OO", &array, &strings) || orth_spacy(array, &b) < 0) return NULL;
-    if (scan_tokens(self, b.buf, b.len / 16, strings) < 0) goto done;
+    const uint64_t *A;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OOO!", &array, &strings, &PyDict_Type, &texts) ||
+        doc_tokens(array, 2, &self->arr, &b, &A, &n) < 0)
+        return NULL;
+    if (scan_tokens(self, A, n, 2, strings, texts) < 0) goto done;
     Py_ssize_t m = self->found.len / 3;
     result = PyList_New(m);
     if (!result) goto done;
@@ -1036,20 +1191,22 @@ static PyObject *TokenScan_matches(TokenScan *self, PyObject *args) {
         PyList_SET_ITEM(result, q, t);
     }
 done:
-    PyBuffer_Release(&b);
+    release(&b);
     return result;
 }
 
 /* --- the dictionary's output for exact matches only, in a Doc without entities ---------------
- * TokenScan.annotate(orth_spacy, strings, rows, row_info, assign, ents) is what
+ * TokenScan.annotate(orth_spacy_iob, strings, texts, rows, row_info, assign, ents, values) is what
  * pipeline.dictionary.DictionaryMatcher.annotate does (its Python path stays the reference and
  * the tests compare the two) when the matches are exact ones only and the Doc has no entities
  * yet: every fusion policy then takes the longest spans, earliest first (all scores are 1.0).
- * `rows` is the component's cache alias row -> (ids, label), filled by `row_info(row)`; assign
- * 0/1/2 = "unambiguous"/"top"/"never"; ents 0 = leave the entities alone ("spans_only"), 1 = no
- * entities ("ner_only"), 2 = the longest spans. Returns (the Doc's ENT_IOB/ENT_TYPE/ENT_KB_ID
- * as (n, 3) uint64 bytes, or None with ents 0; the span group as [(start, end, label, kb_id,
- * ids)] by (start, end)). */
+ * `orth_spacy_iob` is the Doc's (n, 3) array of ORTH, SPACY and ENT_IOB; `rows` the component's
+ * cache alias row -> (ids, label), filled by `row_info(row)`; assign 0/1/2 =
+ * "unambiguous"/"top"/"never"; ents 0 = leave the entities alone ("spans_only"), 1 = no entities
+ * ("ner_only"), 2 = the longest spans; `values` None, or where the spans' extension values go
+ * (span_values). Returns None where the Doc has entities already, else (the Doc's
+ * ENT_IOB/ENT_TYPE/ENT_KB_ID as (n, 3) uint64 bytes, or None with ents 0; the span group as
+ * [(start, end, label, kb_id, ids)] by (start, end)). */
 typedef struct {
     int32_t start, end;
     PyObject *label; /* borrowed from the row cache */
@@ -1175,17 +1332,52 @@ static int string_hash(PyObject *strings, PyObject *s, uint64_t *out) {
     return PyErr_Occurred() ? -1 : 0;
 }
 
+/* The span's extension values (score, source, candidates) written into doc.user_data under
+ * spaCy's own keys ("._.", name, start char, end char): `values` is (user_data, prefix, score name,
+ * source name, candidates name, score, source) (extensions.set_span_values does the same). */
+static int span_values(TokenScan *self, PyObject *values, const Cand *c) {
+    if (!PyTuple_Check(values) || PyTuple_GET_SIZE(values) != 7 || !PyDict_Check(PyTuple_GET_ITEM(values, 0))) {
+        PyErr_SetString(PyExc_TypeError, "values must be (user_data, prefix, score, source, candidates names, score, "
+                                         "source)");
+        return -1;
+    }
+    const Piece *P = self->pieces.data;
+    const int32_t *T = self->tok.data;
+    const int64_t *S = self->start.data;
+    PyObject *data = PyTuple_GET_ITEM(values, 0), *prefix = PyTuple_GET_ITEM(values, 1);
+    PyObject *a = PyLong_FromLongLong(S[c->start]), *b = PyLong_FromLongLong(S[c->end - 1] + P[T[c->end - 1]].len);
+    int rc = (a && b) ? 0 : -1;
+    PyObject *value[3] = {PyTuple_GET_ITEM(values, 5), PyTuple_GET_ITEM(values, 6), c->ids};
+    for (int k = 0; k < 3 && rc == 0; k++) {
+        PyObject *key = PyTuple_Pack(4, prefix, PyTuple_GET_ITEM(values, 2 + k), a, b);
+        rc = key ? PyDict_SetItem(data, key, value[k]) : -1;
+        Py_XDECREF(key);
+    }
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    return rc;
+}
+
 static PyObject *TokenScan_annotate(TokenScan *self, PyObject *args) {
-    PyObject *array, *strings, *rows, *row_info, *result = NULL, *ent_bytes = NULL, *group = NULL;
+    PyObject *array, *strings, *texts, *rows, *row_info, *values, *result = NULL, *ent_bytes = NULL, *group = NULL;
     int assign, ents;
     Py_buffer b;
     Cand *C = NULL, **order = NULL;
     Py_ssize_t nc = 0;
-    if (!PyArg_ParseTuple(args, "OOO!Oii", &array, &strings, &PyDict_Type, &rows, &row_info, &assign, &ents) ||
-        orth_spacy(array, &b) < 0)
+    const uint64_t *A;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OOO!O!OiiO", &array, &strings, &PyDict_Type, &texts, &PyDict_Type, &rows, &row_info,
+                          &assign, &ents, &values) ||
+        doc_tokens(array, 3, &self->arr, &b, &A, &n) < 0)
         return NULL;
-    Py_ssize_t n = b.len / 16;
-    if (scan_tokens(self, b.buf, n, strings) < 0 || (nc = candidates(self, rows, row_info, &C)) < 0) goto done;
+    SpacyDoc *in_place = b.obj ? NULL : (SpacyDoc *)array; /* a Doc whose entity tags are written here */
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (A[3 * i + 2] == 3) { /* a "B": the Doc has entities already; the Python path fuses them */
+            Py_INCREF(Py_None);
+            result = Py_None;
+            goto done;
+        }
+    if (scan_tokens(self, A, n, 3, strings, texts) < 0 || (nc = candidates(self, rows, row_info, &C)) < 0) goto done;
     order = PyMem_Malloc((size_t)(nc ? nc : 1) * sizeof(Cand *));
     if (!order) {
         PyErr_NoMemory();
@@ -1242,6 +1434,19 @@ static PyObject *TokenScan_annotate(TokenScan *self, PyObject *args) {
                          : Py_BuildValue("(iiOsO)", c->start, c->end, c->label, "", c->ids);
         if (!t) goto done;
         PyList_SET_ITEM(group, k, t);
+        if (values != Py_None && span_values(self, values, c) < 0) goto done;
+    }
+    if (ent_bytes && in_place) {
+        /* what Doc.from_array([ENT_IOB, ENT_TYPE, ENT_KB_ID], ...) does, token by token */
+        const uint64_t *E = (const uint64_t *)PyBytes_AS_STRING(ent_bytes);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            in_place->c[i].ent_iob = (int)E[3 * i];
+            in_place->c[i].ent_type = E[3 * i + 1];
+            in_place->c[i].ent_kb_id = E[3 * i + 2];
+        }
+        Py_DECREF(ent_bytes);
+        ent_bytes = Py_True;
+        Py_INCREF(ent_bytes);
     }
     result = PyTuple_Pack(2, ent_bytes ? ent_bytes : Py_None, group);
 done:
@@ -1250,21 +1455,55 @@ done:
     PyMem_Free(order);
     Py_XDECREF(ent_bytes);
     Py_XDECREF(group);
-    PyBuffer_Release(&b);
+    release(&b);
     return result;
 }
 
+static PyObject *TokenScan_describe(TokenScan *self, PyObject *text) {
+    Piece p;
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "describe() takes a str");
+        return NULL;
+    }
+    if (describe(self, text, &p) < 0) return NULL;
+    PyObject *ids = PyList_New(p.n), *starts = PyList_New(p.n), *ends_ = PyList_New(p.n), *r = NULL;
+    if (!ids || !starts || !ends_) goto done;
+    for (int32_t k = 0; k < p.n; k++) {
+        PyObject *a = PyLong_FromLong(AT(self->w.wid, int32_t, k)), *b = PyLong_FromSsize_t(AT(self->w.ws, Py_ssize_t, k)),
+                 *c = PyLong_FromSsize_t(AT(self->w.we, Py_ssize_t, k));
+        if (!a || !b || !c) {
+            Py_XDECREF(a);
+            Py_XDECREF(b);
+            Py_XDECREF(c);
+            goto done;
+        }
+        PyList_SET_ITEM(ids, k, a);
+        PyList_SET_ITEM(starts, k, b);
+        PyList_SET_ITEM(ends_, k, c);
+    }
+    r = Py_BuildValue("(Oy#OOiii)", ids, p.n > 1 ? (const char *)self->w.br.data : "", (Py_ssize_t)(p.n > 1 ? p.n - 1 : 0),
+                      starts, ends_,
+                      (int)p.flags, (int)p.lead, (int)p.trail);
+done:
+    Py_XDECREF(ids);
+    Py_XDECREF(starts);
+    Py_XDECREF(ends_);
+    return r;
+}
+
 static PyObject *TokenScan_cached(TokenScan *self, PyObject *noargs) {
-    return Py_BuildValue("(nn)", self->pieces.len, PyDict_GET_SIZE(self->chunks));
+    return PyLong_FromSsize_t(self->pieces.len);
 }
 
 static PyMethodDef TokenScan_methods[] = {
     {"matches", (PyCFunction)TokenScan_matches, METH_VARARGS,
-     "matches(orth_spacy, strings) -> [(first token, end token, alias row, start char, end char)]"},
+     "matches(orth_spacy, strings, texts) -> [(first token, end token, alias row, start char, end char)]"},
     {"annotate", (PyCFunction)TokenScan_annotate, METH_VARARGS,
-     "annotate(orth_spacy, strings, rows, row_info, assign, ents) -> (ENT array bytes or None, "
+     "annotate(orth_spacy_iob, strings, texts, rows, row_info, assign, ents, values) -> (ENT array bytes or None, "
      "[(start, end, label, kb_id, ids)])"},
-    {"cached", (PyCFunction)TokenScan_cached, METH_NOARGS, "cached() -> (lexemes described, multi-token pieces)"},
+    {"describe", (PyCFunction)TokenScan_describe, METH_O,
+     "describe(text) -> (ids, breaks, starts, ends, flags, lead, trail): matching.exact.describe_piece"},
+    {"cached", (PyCFunction)TokenScan_cached, METH_NOARGS, "cached() -> how many lexemes are described"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1274,7 +1513,8 @@ static PyTypeObject TokenScanType = {
     .tp_basicsize = sizeof(TokenScan),
     .tp_dealloc = (destructor)TokenScan_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "TokenScan(index, describe, max_words): exact matches over a Doc's ORTH/SPACY array",
+    .tp_doc = "TokenScan(index, char_fn, word_fn, acronym_max_len, fold_plurals, max_words): exact matches over a "
+              "Doc's ORTH/SPACY array",
     .tp_methods = TokenScan_methods,
     .tp_init = (initproc)TokenScan_init,
     .tp_new = PyType_GenericNew,
@@ -2318,6 +2558,9 @@ static PyMethodDef module_methods[] = {
     {"shortlist", scan_shortlist, METH_VARARGS,
      "shortlist(grams, ptr, post, key_len, q, max_edits, lo, hi, gram_rows, gram_len[, directory]) -> uint32 rows "
      "as bytes, or None"},
+    {"check_doc_layout", scan_check_doc_layout, METH_VARARGS,
+     "check_doc_layout(doc, [(orth, idx, whitespace, ent_iob, ent_type, ent_kb_id)]) -> whether Docs can be read and "
+     "written in place"},
     {"doc_layout", scan_doc_layout, METH_VARARGS,
      "doc_layout(orth_spacy, cache, strings) -> (text, token starts, token ends)"},
     {"build", scan_build, METH_VARARGS,

@@ -6,10 +6,9 @@ Matching walks words, not spaCy tokens, so it does not depend on how the tokeniz
 
 import re
 from dataclasses import dataclass
-from functools import partial
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from spacy.attrs import ORTH, SPACY
+from spacy.attrs import ENT_IOB, ORTH, SPACY
 from spacy.tokens import Doc
 
 from ..kb import KnowledgeBase
@@ -18,6 +17,38 @@ from ..text import NormalizedText
 from .native import extension
 
 _native = extension()
+_TOKEN_TEXTS: Dict[int, str] = {}  # orth -> text; an orth is a hash of the text, so this holds for every vocab
+_TOKEN_TEXTS_MAX = 1 << 20
+_ANNOTATE_ATTRS = [ORTH, SPACY, ENT_IOB]
+
+
+_IN_PLACE: Optional[bool] = None
+
+
+def docs_in_place() -> bool:
+    """Whether the compiled paths read a Doc's tokens and write its entity tags in place (spaCy's
+    structures as `matching/_scan.c` mirrors them, checked once on a test Doc), rather than
+    through `Doc.to_array` / `Doc.from_array`."""
+    global _IN_PLACE
+    if _IN_PLACE is None:
+        _IN_PLACE = False
+        if _native is not None:
+            from spacy.tokens import Span
+            from spacy.vocab import Vocab
+
+            doc = Doc(Vocab(), words=["Aa", "b", "cc", "d\u00e9", "e"], spaces=[True, False, True, False, False])
+            doc.ents = [Span(doc, 1, 3, label="X", kb_id="Y"), Span(doc, 4, 5, label="Z")]
+            tokens = [(t.orth, t.idx, bool(t.whitespace_), t.ent_iob, t.ent_type, t.ent_kb_id) for t in doc]
+            _IN_PLACE = bool(_native.check_doc_layout(doc, tokens))
+    return _IN_PLACE
+
+
+def token_texts() -> Dict[int, str]:
+    """This process's cache of token texts by orth, for the compiled paths (the StringStore
+    decodes a new str on every look-up); emptied when full."""
+    if len(_TOKEN_TEXTS) > _TOKEN_TEXTS_MAX:
+        _TOKEN_TEXTS.clear()
+    return _TOKEN_TEXTS
 
 # A match never crosses a gap (the original text between two words) holding one of these,
 # except a comma or period between two digits ("1,2-dichloroethane", "1.5").
@@ -93,7 +124,12 @@ class ExactMatcher:
         self.max_words = max_words
         self._tokens = None
         if _native is not None and kb.word_index is not None:
-            self._tokens = _native.TokenScan(kb.word_index, partial(describe_piece, kb), max_words)
+            norm = kb.normalizer
+            self._tokens = _native.TokenScan(kb.word_index, norm._char, norm._word, norm.config.acronym_max_len,
+                                             norm.config.fold_plurals, max_words)
+
+    def __reduce__(self):  # the compiled scan is rebuilt, not pickled (nlp.pipe(n_process=...) with spawn)
+        return (ExactMatcher, (self.kb, self.max_words))
 
     def scan_tokens(self, doc: Doc) -> Optional[List[Tuple[int, int, int, int, int]]]:
         """The matches of `scan(doc.text)` as (first token, end token, alias row, start char,
@@ -102,15 +138,19 @@ class ExactMatcher:
         the KB has no word index or the extension is not built."""
         if self._tokens is None:
             return None
-        return self._tokens.matches(doc.to_array([ORTH, SPACY]), doc.vocab.strings)
+        return self._tokens.matches(doc if docs_in_place() else doc.to_array([ORTH, SPACY]), doc.vocab.strings,
+                                    token_texts())
 
-    def annotate_tokens(self, doc: Doc, rows: dict, row_info, assign: int, ents: int):
+    def annotate_tokens(self, doc: Doc, rows: dict, row_info, assign: int, ents: int, values):
         """The dictionary's output for exact matches in a Doc without entities, in compiled code
-        (`matching/_scan.c` TokenScan.annotate, which says what the arguments are); None where
-        the KB has no word index or the extension is not built."""
+        (`matching/_scan.c` TokenScan.annotate, which says what the arguments are; its entity
+        tags come back as an array for `Doc.from_array`, or True where they were written in
+        place); None where the Doc has entities, the KB has no word index or the extension is
+        not built."""
         if self._tokens is None:
             return None
-        return self._tokens.annotate(doc.to_array([ORTH, SPACY]), doc.vocab.strings, rows, row_info, assign, ents)
+        return self._tokens.annotate(doc if docs_in_place() else doc.to_array(_ANNOTATE_ATTRS), doc.vocab.strings,
+                                     token_texts(), rows, row_info, assign, ents, values)
 
     def scan(self, text: str) -> Tuple[NormalizedText, Sequence[bool], List[Match], Optional[List[bool]]]:
         """Normalise `text`, find its word breaks, its exact matches and (compiled only) which

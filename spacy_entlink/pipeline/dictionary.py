@@ -18,12 +18,12 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 
 from ..errors import ConfigError, EntlinkError, check_choice
-from ..extensions import install_extensions, set_span_values
+from ..extensions import install_extensions, set_span_values, span_value_keys
 from ..files import atomic_folder, unpack_files
 from ..kb import KnowledgeBase
 from ..kb.registry import KBSource, resolve_kb
 from ..matching.abbreviations import find_abbreviations
-from ..matching.exact import ExactMatcher
+from ..matching.exact import ExactMatcher, token_texts
 from ..matching.fusion import FUSION_POLICIES, SpanCandidate, fuse, merge_same_boundaries
 from ..matching.fuzzy import FuzzyMatcher
 from ..matching.native import extension
@@ -367,19 +367,21 @@ class DictionaryMatcher(Pipe):
         policy = fusion or self.cfg["fusion"]
         check_choice("fusion", policy, FUSION_POLICIES)
         key = self.cfg["spans_key"]
+        if len(doc) == 0:
+            doc.spans[key] = []
+            return doc
+        if not (reuse or self.excluded or self._fuzzy is not None or self.cfg["abbreviations"]
+                or self.cfg["alignment_mode"] != "expand") and self._annotate_exact(doc, policy):
+            return doc
         ner = [
             SpanCandidate(e.start, e.end, e.label_, 1.0, ["ner"], [e.kb_id_] if e.kb_id_ else [])
             for e in doc.ents
         ]
-        if len(doc) == 0:
-            doc.spans[key] = []
-            return doc
-        if not (reuse or ner or self.excluded or self._fuzzy is not None or self.cfg["abbreviations"]
-                or self.cfg["alignment_mode"] != "expand") and self._annotate_exact(doc, policy):
-            return doc
-        pool = self._pool_from_spans(doc) if reuse else merge_same_boundaries(self._dictionary_spans(doc), copy=False)
-        if self.cfg["abbreviations"]:
-            self._abbreviations(doc, pool, ner, doc_layout(doc))
+        layout = doc_layout(doc) if self.cfg["abbreviations"] else None  # else made by _dictionary_spans where needed
+        pool = (self._pool_from_spans(doc) if reuse
+                else merge_same_boundaries(self._dictionary_spans(doc, layout=layout), copy=False))
+        if layout is not None:
+            self._abbreviations(doc, pool, ner, layout)
         for e in ner:
             if not e.ids:
                 same = pool.get((e.start, e.end))
@@ -414,24 +416,25 @@ class DictionaryMatcher(Pipe):
     def _annotate_exact(self, doc: Doc, policy: str) -> bool:
         """`annotate` in compiled code where it applies (exact matches only, none excluded, no
         abbreviations, no entities in the Doc yet: then every policy but "ner_only" and
-        "spans_only" takes the longest matches); False where the extension or the KB's word
-        index is missing."""
+        "spans_only" takes the longest matches); False where the Doc has entities or the
+        extension or the KB's word index is missing."""
         if len(self._row_ids) > _ROW_IDS_MAX:
             self._row_ids.clear()
+        keys = span_value_keys(doc)
         out = self._exact.annotate_tokens(
             doc, self._row_ids, self._row_info, ASSIGN_KB_ID.index(self.cfg["assign_kb_id"]),
             0 if policy == "spans_only" else 1 if policy == "ner_only" else 2,
+            None if keys is None else (*keys, 1.0, "exact"),
         )
         if out is None:
             return False
         ents, group = out
-        if ents is not None:
+        if ents is not None and ents is not True:  # True: written in place
             doc.from_array(_ENT_ATTRS, numpy.frombuffer(ents, dtype="uint64").reshape(len(doc), 3))
-        spans = []
-        for start, end, label, kb_id, ids in group:
-            span = Span(doc, start, end, label=label, kb_id=kb_id)
-            set_span_values(span, span.start_char, span.end_char, 1.0, "exact", ids)
-            spans.append(span)
+        spans = [Span(doc, start, end, label=label, kb_id=kb_id) for start, end, label, kb_id, _ in group]
+        if keys is None:  # pragma: no cover - a spaCy that keys extension values otherwise
+            for span, (*_, ids) in zip(spans, group):
+                set_span_values(span, span.start_char, span.end_char, 1.0, "exact", ids)
         doc.spans[self.cfg["spans_key"]] = spans
         return True
 
@@ -520,8 +523,6 @@ class DictionaryMatcher(Pipe):
 
 
 _ROW_IDS_MAX = 1 << 18  # alias rows whose ids and label a component keeps (the KB never changes under it)
-_TOKEN_TEXTS: Dict[int, str] = {}  # orth -> text; an orth is a hash of the text, so this holds for every vocab
-_TOKEN_TEXTS_MAX = 1 << 20
 _ENT_ATTRS = [ENT_IOB, ENT_TYPE, ENT_KB_ID]
 _OUTSIDE = (2, 0, 0)
 
@@ -553,9 +554,7 @@ def doc_layout(doc: Doc) -> Tuple[str, List[int], List[int]]:
     `token.idx` build a Token object per token, which costs as much as matching the text)."""
     if _native is None:
         return doc.text, [t.idx for t in doc], [t.idx + len(t.text) for t in doc]
-    if len(_TOKEN_TEXTS) > _TOKEN_TEXTS_MAX:
-        _TOKEN_TEXTS.clear()
-    return _native.doc_layout(doc.to_array([ORTH, SPACY]), _TOKEN_TEXTS, doc.vocab.strings)
+    return _native.doc_layout(doc.to_array([ORTH, SPACY]), token_texts(), doc.vocab.strings)
 
 
 def expand_to_tokens(text: str, starts: List[int], start: int, end: int) -> Optional[Tuple[int, int]]:

@@ -2,7 +2,6 @@
 path it replaces: the same matches, aligned like `doc.char_span(..., "expand")`, on any text and
 any tokenisation; and the component's compiled output against its Python path."""
 
-from functools import partial
 
 import pytest
 import spacy
@@ -12,7 +11,6 @@ from spacy.attrs import ENT_IOB, ENT_KB_ID, ENT_TYPE
 from spacy.tokens import Doc, Span
 
 from spacy_entlink.kb import EntityRecord, KnowledgeBase, word_index
-from spacy_entlink.matching import exact
 from spacy_entlink.matching.exact import ExactMatcher, describe_piece
 from spacy_entlink.pipeline.dictionary import doc_layout, expand_to_tokens
 
@@ -89,30 +87,36 @@ def test_the_token_scan_equals_the_text_path_on_random_kbs(tmp_path_factory, dat
         assert matcher.scan_tokens(doc) == text_path(kb, doc)
 
 
-def test_each_lexeme_is_described_once(demo_kb, monkeypatch):
-    calls = []
-    monkeypatch.setattr(exact, "describe_piece", lambda kb, text: calls.append(text) or describe_piece(kb, text))
+@fuzz_settings(300)
+@example(text="Crohn's")
+@example(text="")
+@example(text=" 1, ")
+@example(text="\u00adx\u0301")
+@given(text=texts(NAMES))
+def test_the_compiled_description_of_a_piece_equals_the_python_reference(demo_kb, text):
+    assert ExactMatcher(demo_kb)._tokens.describe(text) == describe_piece(demo_kb, text)
+
+
+def test_each_lexeme_is_described_once(demo_kb):
     matcher = ExactMatcher(demo_kb)
     doc = NLP.make_doc("juvenile diabetes and juvenile diabetes, Crohn's disease and Crohn's disease")
-    found = matcher.scan_tokens(doc)
-    assert len(found) == len(text_path(demo_kb, doc)) > 0
-    assert sorted(calls) == sorted({t.text for t in doc} | {"Crohn's"})  # "Crohn" + "'s" read as one piece
-    assert matcher._tokens.cached() == (len({t.text for t in doc}), 1)
+    assert len(matcher.scan_tokens(doc)) == len(text_path(demo_kb, doc)) > 0
+    assert matcher._tokens.cached() == len({t.orth for t in doc})
     matcher.scan_tokens(NLP.make_doc("juvenile diabetes"))
-    assert len(calls) == len({t.text for t in doc}) + 1
+    assert matcher._tokens.cached() == len({t.orth for t in doc})
 
 
-def test_a_describe_function_that_breaks_its_contract_gets_a_clear_error(demo_kb):
+def test_bad_arguments_get_a_clear_error(demo_kb):
     from spacy_entlink.matching import _scan
 
-    scan = _scan.TokenScan(demo_kb.word_index, lambda text: ("no",), 12)
-    with pytest.raises(TypeError, match="describe"):
-        scan.matches(NLP.make_doc("diabetes").to_array(["ORTH", "SPACY"]), NLP.vocab.strings)
-    good = _scan.TokenScan(demo_kb.word_index, partial(describe_piece, demo_kb), 12)
-    with pytest.raises(ValueError, match="ORTH and SPACY"):
-        good.matches(b"12345", NLP.vocab.strings)
+    norm = demo_kb.normalizer
     with pytest.raises(TypeError):
-        _scan.TokenScan("not an index", partial(describe_piece, demo_kb), 12)
+        _scan.TokenScan("not an index", norm._char, norm._word, 5, True, 12)
+    scan = _scan.TokenScan(demo_kb.word_index, norm._char, norm._word, 5, True, 12)
+    with pytest.raises(ValueError, match="ORTH, SPACY"):
+        scan.matches(b"12345", NLP.vocab.strings, {})
+    with pytest.raises(TypeError, match="str"):
+        scan.describe(b"bytes")
 
 
 # --- the component: compiled output = Python path ----------------------------------------------
@@ -162,16 +166,23 @@ def test_the_compiled_output_equals_the_python_path(components, text, policy, as
 
 def test_the_compiled_path_runs_where_it_applies_and_not_elsewhere(components, demo_kb, monkeypatch):
     comp = components["keep_ner", "unambiguous"]
-    used = []
+    answers = []
     real = comp._exact.annotate_tokens
-    monkeypatch.setattr(comp._exact, "annotate_tokens", lambda *a: used.append(1) or real(*a))
+    monkeypatch.setattr(comp._exact, "annotate_tokens", lambda *a: answers.append(real(*a)) or answers[-1])
     doc = comp(NLP.make_doc("juvenile diabetes and heart attack"))
-    assert used == [1] and [e.text for e in doc.ents] == ["juvenile diabetes", "heart attack"]
-    # a Doc with entities already: the Python path keeps them (keep_ner)
+    assert len(answers) == 1 and answers[0] is not None
+    assert [e.text for e in doc.ents] == ["juvenile diabetes", "heart attack"]
+    # a Doc with entities already: the compiled path declines, the Python path keeps them (keep_ner)
     doc = NLP.make_doc("Juvenile diabetes and heart attack")
     doc.ents = [Span(doc, 0, 1, label="PERSON")]
     comp(doc)
-    assert used == [1] and [(e.text, e.label_) for e in doc.ents] == [("Juvenile", "PERSON"), ("heart attack", "Disease")]
+    assert len(answers) == 2 and answers[1] is None
+    assert [(e.text, e.label_) for e in doc.ents] == [("Juvenile", "PERSON"), ("heart attack", "Disease")]
+    # with fuzzy matching, exclusions or abbreviations it is not tried at all
+    comp.excluded = {"heart attack"}
+    comp(NLP.make_doc("juvenile diabetes and heart attack"))
+    comp.excluded = set()
+    assert len(answers) == 2
 
 
 def test_huge_and_empty_docs(components):
@@ -186,3 +197,38 @@ def test_huge_and_empty_docs(components):
     assert list(empty.ents) == [] and list(empty.spans["entlink_candidates"]) == []
     blank = comp(NLP.make_doc("   \n\n  "))
     assert list(blank.ents) == [] and [t.ent_iob_ for t in blank] == ["O"] * len(blank)
+
+
+def test_a_pickled_component_matches_the_same(components):
+    import pickle
+
+    comp = components["dictionary_only", "unambiguous"]
+    copy = pickle.loads(pickle.dumps(comp))
+    text = "Crohn's disease and juvenile diabetes"
+    assert output(copy(NLP.make_doc(text))) == output(comp(NLP.make_doc(text)))
+
+
+def test_docs_read_in_place_give_what_to_array_gives(demo_kb, monkeypatch):
+    from spacy_entlink.matching import exact as exact_module
+
+    if not exact_module.docs_in_place():
+        pytest.skip("this spaCy's Doc layout is not the mirrored one: the array path is the only one")
+    text = "Crohn's disease and juvenile diabetes (JD); 1,2-diabetes heart attack."
+    matcher = ExactMatcher(demo_kb)
+    in_place = matcher.scan_tokens(NLP.make_doc(text))
+    monkeypatch.setattr(exact_module, "_IN_PLACE", False)
+    assert matcher.scan_tokens(NLP.make_doc(text)) == in_place and in_place
+    comp = spacy.blank("en").add_pipe("entlink_dictionary", config={"fuzzy": False, "abbreviations": False})
+    comp.set_kb(demo_kb)
+    via_array = output(comp(NLP.make_doc(text)))
+    monkeypatch.setattr(exact_module, "_IN_PLACE", True)
+    assert output(comp(NLP.make_doc(text))) == via_array
+
+
+def test_a_doc_of_another_layout_is_refused(demo_kb):
+    from spacy_entlink.matching import _scan
+
+    doc = NLP.make_doc("a b")
+    wrong = [(t.orth + 1, t.idx, bool(t.whitespace_), t.ent_iob, t.ent_type, t.ent_kb_id) for t in doc]
+    assert _scan.check_doc_layout(doc, wrong) is False
+    assert _scan.check_doc_layout(object(), wrong) is False
