@@ -218,6 +218,11 @@ class KnowledgeBase:
     def get_id(self, row: int) -> str:
         return self._ids.restore_key(int(row))
 
+    def get_ids(self, rows: Iterable[int]) -> List[str]:
+        """`get_id` of every row (one call for many)."""
+        restore = self._ids.restore_key
+        return [restore(int(r)) for r in rows]
+
     def get_name(self, row: int) -> str:
         return self._names[row]
 

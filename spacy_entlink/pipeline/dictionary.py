@@ -233,8 +233,7 @@ class DictionaryMatcher(Pipe):
                 label = kb.get_type(r)
                 if label:
                     break
-            get_id = kb.get_id
-            return [get_id(r) for r in rows], label or self.cfg["default_label"]
+            return kb.get_ids(rows), label or self.cfg["default_label"]
         ids, label = [], ""
         for r in rows:
             t = kb.get_type(r)
