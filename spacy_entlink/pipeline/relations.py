@@ -64,22 +64,29 @@ ENTITY_MODES = ("doc", "predict")
 AGGREGATES = ("mention", "kb_id")
 
 
+CANDIDATE_TEXTS = ("name+description", "name")
+
+
 def relation_reader_model(name: str = "", retriever: str = "", max_candidates: int = 8, max_span_width: int = 10,
-                          hidden: int = 256, max_text_tokens: int = 256) -> Model:
+                          hidden: int = 256, max_text_tokens: int = 256,
+                          candidate_text: str = "name+description") -> Model:
     """`spacy_entlink.RelationReader.v1`: the reader (and retriever) of `entlink_relations`.
 
     `name`: the reader's Hugging Face encoder (empty: the embedded all-MiniLM-L6-v2);
     `retriever`: the retriever's encoder (empty: the embedded MiniLM), used only when there
-    are more relation types than `max_candidates` (the reader's candidate markers).
+    are more relation types than `max_candidates` (the reader's candidate markers);
+    `candidate_text`: what the reader reads after each candidate's marker, "name+description"
+    or "name" (a shorter input, so a faster reader; the retriever always embeds both).
     Weights load when the component is initialised or read from disk.
     """
     if max_candidates < 1 or max_span_width < 1 or hidden < 8 or max_text_tokens < 16:
         raise ConfigError("spacy_entlink.RelationReader.v1: max_candidates and max_span_width must be >= 1, "
                           "hidden >= 8 and max_text_tokens >= 16")
+    check_choice("candidate_text", candidate_text, CANDIDATE_TEXTS)
     return Model("entlink_relation_reader", _no_forward,
                  attrs={"name": name or "", "retriever": retriever or "", "max_candidates": int(max_candidates),
                         "max_span_width": int(max_span_width), "hidden": int(hidden),
-                        "max_text_tokens": int(max_text_tokens)})
+                        "max_text_tokens": int(max_text_tokens), "candidate_text": candidate_text})
 
 
 def _no_forward(model: Model, X: Any, is_train: bool):
@@ -237,6 +244,11 @@ class RelationExtractor(TorchPipe):
             out.append(chosen)
         return out
 
+    def _reader_text(self, type_index: int) -> str:
+        """What the reader reads after a candidate's marker (the model's `candidate_text`)."""
+        t = self.types[type_index]
+        return t.words if self.model.attrs.get("candidate_text") == "name" else t.text
+
     def _inputs(self, docs: Sequence[Doc], *, gold: bool) -> Tuple[List[ReaderInput], List[Tuple[int, Window, List[Arg], List[int]]]]:
         """Reader inputs of every window of `docs` and, per input, (doc index, window,
         entity arguments as (start, end, label, kb_id) doc token offsets, candidate types)."""
@@ -264,7 +276,7 @@ class RelationExtractor(TorchPipe):
         for (d, w, args, _, pairs), cand in zip(plans, cands):
             doc = docs[d]
             x = ReaderInput([t.text for t in doc[w.start : w.end]], [(a[0] - w.start, a[1] - w.start) for a in args],
-                            [self.types[c].text for c in cand], enumerate_spans=predict_entities)
+                            [self._reader_text(c) for c in cand], enumerate_spans=predict_entities)
             pos = {c: k for k, c in enumerate(cand)}
             for (i, j), labels in pairs.items():
                 for label in labels:

@@ -21,10 +21,15 @@ class RelationType:
     tail_types: Tuple[str, ...] = field(default_factory=tuple)
 
     @property
+    def words(self) -> str:
+        """The name as words ("OrgBased_In" -> "orgbased in")."""
+        return self.name.replace("_", " ").lower()
+
+    @property
     def text(self) -> str:
-        """What the retriever embeds and the reader reads after the candidate marker."""
-        words = self.name.replace("_", " ").lower()
-        return f"{words}: {self.description}" if self.description else words
+        """What the retriever embeds, and the reader reads after the candidate marker unless
+        its model says `candidate_text = "name"` (then `words`)."""
+        return f"{self.words}: {self.description}" if self.description else self.words
 
     def allows(self, head_label: str, tail_label: str) -> bool:
         return (not self.head_types or head_label in self.head_types) and (

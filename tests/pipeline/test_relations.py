@@ -39,14 +39,14 @@ def examples(nlp):
     return out
 
 
-def make_nlp(tmp_path, entities="doc", relation_types="conll04", max_candidates=8, **cfg):
+def make_nlp(tmp_path, entities="doc", relation_types="conll04", max_candidates=8, model_cfg=None, **cfg):
     model, tok = tiny_encoder(tmp_path / "enc")
     nlp = spacy.blank("en")
     rel = nlp.add_pipe("entlink_relations", config={
         "entities": entities, "relation_types": relation_types, "learning_rate": 1e-3, "type_constraints": False,
         "model": {"@architectures": "spacy_entlink.RelationReader.v1", "name": str(tmp_path / "enc"),
                   "retriever": str(tmp_path / "enc"), "max_candidates": max_candidates, "hidden": 32,
-                  "max_text_tokens": 64}, **cfg})
+                  "max_text_tokens": 64, **(model_cfg or {})}, **cfg})
     return nlp, rel
 
 
@@ -232,3 +232,21 @@ def test_precision_setting(tmp_path):
     nlp.to_disk(tmp_path / "p")
     loaded = spacy.load(tmp_path / "p", config={"components": {"entlink_relations": {"precision": "float32"}}})
     assert loaded.get_pipe("entlink_relations").cfg["precision"] == "float32"
+
+
+def test_the_reader_can_read_names_only(tmp_path):
+    nlp, rel = make_nlp(tmp_path, model_cfg={"candidate_text": "name"})
+    egs = examples(nlp)
+    nlp.initialize(lambda: egs)
+    names = {"work for", "kill", "orgbased in", "live in", "located in"}
+    inputs, _ = rel._inputs([eg.reference for eg in egs], gold=True)
+    assert inputs and all(c in names for x in inputs for c in x.candidates)
+    torch.manual_seed(0)
+    losses = train(nlp, egs, steps=30)
+    assert losses[-1] < 0.5 * losses[0]
+    nlp.to_disk(tmp_path / "pipeline")
+    again = spacy.load(tmp_path / "pipeline").get_pipe("entlink_relations")
+    loaded, _ = again._inputs([egs[0].reference], gold=False)
+    assert loaded and all(c in names for x in loaded for c in x.candidates)
+    with pytest.raises(ConfigError, match="candidate_text"):
+        make_nlp(tmp_path / "bad", model_cfg={"candidate_text": "descriptions"})
