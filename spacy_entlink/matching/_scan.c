@@ -10,8 +10,10 @@
  * does (ASCII words here; every other character and word through the Python normaliser's
  * own cached functions), computes the word breaks of `matching.exact.word_breaks`, and
  * walks the word trie from every word: the matches of `matching.exact.ExactMatcher`, in
- * the same order. Every id read from a table is bounds-checked, so a damaged file gives
- * wrong answers at worst, never a crash.
+ * the same order. `TokenScan` finds the same matches from a Doc's tokens (each lexeme described
+ * once) and, for exact-only Docs without entities, writes the dictionary's whole output. Every id
+ * read from a table is bounds-checked, so a damaged file gives wrong answers at worst, never a
+ * crash.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -1,7 +1,9 @@
 """Exact matching of KB alias keys over the words of normalised text.
 
 Matching walks words, not spaCy tokens, so it does not depend on how the tokenizer split
-"Crohn's" or "5-FU"; the words map back to character offsets of the original text.
+"Crohn's" or "5-FU"; the words map back to character offsets of the original text. The
+compiled path (`ExactMatcher.scan_tokens`) finds the same words from a Doc's tokens, each
+lexeme described once (`describe_piece` is its reference), and reports tokens.
 """
 
 import re
@@ -16,12 +18,19 @@ from ..kb.word_index import scan_text
 from ..text import NormalizedText
 from .native import extension
 
+# A match never crosses a gap (the original text between two words) holding one of these,
+# except a comma or period between two digits ("1,2-dichloroethane", "1.5").
+_BREAK = re.compile(r"[.;:!?()\[\]{}\n\r\t|<>\"]|,")
+_DIGIT_SEP = re.compile(r"^\s*[.,]\s*$")
+_NOT_SPACE = re.compile(r"\S")
+# Characters that separate words wherever they stand (ASCII other than letters, digits and
+# the apostrophe, whose "'s" depends on what follows it).
+_SEPARATORS = frozenset(chr(c) for c in range(128) if not chr(c).isalnum() and chr(c) != "'")
+
 _native = extension()
 _TOKEN_TEXTS: Dict[int, str] = {}  # orth -> text; an orth is a hash of the text, so this holds for every vocab
 _TOKEN_TEXTS_MAX = 1 << 20
 _ANNOTATE_ATTRS = [ORTH, SPACY, ENT_IOB]
-
-
 _IN_PLACE: Optional[bool] = None
 
 
@@ -49,15 +58,6 @@ def token_texts() -> Dict[int, str]:
     if len(_TOKEN_TEXTS) > _TOKEN_TEXTS_MAX:
         _TOKEN_TEXTS.clear()
     return _TOKEN_TEXTS
-
-# A match never crosses a gap (the original text between two words) holding one of these,
-# except a comma or period between two digits ("1,2-dichloroethane", "1.5").
-_BREAK = re.compile(r"[.;:!?()\[\]{}\n\r\t|<>\"]|,")
-_DIGIT_SEP = re.compile(r"^\s*[.,]\s*$")
-_NOT_SPACE = re.compile(r"\S")
-# Characters that separate words wherever they stand (ASCII other than letters, digits and
-# the apostrophe, whose "'s" depends on what follows it).
-_SEPARATORS = frozenset(chr(c) for c in range(128) if not chr(c).isalnum() and chr(c) != "'")
 
 
 @dataclass(frozen=True)
@@ -101,10 +101,11 @@ def gap_summary(gap: str) -> int:
 
 def describe_piece(kb: KnowledgeBase, text: str):
     """A piece of text (a token, or tokens joined without a separator) as the compiled token
-    scan (`matching/_tokens.pyx`) caches it: (word ids in the KB's word index, breaks between
-    its words, word starts, word ends, flags, gap summary before the first word (of the whole
-    text when it has none), after the last word). Flags: 1 / 2 the text begins / ends with a
-    separator, 4 / 8 its first / last word begins / ends with a digit."""
+    scan reads it (`matching/_scan.c` TokenScan.describe, held equal to this reference by the
+    tests): (word ids in the KB's word index, breaks between its words, word starts, word ends,
+    flags, gap summary before the first word (of the whole text when it has none), after the
+    last word). Flags: 1 / 2 the text begins / ends with a separator, 4 / 8 its first / last
+    word begins / ends with a digit."""
     norm = kb.normalizer.normalize(text)
     words = norm.words
     flags = (1 if text[:1] in _SEPARATORS and text else 0) | (2 if text[-1:] in _SEPARATORS and text else 0)

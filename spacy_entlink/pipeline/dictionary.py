@@ -265,31 +265,14 @@ class DictionaryMatcher(Pipe):
         cand = SpanCandidate(first, end, label, score, [source], list(ids))
         return (cand, key) if with_key else cand
 
-    def _exact_candidates(self, found: List[Tuple[int, int, int, int, int]]) -> List[SpanCandidate]:
-        """`_candidate` of every match of `ExactMatcher.scan_tokens`, with no exclusions (the
-        loop of the compiled path, inlined)."""
-        seen = self._row_ids
-        if len(seen) > _ROW_IDS_MAX:
-            seen.clear()
-        out = []
-        for first, end, row, _, _ in found:
-            got = seen.get(row)
-            if got is None:
-                got = seen[row] = self._row_info(row)
-            if got[0]:
-                out.append(SpanCandidate(first, end, got[1], 1.0, ["exact"], list(got[0])))
-        return out
-
     def _dictionary_spans(self, doc: Doc, with_keys: bool = False,
                           layout: Optional[Tuple[str, List[int], List[int]]] = None):
-        kb = self._require_kb()
+        self._require_kb()
         if self._fuzzy is None and self.cfg["alignment_mode"] == "expand":
             found = self._exact.scan_tokens(doc)
             if found is not None:
-                if self.excluded or with_keys:
-                    out = [self._candidate(first, end, row, 1.0, "exact", with_keys) for first, end, row, _, _ in found]
-                    return [c for c in out if c is not None]
-                return self._exact_candidates(found)
+                out = [self._candidate(first, end, row, 1.0, "exact", with_keys) for first, end, row, _, _ in found]
+                return [c for c in out if c is not None]
         text, starts, _ = layout or doc_layout(doc)
         norm, breaks, matches, in_vocab = self._exact.scan(text)
         if not norm.words:
