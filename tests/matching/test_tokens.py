@@ -232,3 +232,13 @@ def test_a_doc_of_another_layout_is_refused(demo_kb):
     wrong = [(t.orth + 1, t.idx, bool(t.whitespace_), t.ent_iob, t.ent_type, t.ent_kb_id) for t in doc]
     assert _scan.check_doc_layout(doc, wrong) is False
     assert _scan.check_doc_layout(object(), wrong) is False
+
+
+def test_worker_processes_take_the_compiled_path_and_agree(demo_kb):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entlink_dictionary", config={"fuzzy": False, "abbreviations": False}).set_kb(demo_kb)
+    texts = ["Crohn's disease and juvenile diabetes", "", "heart attack (MI) and MI", "nothing"] * 4
+    workers = list(nlp.pipe(texts, n_process=2, batch_size=3))
+    here = [nlp(t) for t in texts]
+    assert [output(d) for d in workers] == [output(d) for d in here]
+    assert any(d.ents for d in workers)
