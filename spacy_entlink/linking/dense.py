@@ -159,11 +159,20 @@ class DenseIndex:
 
     @classmethod
     def build(cls, kb: KnowledgeBase, path: Union[str, Path], encoder: SentenceEncoder, *,
-              progress: bool = False, ann_threshold: int = ANN_THRESHOLD) -> "DenseIndex":
+              progress: bool = False, ann_threshold: int = ANN_THRESHOLD, hnsw: Optional[dict] = None) -> "DenseIndex":
         texts, rows = kb_names(kb)  # rows ascend: `similarities` looks them up by bisection
         vectors = encoder.encode(texts, progress=progress)
         return cls.from_vectors(vectors, rows, path, encoder, entities=len(kb), ann_threshold=ann_threshold,
-                                progress=progress)
+                                progress=progress, hnsw=hnsw)
+
+    def set_ef_search(self, ef_search: int) -> None:
+        """How many graph nodes an ANN search visits (more: higher recall, slower); a search-time
+        setting, also for an index built with another."""
+        if int(ef_search) < 1:
+            raise ConfigError(f"ef_search must be at least 1, got {ef_search!r}")
+        self.ef_search = int(ef_search)
+        if self._ann is not None:
+            self._ann.hnsw.efSearch = self.ef_search
 
     @classmethod
     def from_vectors(cls, vectors: np.ndarray, rows: Sequence[int], path: Union[str, Path],

@@ -30,7 +30,7 @@ from ..extensions import install_extensions
 from ..kb import KnowledgeBase
 from ..kb.registry import KBSource, resolve_kb
 from ..linking.calibration import Calibration, CalibrationData, cross_validate, fit_gate
-from ..linking.dense import DenseIndex, SentenceEncoder
+from ..linking.dense import ANN_THRESHOLD, DenseIndex, SentenceEncoder
 from ..linking.examples import Pair, gold_pairs, span_context
 from ..linking.linker import Linker, LinkerSettings, Ranked, build_name_trie
 from ..linking.name_trie import NameTrie
@@ -60,6 +60,7 @@ DEFAULT_CONFIG = {
     "candidates": ["span", "kb", "abbreviation", "fuzzy"],
     "dense_model": "",
     "dense_k": 8,
+    "dense_ann": {"threshold": ANN_THRESHOLD, "m": 32, "ef_construction": 80, "ef_search": 128},
     "trie_k": 5,
     "context_window": 48,
     "beam_size": 5,
@@ -78,6 +79,19 @@ DEFAULT_CONFIG = {
     "overwrite": True,
     "scorer": {"@scorers": "spacy.entity_linker_scorer.v1"},
 }
+
+
+def _dense_ann(given: Optional[Dict[str, Any]], name: str) -> Dict[str, int]:
+    """The `dense_ann` setting with its defaults filled in; a clear error for an unknown key or a
+    value below 1."""
+    out = dict(DEFAULT_CONFIG["dense_ann"])
+    for key, value in (given or {}).items():
+        if key not in out:
+            raise ConfigError(f"{name}: dense_ann has no setting {key!r}; choose from {sorted(out)}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name}: dense_ann.{key} must be a whole number of at least 1, got {value!r}")
+        out[key] = value
+    return out
 
 
 def genre_linker_model(name: str = "", decoder_layers: int = 2, max_context_tokens: int = 128,
@@ -130,7 +144,7 @@ def _no_forward(model: Model, X: Any, is_train: bool):
     default_score_weights={"nel_micro_f": 1.0, "nel_micro_r": None, "nel_micro_p": None},
 )
 def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], dense_model: str, dense_k: int,
-                trie_k: int, context_window: int,
+                dense_ann: Dict[str, int], trie_k: int, context_window: int,
                 beam_size: int, top_k: int, max_candidates: int, candidate_names: str, fallback: str,
                 trie_aliases: bool, threshold: Optional[float], nil_id: str, labels: List[str],
                 batch_size: int, learning_rate: float, grad_clip: float, precision: str, overwrite: bool,
@@ -144,6 +158,9 @@ def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], d
         candidates so far), "trie" (the entities of the `trie_k` best names of beam search over
         the whole name trie), or any registered source. Empty list: always search the whole
         name trie.
+    dense_ann: the dense index's approximate search: from `threshold` names on, a faiss HNSW
+        graph with `m` links per node built with `ef_construction`, searched with `ef_search`
+        (a search-time setting: raise it for recall, docs/benchmarks.md (l)).
     fallback: "trie" (search all KB names when a mention has no candidate) or "nil".
     candidate_names: score each candidate's "canonical" name only, or "all" its names.
     threshold: below this calibrated probability the mention is linked to `nil_id`.
@@ -154,7 +171,7 @@ def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], d
         the hardware computes it natively); training stays float32.
     """
     return GenreLinker(nlp.vocab, model, name, candidates=candidates, dense_model=dense_model, dense_k=dense_k,
-                       trie_k=trie_k, context_window=context_window,
+                       dense_ann=dense_ann, trie_k=trie_k, context_window=context_window,
                        beam_size=beam_size, top_k=top_k, max_candidates=max_candidates,
                        candidate_names=candidate_names, fallback=fallback, trie_aliases=trie_aliases,
                        threshold=threshold, nil_id=nil_id, labels=labels, batch_size=batch_size,
@@ -185,6 +202,7 @@ class GenreLinker(TorchPipe):
         th = self.cfg.get("threshold")
         if th is not None and not 0.0 <= float(th) <= 1.0:
             raise ConfigError(f"{name}: threshold must be between 0 and 1 (or null), got {th!r}")
+        self.cfg["dense_ann"] = _dense_ann(self.cfg.get("dense_ann"), name)
         self.settings = self._settings()
         self.kb: Optional[KnowledgeBase] = None
         self.seq2seq: Optional[Seq2Seq] = None
@@ -289,7 +307,9 @@ class GenreLinker(TorchPipe):
         else:
             encoder = SentenceEncoder(self.cfg.get("dense_model") or None)
         encoder.precision = self.precision
-        self.dense = DenseIndex.build(self.kb, folder, encoder, progress=progress)
+        ann = self.cfg["dense_ann"]
+        self.dense = DenseIndex.build(self.kb, folder, encoder, progress=progress, ann_threshold=ann["threshold"],
+                                      hnsw={k: ann[k] for k in ("m", "ef_construction", "ef_search")})
         self._query_vectors = {}
         self._place()
         return self.dense
@@ -694,6 +714,7 @@ class GenreLinker(TorchPipe):
                                    for m, ids in srsly.read_json(path / "mention_counts").items()}
         if (path / "dense").exists() and "dense" not in exclude:
             self.dense = DenseIndex(path / "dense", precision=self.precision)
+            self.dense.set_ef_search(self.cfg["dense_ann"]["ef_search"])  # the loading config's, not the build's
             self._query_vectors = {}
             if self._wants_dense():
                 self.dense.encoder  # noqa: B018 - load it now, so that it is placed with the seq2seq model

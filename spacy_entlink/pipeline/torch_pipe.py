@@ -30,7 +30,7 @@ from ..files import read_json_file, unpack_files
 from ..models.hf import check_precision, check_saved_reference, inference_precision
 from ..models.torch_shim import TorchShim
 
-RUNTIME_SETTINGS = ("precision",)  # chosen by the loading config, never restored from a saved cfg
+RUNTIME_SETTINGS = ("precision", "dense_ann")  # chosen by the loading config, never restored from a saved cfg
 WEIGHT_DECAY = 0.01  # decoupled (AdamW-style), as spaCy's default optimizer
 
 

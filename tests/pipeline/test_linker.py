@@ -6,6 +6,7 @@ import pytest
 from thinc.api import Adam
 import spacy
 from spacy.tokens import DocBin
+from confection import ConfigValidationError
 from spacy.training import Example
 
 from spacy_entlink.errors import ConfigError
@@ -265,3 +266,29 @@ def test_cascade_computes_a_decided_mentions_features_once(nlp, demo_kb, monkeyp
     monkeypatch.setattr(linker, "features", lambda *a, **k: calls.append(1) or real(*a, **k))
     out = nlp(doc)
     assert out.ents[0].kb_id_ == "DEMO:D006" and len(calls) == 1
+
+
+def test_dense_ann_settings_build_the_index_and_set_its_search(demo_kb, tmp_path):
+    pytest.importorskip("faiss")
+    from tests.linking.test_retriever import tiny_encoder_folder
+
+    nlp = spacy.blank("en")
+    ann = {"threshold": 1, "m": 8, "ef_construction": 16, "ef_search": 4}
+    linker = nlp.add_pipe("entlink_linker", config={"candidates": ["dense"], "dense_k": 3, "dense_ann": ann})
+    linker.set_seq2seq(tiny_bart(tmp_path / "m")).set_kb(demo_kb)
+    dense = linker.build_dense(model=str(tiny_encoder_folder(tmp_path / "enc")))
+    assert dense.uses_ann and (dense.meta["hnsw_m"], dense.meta["ef_construction"]) == (8, 16)
+    assert dense.ef_search == 4
+    doc = make_doc(nlp, "She had raised blood pressure .", [("raised blood pressure", "Disease", "")])
+    (rows,) = linker.candidate_rows_batch(list(doc.ents))
+    assert 0 < len(rows) <= 3
+    nlp.to_disk(tmp_path / "p")
+    again = spacy.load(tmp_path / "p", config={"components": {"entlink_linker": {"dense_ann": {"ef_search": 64}}}})
+    loaded = again.get_pipe("entlink_linker")
+    assert loaded.dense.uses_ann and loaded.dense.ef_search == 64  # a search-time setting of the loading config
+    assert loaded.candidate_rows_batch(list(doc.ents)) == [rows]
+    for bad, match in (({"nope": 3}, "no setting 'nope'"), ({"m": 0}, "at least 1")):
+        with pytest.raises(ConfigError, match=match):
+            spacy.blank("en").add_pipe("entlink_linker", config={"dense_ann": bad})
+    with pytest.raises(ConfigValidationError, match="ef_search"):  # spaCy's own check of the type
+        spacy.blank("en").add_pipe("entlink_linker", config={"dense_ann": {"ef_search": 2.5}})
