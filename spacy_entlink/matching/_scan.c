@@ -585,6 +585,29 @@ static int text_words(const Tables *t, PyObject *text, PyObject *char_fn, PyObje
     return 0;
 }
 
+/* The words of `w` as three new lists: their ids, start and end characters. */
+static int word_lists(const Words *w, PyObject **ids, PyObject **starts, PyObject **ends) {
+    Py_ssize_t n = w->ws.len;
+    *ids = PyList_New(n);
+    *starts = PyList_New(n);
+    *ends = PyList_New(n);
+    if (!*ids || !*starts || !*ends) return -1;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *a = PyLong_FromLong(AT(w->wid, int32_t, k)), *b = PyLong_FromSsize_t(AT(w->ws, Py_ssize_t, k)),
+                 *c = PyLong_FromSsize_t(AT(w->we, Py_ssize_t, k));
+        if (!a || !b || !c) {
+            Py_XDECREF(a);
+            Py_XDECREF(b);
+            Py_XDECREF(c);
+            return -1;
+        }
+        PyList_SET_ITEM(*ids, k, a);
+        PyList_SET_ITEM(*starts, k, b);
+        PyList_SET_ITEM(*ends, k, c);
+    }
+    return 0;
+}
+
 static PyObject *WordIndex_scan(WordIndex *self, PyObject *args) {
     PyObject *text, *char_fn, *word_fn;
     int max_words, acronym_max_len, fold_plurals;
@@ -607,23 +630,7 @@ static PyObject *WordIndex_scan(WordIndex *self, PyObject *args) {
         if (!m) goto done;
         PyList_SET_ITEM(matches, k, m);
     }
-    starts = PyList_New(n);
-    ends_ = PyList_New(n);
-    ids = PyList_New(n);
-    if (!starts || !ends_ || !ids) goto done;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *a = PyLong_FromSsize_t(AT(w.ws, Py_ssize_t, k)), *b = PyLong_FromSsize_t(AT(w.we, Py_ssize_t, k)),
-                 *c = PyLong_FromLong(AT(w.wid, int32_t, k));
-        if (!a || !b || !c) {
-            Py_XDECREF(a);
-            Py_XDECREF(b);
-            Py_XDECREF(c);
-            goto done;
-        }
-        PyList_SET_ITEM(starts, k, a);
-        PyList_SET_ITEM(ends_, k, b);
-        PyList_SET_ITEM(ids, k, c);
-    }
+    if (word_lists(&w, &ids, &starts, &ends_) < 0) goto done;
     result = PyTuple_Pack(6, words, starts, ends_, breaks, ids, matches);
 done:
     Py_XDECREF(words);
@@ -1468,21 +1475,8 @@ static PyObject *TokenScan_describe(TokenScan *self, PyObject *text) {
         return NULL;
     }
     if (describe(self, text, &p) < 0) return NULL;
-    PyObject *ids = PyList_New(p.n), *starts = PyList_New(p.n), *ends_ = PyList_New(p.n), *r = NULL;
-    if (!ids || !starts || !ends_) goto done;
-    for (int32_t k = 0; k < p.n; k++) {
-        PyObject *a = PyLong_FromLong(AT(self->w.wid, int32_t, k)), *b = PyLong_FromSsize_t(AT(self->w.ws, Py_ssize_t, k)),
-                 *c = PyLong_FromSsize_t(AT(self->w.we, Py_ssize_t, k));
-        if (!a || !b || !c) {
-            Py_XDECREF(a);
-            Py_XDECREF(b);
-            Py_XDECREF(c);
-            goto done;
-        }
-        PyList_SET_ITEM(ids, k, a);
-        PyList_SET_ITEM(starts, k, b);
-        PyList_SET_ITEM(ends_, k, c);
-    }
+    PyObject *ids = NULL, *starts = NULL, *ends_ = NULL, *r = NULL;
+    if (word_lists(&self->w, &ids, &starts, &ends_) < 0) goto done;
     r = Py_BuildValue("(Oy#OOiii)", ids, p.n > 1 ? (const char *)self->w.br.data : "", (Py_ssize_t)(p.n > 1 ? p.n - 1 : 0),
                       starts, ends_,
                       (int)p.flags, (int)p.lead, (int)p.trail);

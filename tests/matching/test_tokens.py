@@ -10,12 +10,12 @@ from hypothesis import strategies as st
 from spacy.attrs import ENT_IOB, ENT_KB_ID, ENT_TYPE
 from spacy.tokens import Doc, Span
 
-from spacy_entlink.kb import EntityRecord, KnowledgeBase, word_index
+from spacy_entlink.kb import word_index
 from spacy_entlink.matching.exact import ExactMatcher, describe_piece
 from spacy_entlink.pipeline.dictionary import doc_layout, expand_to_tokens
 
 from ..fuzz import fuzz_settings
-from .test_scan import NAMES, names, texts
+from .test_scan import NAMES, names, random_kb, texts
 
 pytestmark = pytest.mark.skipif(not word_index.available(), reason="the _scan extension is not built")
 NLP = spacy.blank("en")
@@ -75,14 +75,12 @@ def test_the_token_scan_equals_the_text_path_on_any_tokenisation(demo_kb, cut):
 @fuzz_settings(40)
 @given(data=st.data(), kb_names=names)
 def test_the_token_scan_equals_the_text_path_on_random_kbs(tmp_path_factory, data, kb_names):
-    records = [EntityRecord(id=f"R:{i}", name=n, line=i + 1) for i, n in enumerate(kb_names)
-               if any(c.isalnum() for c in n)]
-    if not records:
+    kb, kb_texts = random_kb(tmp_path_factory, kb_names)
+    if kb is None:
         return
-    kb = KnowledgeBase.build(records, tmp_path_factory.mktemp("rand") / "kb", fuzzy_index=False)
     matcher = ExactMatcher(kb)
     for _ in range(4):
-        words, spaces = data.draw(any_tokens(texts([r.name for r in records])))
+        words, spaces = data.draw(any_tokens(texts(kb_texts)))
         doc = Doc(NLP.vocab, words=words, spaces=spaces)
         assert matcher.scan_tokens(doc) == text_path(kb, doc)
 
