@@ -1,4 +1,5 @@
-"""`python -m spacy_entlink …`: build-kb, convert, annotate, visualize, train-retriever, train-linker, calibrate-linker."""
+"""`python -m spacy_entlink …`: build-kb, convert, annotate, visualize, train-retriever, train-linker, calibrate-linker,
+calibrate-relations."""
 
 import sys
 from pathlib import Path
@@ -407,6 +408,67 @@ def calibrate_linker_cmd(
     if metrics is not None:
         metrics.parent.mkdir(parents=True, exist_ok=True)
         srsly.write_json(metrics, {"calibration": cal.to_dict(), "cross_validation": cv})
+
+
+@app.command("calibrate-relations")
+def calibrate_relations_cmd(
+    pipeline: Path = typer.Argument(..., help="pipeline folder with an entlink_relations"),
+    output: Path = typer.Argument(..., help="pipeline folder to write"),
+    dev: Path = typer.Option(..., "--dev", help=".spacy file of held-out annotated documents to fit on (e.g. a held-out part of train; never the documents you report)"),
+    name: str = typer.Option("entlink_relations", help="the component's name in the pipeline"),
+    aggregator: bool = typer.Option(True, "--aggregator/--no-aggregator", help="with aggregate = \"kb_id\": fit the id-pair aggregator over all mention pairs (else the best pair's score)"),
+    thresholds: bool = typer.Option(True, "--thresholds/--no-thresholds", help="fit per-label thresholds (after the aggregator)"),
+    l2: float = typer.Option(1.0, "--l2", help="L2 penalty of the aggregator's standardised weights"),
+    metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for what was fitted and the F1 on --dev"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on, as spacy train's --gpu-id (-1: CPU)"),
+) -> None:
+    """Fit the relation extractor's id-pair aggregator and per-label thresholds on held-out
+    annotated documents."""
+    import spacy
+    from spacy.training import Corpus
+
+    from .scoring import score_relations
+
+    for path, what in ((pipeline, "PIPELINE"), (dev, "--dev")):
+        if not path.exists():
+            raise EntlinkError(f"{what}: {path} does not exist")
+    if output.resolve() == pipeline.resolve():
+        raise EntlinkError("OUTPUT must differ from PIPELINE (the model weights are read from PIPELINE)")
+    if l2 < 0:
+        raise EntlinkError(f"--l2 must be >= 0, got {l2}")
+    use_gpu(gpu_id)
+    nlp = spacy.load(pipeline)
+    if name not in nlp.pipe_names or type(nlp.get_pipe(name)).__name__ != "RelationExtractor":
+        raise EntlinkError(f"--name: no entlink_relations component {name!r} in {pipeline} (it has {nlp.pipe_names})")
+    rel = nlp.get_pipe(name)
+    if aggregator and rel.cfg["aggregate"] != "kb_id":
+        typer.echo(f"ℹ {name} relates mentions (aggregate = {rel.cfg['aggregate']!r}): no aggregator to fit")
+        aggregator = False
+    examples = list(Corpus(dev)(nlp))
+    if not examples:
+        raise EntlinkError(f"--dev: {dev} has no documents")
+
+    def f1() -> float:
+        docs = [rel(d) for d in rel._fitting_docs(examples)]
+        return score_relations([type(eg)(d, eg.reference) for d, eg in zip(docs, examples)])["rel_micro_f"]
+
+    report = {"dev": str(dev), "documents": len(examples), "f_before": f1()}
+    typer.echo(f"{dev}: {len(examples):,} documents, relation F1 before {100 * report['f_before']:.2f}")
+    if aggregator:
+        agg = rel.fit_aggregator(examples, l2=l2)
+        report["aggregator"] = agg.to_dict()
+        typer.echo(f"aggregator fitted on {agg.fitted_on:,} id pairs ({agg.positives:,} related): weights "
+                   + ", ".join(f"{k} {w:+.2f}" for k, w in zip(report["aggregator"]["features"], agg.weights)))
+    if thresholds:
+        report["thresholds"] = rel.fit_thresholds(examples)
+        typer.echo(f"thresholds: {report['thresholds']}")
+    report["f_after"] = f1()
+    typer.echo(f"relation F1 on {dev} after fitting (the documents fitted on): {100 * report['f_after']:.2f}")
+    nlp.to_disk(output)
+    typer.echo(f"✔ {output}")
+    if metrics is not None:
+        metrics.parent.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(metrics, report)
 
 
 @app.command("visualize")

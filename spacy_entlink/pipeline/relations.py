@@ -6,8 +6,9 @@ the retriever's top-k; the reader reads the window and the candidates in one pas
 every (head, tail, candidate) at once. Entities come from `doc.ents` (`entities = "doc"`) or
 from the reader's own span classifier (`entities = "predict"`, which also writes `doc.ents`).
 Results go to `doc._.entlink_relations` as `Relation(head Span, label, tail Span, score)`, or,
-with `aggregate = "kb_id"`, as document-level relations between the spans' KB ids (the best
-mention pair's score), as BC5CDR's chemical-induced-disease relations are annotated.
+with `aggregate = "kb_id"`, as document-level relations between the spans' KB ids, as BC5CDR's
+chemical-induced-disease relations are annotated: scored by the best mention pair, or by an
+aggregator over all the pairs fitted on held-out documents (`fit_aggregator`).
 """
 
 import random
@@ -26,6 +27,7 @@ from thinc.api import Config, Model
 from ..errors import ConfigError, EntlinkError, check_choice
 from ..extensions import Relation, install_extensions
 from ..models.hf import check_precision
+from ..relations.aggregate import Aggregator, MentionStats, collect_evidence, features
 from ..relations.labels import RelationType, load_relation_types
 from ..relations.reader import ReaderInput, RelationReader, evaluating
 from ..relations.retriever import Retriever
@@ -151,9 +153,24 @@ class RelationExtractor(TorchPipe):
         cfg["relation_types"] = [t.to_dict() for t in self.types]
         self.cfg: Dict[str, Any] = dict(cfg)
         self.cfg.setdefault("thresholds", {})
+        self.cfg.setdefault("aggregator", None)
         self.reader: Optional[RelationReader] = None
         self.retriever: Optional[Retriever] = None
         self._rng = random.Random(0)
+        self._keep_all_pairs = False  # while fitting the aggregator
+
+    @property
+    def aggregator(self) -> Optional[Aggregator]:
+        """The fitted id-pair aggregator (`aggregate = "kb_id"`), or None: the best pair's score."""
+        return Aggregator.from_dict(self.cfg.get("aggregator"), f"{self.name}: aggregator")
+
+    def _aggregating(self) -> bool:
+        """Whether every mention pair is kept for an id-pair aggregation (thresholds then apply
+        to the aggregated score, not to single pairs)."""
+        return self.cfg["aggregate"] == "kb_id" and (self._keep_all_pairs or bool(self.cfg.get("aggregator")))
+
+    def _threshold(self, label: str) -> float:
+        return float(self.cfg["thresholds"].get(label, self.cfg["threshold"]))
 
     # --- set-up -------------------------------------------------------------------------
     @property
@@ -351,12 +368,13 @@ class RelationExtractor(TorchPipe):
         if len(spans) < 2 or not cand:
             return
         probs = torch.sigmoid(logits.float()).cpu().numpy()
-        floor = min([float(self.cfg["threshold"])] + [float(v) for v in self.cfg["thresholds"].values()])
+        every_pair = self._aggregating()
+        floor = 0.0 if every_pair else min([float(self.cfg["threshold"])] + [float(v) for v in self.cfg["thresholds"].values()])
         for i, j, k in zip(*np.nonzero(probs >= floor)):
             if i == j:
                 continue
             rtype = self.types[cand[k]]
-            if probs[i, j, k] < float(self.cfg["thresholds"].get(rtype.name, self.cfg["threshold"])):
+            if not every_pair and probs[i, j, k] < self._threshold(rtype.name):
                 continue
             head, tail = spans[i], spans[j]
             if self.cfg.get("type_constraints", True) and not rtype.allows(head[2], tail[2]):
@@ -376,21 +394,31 @@ class RelationExtractor(TorchPipe):
                         taken.update(range(s, e))
                         ents.append(Span(doc, s, e, label=label))
                 doc.ents = sorted(ents)
-            spans = {(e.start, e.end): e for e in doc.ents}
+            pairs = self._scored_pairs(doc, res)
             rels: Dict[Tuple, float] = {}
-            for (h, label, t), score in res["rels"].items():
-                head, tail = spans.get(h), spans.get(t)
-                if head is None or tail is None:
-                    continue  # an entity dropped when windows were merged
-                if self.cfg["aggregate"] == "kb_id":
-                    if not head.kb_id_ or not tail.kb_id_ or head.kb_id_ == tail.kb_id_:
-                        continue
-                    key: Tuple = (head.kb_id_, label, tail.kb_id_)
-                else:
-                    key = (head, label, tail)
-                rels[key] = max(score, rels.get(key, 0.0))
+            if self.cfg["aggregate"] == "kb_id":
+                aggregator = self.aggregator
+                stats = MentionStats(doc) if aggregator is not None else None
+                for key, ev in collect_evidence(pairs).items():
+                    score = max(ev.probs) if aggregator is None else aggregator.probability(features(ev, stats, key[0], key[2]))
+                    if score >= self._threshold(key[1]):
+                        rels[key] = score
+            else:
+                for head, label, tail, score in pairs:
+                    rels[(head, label, tail)] = max(score, rels.get((head, label, tail), 0.0))
             doc._.entlink_relations = [Relation(h, label, t, s) for (h, label, t), s in
                                        sorted(rels.items(), key=lambda kv: -kv[1])]
+
+    @staticmethod
+    def _scored_pairs(doc: Doc, res: Dict[str, Any]) -> List[Tuple[Span, str, Span, float]]:
+        """(head, label, tail, probability) of the mention pairs in `res` whose spans are in `doc.ents`."""
+        spans = {(e.start, e.end): e for e in doc.ents}
+        out = []
+        for (h, label, t), score in res["rels"].items():
+            head, tail = spans.get(h), spans.get(t)
+            if head is not None and tail is not None:  # else an entity dropped when windows were merged
+                out.append((head, label, tail, score))
+        return out
 
     # --- training -----------------------------------------------------------------------
     def torch_modules(self) -> Dict[str, torch.nn.Module]:
@@ -453,7 +481,7 @@ class RelationExtractor(TorchPipe):
         examples = list(examples)
         saved = dict(self.cfg["thresholds"]), self.cfg["threshold"]
         self.cfg["thresholds"], self.cfg["threshold"] = {}, float(min(grid))
-        docs = [eg.predicted.copy() if self.cfg["entities"] == "predict" else _with_ents(eg) for eg in examples]
+        docs = self._fitting_docs(examples)
         self.set_annotations(docs, self.predict(docs))
         self.cfg["thresholds"], self.cfg["threshold"] = saved
         fitted = {}
@@ -469,10 +497,41 @@ class RelationExtractor(TorchPipe):
                     fn += len(gold - pred)
                 f = 2 * tp / max(1, 2 * tp + fp + fn)
                 if f > best[0]:
-                    best = (f, float(th))
+                    best = (f, round(float(th), 4))
             fitted[label] = best[1]
         self.cfg["thresholds"] = fitted
         return fitted
+
+    def _fitting_docs(self, examples: Sequence[Example]) -> List[Doc]:
+        """The docs to predict on when fitting: the gold entities (with their ids) on the text,
+        or the bare text when the reader finds the entities itself."""
+        return [eg.predicted.copy() if self.cfg["entities"] == "predict" else _with_ents(eg) for eg in examples]
+
+    def fit_aggregator(self, examples: Iterable[Example], l2: float = 1.0) -> Aggregator:
+        """Fit the id-pair aggregator on held-out annotated `examples` (their entities carry KB
+        ids; document-level relations between ids) and use it; thresholds then apply to its
+        probability (refit them with `fit_thresholds`)."""
+        from ..scoring import relation_keys
+
+        if self.cfg["aggregate"] != "kb_id":
+            raise ConfigError(f"{self.name}: fit_aggregator needs aggregate = \"kb_id\" (relations between KB ids)")
+        examples = list(examples)
+        docs = self._fitting_docs(examples)
+        self._keep_all_pairs = True
+        try:
+            results = self.predict(docs)
+        finally:
+            self._keep_all_pairs = False
+        X, y = [], []
+        for eg, doc, res in zip(examples, docs, results):
+            gold = relation_keys(eg.reference)
+            stats = MentionStats(doc)
+            for (h, label, t), ev in collect_evidence(self._scored_pairs(doc, res)).items():
+                X.append(features(ev, stats, h, t))
+                y.append(int(((h,), label, (t,)) in gold))
+        aggregator = Aggregator.fit(X, y, l2=l2)
+        self.cfg["aggregator"] = aggregator.to_dict()
+        return aggregator
 
     # --- serialization --------------------------------------------------------------------
     def _serializers(self) -> Dict[str, Callable]:
@@ -487,6 +546,7 @@ class RelationExtractor(TorchPipe):
         path = util.ensure_path(path)
         self._read_cfg(path)
         self.types = load_relation_types(self.cfg["relation_types"])
+        Aggregator.from_dict(self.cfg.get("aggregator"), f"{path / 'cfg'}: aggregator")  # refuse a damaged one now
         if (path / "reader").exists() and "reader" not in exclude:
             self.reader = RelationReader.load(path / "reader")
         if (path / "retriever").exists() and "retriever" not in exclude:

@@ -250,3 +250,101 @@ def test_the_reader_can_read_names_only(tmp_path):
     assert loaded and all(c in names for x in loaded for c in x.candidates)
     with pytest.raises(ConfigError, match="candidate_text"):
         make_nlp(tmp_path / "bad", model_cfg={"candidate_text": "descriptions"})
+
+
+CID_DOCS = [
+    ("acme causes paris but ibm met london and acme again .",
+     [(0, 1, "Chemical", "C1"), (2, 3, "Disease", "D1"), (4, 5, "Chemical", "C2"), (6, 7, "Disease", "D2"),
+      (8, 9, "Chemical", "C1")], [("C1", "D1")]),
+    ("usa killed john and paris met ibm .",
+     [(0, 1, "Chemical", "C3"), (2, 3, "Disease", "D3"), (4, 5, "Disease", "D1"), (6, 7, "Chemical", "C2")],
+     [("C3", "D3"), ("C2", "D1")]),
+]
+
+
+def cid_examples(nlp):
+    out = []
+    for text, ents, rels in CID_DOCS:
+        doc = Doc(nlp.vocab, words=text.split())
+        doc.ents = [Span(doc, s, e, label, kb_id=kb) for s, e, label, kb in ents]
+        doc._.entlink_relations = [Relation(h, "CID", t) for h, t in rels]
+        out.append(Example(Doc(nlp.vocab, words=text.split()), doc))
+    return out
+
+
+def test_fitted_aggregator_scores_id_pairs_and_is_saved(tmp_path):
+    from spacy_entlink.relations.aggregate import MentionStats, collect_evidence, features
+
+    nlp, rel = make_nlp(tmp_path, relation_types="cid", aggregate="kb_id", type_constraints=True)
+    egs = cid_examples(nlp)
+    nlp.initialize(lambda: egs)
+    torch.manual_seed(0)
+    train(nlp, egs, steps=10)
+    agg = rel.fit_aggregator(egs)
+    assert rel.aggregator == agg and agg.fitted_on == 8 and agg.positives == 3  # 2 x 2 id pairs per doc
+    rel.cfg["threshold"] = 0.0
+    docs = rel._fitting_docs(egs)
+    rel._keep_all_pairs = True
+    results = rel.predict(docs)
+    rel._keep_all_pairs = False
+    expected = {}
+    for doc, res in zip(docs, results):
+        stats = MentionStats(doc)
+        for (h, label, t), ev in collect_evidence(rel._scored_pairs(doc, res)).items():
+            expected[(doc.text, h, t)] = agg.probability(features(ev, stats, h, t))
+    out = [rel(d) for d in rel._fitting_docs(egs)]
+    got = {(d.text, r.head, r.tail): r.score for d in out for r in d._.entlink_relations}
+    assert got == pytest.approx(expected) and len(got) == 8
+    assert all(r.label == "CID" for d in out for r in d._.entlink_relations)
+    fitted = rel.fit_thresholds(egs)  # thresholds now apply to the aggregated probability
+    assert set(fitted) == {"CID"}
+    nlp.to_disk(tmp_path / "pipe")
+    loaded = spacy.load(tmp_path / "pipe")
+    saved = loaded.get_pipe("entlink_relations").aggregator
+    assert saved.weights == pytest.approx(agg.weights) and saved.mean == pytest.approx(agg.mean)
+    again = [loaded.get_pipe("entlink_relations")(d) for d in rel._fitting_docs(egs)]
+    out = [rel(d) for d in rel._fitting_docs(egs)]
+    assert [[(r.head, r.tail, round(r.score, 5)) for r in d._.entlink_relations] for d in again] == \
+        [[(r.head, r.tail, round(r.score, 5)) for r in d._.entlink_relations] for d in out]
+
+
+def test_aggregator_needs_kb_id_relations_and_a_sound_cfg(tmp_path):
+    import json
+
+    nlp, rel = make_nlp(tmp_path, relation_types="cid", aggregate="mention")
+    egs = cid_examples(nlp)
+    nlp.initialize(lambda: egs)
+    with pytest.raises(ConfigError, match="kb_id"):
+        rel.fit_aggregator(egs)
+    rel.cfg["aggregate"] = "kb_id"
+    nlp.to_disk(tmp_path / "pipe")
+    cfg_path = tmp_path / "pipe" / "entlink_relations" / "cfg"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["aggregator"] = {"features": ["max_logit"], "weights": [1.0], "bias": 0.0, "mean": [0.0], "scale": [1.0]}
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match="cfg: aggregator.*calibrate-relations"):
+        spacy.load(tmp_path / "pipe")
+
+
+def test_calibrate_relations_cli(tmp_path):
+    import srsly
+
+    from spacy_entlink.cli import main
+
+    nlp, rel = make_nlp(tmp_path, relation_types="cid", aggregate="kb_id", type_constraints=True)
+    egs = cid_examples(nlp)
+    nlp.initialize(lambda: egs)
+    nlp.to_disk(tmp_path / "pipe")
+    DocBin(docs=[eg.reference for eg in egs], store_user_data=True).to_disk(tmp_path / "held.spacy")
+    main(["calibrate-relations", str(tmp_path / "pipe"), str(tmp_path / "cal"), "--dev", str(tmp_path / "held.spacy"),
+          "--metrics", str(tmp_path / "m.json")])
+    report = srsly.read_json(tmp_path / "m.json")
+    assert report["documents"] == 2 and report["aggregator"]["fitted_on"] == 8 and set(report["thresholds"]) == {"CID"}
+    assert 0.0 <= report["f_before"] <= 1.0 and 0.0 <= report["f_after"] <= 1.0
+    loaded = spacy.load(tmp_path / "cal").get_pipe("entlink_relations")
+    assert loaded.aggregator is not None and loaded.cfg["thresholds"] == pytest.approx(report["thresholds"])
+    for bad in (["--dev", str(tmp_path / "missing.spacy")], ["--name", "nope"], ["--l2", "-1"]):
+        with pytest.raises(SystemExit):
+            main(["calibrate-relations", str(tmp_path / "pipe"), str(tmp_path / "x"), "--dev", str(tmp_path / "held.spacy"), *bad])
+    with pytest.raises(SystemExit):
+        main(["calibrate-relations", str(tmp_path / "pipe"), str(tmp_path / "pipe"), "--dev", str(tmp_path / "held.spacy")])

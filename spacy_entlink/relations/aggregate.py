@@ -1,0 +1,161 @@
+"""Document-level relations between KB ids from the reader's mention-pair evidence.
+
+A relation between two KB ids (e.g. BC5CDR's chemical-induced disease between MeSH ids) is
+supported by every scored pair of a head-id mention and a tail-id mention. The reader's
+default takes the best pair's probability. `Aggregator` is a logistic model over features of
+all the pairs and of the two ids' mentions in the document: how strong and how many the pairs
+are, how often and how early each id is mentioned, and what share of its type's mentions it
+has. It is fitted on held-out annotated documents (`RelationExtractor.fit_aggregator`);
+features that a document lacks are zero, never an error.
+"""
+
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+from spacy.tokens import Doc, Span
+
+from ..errors import ConfigError
+
+FEATURES = (
+    "max_logit",  # the best pair's log-odds (the reader's default score)
+    "mean_logit",  # the pairs' mean log-odds
+    "noisy_or_logit",  # log-odds that at least one pair holds, pairs taken as independent
+    "share_above_half",  # share of the pairs above probability 0.5
+    "log_pairs",  # log(1 + scored pairs)
+    "log_head_mentions",
+    "log_tail_mentions",
+    "head_type_share",  # the head id's share of the mentions with its label
+    "tail_type_share",
+    "head_first",  # where the head id is first mentioned (0: first token, 1: last)
+    "tail_first",
+    "log_distance",  # log(1 + token distance of the closest scored pair)
+)
+EPS = 1e-4
+
+
+@dataclass
+class Evidence:
+    """The scored mention pairs of one (head id, label, tail id) in one document."""
+
+    probs: List[float] = field(default_factory=list)
+    distances: List[int] = field(default_factory=list)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, EPS), 1.0 - EPS)
+    return float(np.log(p / (1.0 - p)))
+
+
+def collect_evidence(pairs: Iterable[Tuple[Span, str, Span, float]]) -> Dict[Tuple[str, str, str], Evidence]:
+    """Group scored mention pairs (head, label, tail, probability) by (head id, label, tail id),
+    for linked heads and tails with distinct ids."""
+    out: Dict[Tuple[str, str, str], Evidence] = {}
+    for head, label, tail, prob in pairs:
+        if not head.kb_id_ or not tail.kb_id_ or head.kb_id_ == tail.kb_id_:
+            continue
+        ev = out.setdefault((head.kb_id_, label, tail.kb_id_), Evidence())
+        ev.probs.append(float(prob))
+        ev.distances.append(max(0, max(head.start, tail.start) - min(head.end, tail.end)))
+    return out
+
+
+class MentionStats:
+    """Per-document counts behind the mention features: mentions per id and per label, and
+    each id's first token."""
+
+    def __init__(self, doc: Doc):
+        self.length = max(1, len(doc))
+        self.by_id: Dict[str, int] = {}
+        self.by_label: Dict[str, int] = {}
+        self.label_of: Dict[str, str] = {}
+        self.first: Dict[str, int] = {}
+        for e in doc.ents:
+            if not e.kb_id_:
+                continue
+            self.by_id[e.kb_id_] = self.by_id.get(e.kb_id_, 0) + 1
+            self.by_label[e.label_] = self.by_label.get(e.label_, 0) + 1
+            self.label_of.setdefault(e.kb_id_, e.label_)
+            self.first[e.kb_id_] = min(self.first.get(e.kb_id_, e.start), e.start)
+
+    def mention(self, kb_id: str) -> Tuple[float, float, float]:
+        """log(1 + mentions), share of its label's mentions, relative first position."""
+        n = self.by_id.get(kb_id, 0)
+        share = n / max(1, self.by_label.get(self.label_of.get(kb_id, ""), 0))
+        first = self.first.get(kb_id, 0) / self.length
+        return float(np.log1p(n)), float(share), float(first)
+
+
+def features(ev: Evidence, stats: MentionStats, head_id: str, tail_id: str) -> np.ndarray:
+    """The `FEATURES` of one id pair's evidence in one document."""
+    p = np.clip(np.asarray(ev.probs, dtype=np.float64), EPS, 1.0 - EPS)
+    noisy_or = 1.0 - float(np.exp(np.log1p(-p).sum()))
+    h_log, h_share, h_first = stats.mention(head_id)
+    t_log, t_share, t_first = stats.mention(tail_id)
+    return np.array([
+        _logit(float(p.max())), float(np.log(p / (1.0 - p)).mean()), _logit(noisy_or), float((p >= 0.5).mean()),
+        float(np.log1p(len(p))), h_log, t_log, h_share, t_share, h_first, t_first,
+        float(np.log1p(min(ev.distances))),
+    ])
+
+
+@dataclass
+class Aggregator:
+    """A logistic model over standardised `FEATURES`: P(relation | the pairs' evidence)."""
+
+    weights: Tuple[float, ...]
+    bias: float
+    mean: Tuple[float, ...]
+    scale: Tuple[float, ...]
+    fitted_on: int = 0
+    positives: int = 0
+
+    def probability(self, x: np.ndarray) -> float:
+        z = (np.asarray(x, dtype=np.float64) - np.asarray(self.mean)) / np.asarray(self.scale)
+        return float(1.0 / (1.0 + np.exp(-(z @ np.asarray(self.weights) + self.bias))))
+
+    def to_dict(self) -> Dict:
+        return {"features": list(FEATURES), "weights": list(self.weights), "bias": self.bias, "mean": list(self.mean),
+                "scale": list(self.scale), "fitted_on": self.fitted_on, "positives": self.positives}
+
+    @classmethod
+    def from_dict(cls, d: Optional[Dict], where: str = "aggregator") -> Optional["Aggregator"]:
+        if not d:
+            return None
+        try:
+            if list(d["features"]) != list(FEATURES):
+                raise ConfigError(f"{where}: fitted on features {d['features']}, this version computes {list(FEATURES)}; "
+                                  "fit it again (python -m spacy_entlink calibrate-relations)")
+            out = cls(tuple(float(w) for w in d["weights"]), float(d["bias"]), tuple(float(m) for m in d["mean"]),
+                      tuple(float(s) for s in d["scale"]), int(d.get("fitted_on", 0)), int(d.get("positives", 0)))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"{where}: not a fitted aggregator ({err!r})") from None
+        n = len(FEATURES)
+        if not (len(out.weights) == len(out.mean) == len(out.scale) == n) or min(out.scale) <= 0:
+            raise ConfigError(f"{where}: weights, mean and scale must have {n} values each, scales > 0")
+        return out
+
+    @classmethod
+    def fit(cls, X: Sequence[np.ndarray], y: Sequence[int], l2: float = 1.0, steps: int = 100) -> "Aggregator":
+        """Maximum likelihood with an L2 penalty on the standardised weights (Newton steps)."""
+        X = np.asarray(X, dtype=np.float64).reshape(-1, len(FEATURES))
+        y = np.asarray(y, dtype=np.float64)
+        positives = int(y.sum())
+        if positives == 0 or positives == len(y):
+            raise ConfigError(f"fitting the relation aggregator needs id pairs with and without a gold relation; "
+                              f"got {positives} of {len(y)} with one (check the documents' entities, kb_ids and relations)")
+        mean, scale = X.mean(0), X.std(0)
+        scale[scale < 1e-9] = 1.0
+        Z = np.hstack([(X - mean) / scale, np.ones((len(X), 1))])
+        penalty = np.full(Z.shape[1], float(l2))
+        penalty[-1] = 0.0
+        w = np.zeros(Z.shape[1])
+        for _ in range(steps):
+            p = 1.0 / (1.0 + np.exp(-(Z @ w)))
+            grad = Z.T @ (p - y) + penalty * w
+            hess = (Z * (p * (1.0 - p))[:, None]).T @ Z + np.diag(penalty + 1e-9)
+            step = np.linalg.solve(hess, grad)
+            w -= step
+            if np.abs(step).max() < 1e-8:
+                break
+        return cls(tuple(map(float, w[:-1])), float(w[-1]), tuple(map(float, mean)), tuple(map(float, scale)), len(y), positives)

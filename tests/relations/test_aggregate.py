@@ -1,0 +1,77 @@
+"""The id-pair aggregator: evidence, features, fitting and its saved form."""
+
+import numpy as np
+import pytest
+import spacy
+from spacy.tokens import Doc, Span
+
+from spacy_entlink.errors import ConfigError
+from spacy_entlink.relations.aggregate import FEATURES, Aggregator, Evidence, MentionStats, collect_evidence, features
+
+
+def doc_with_ents():
+    nlp = spacy.blank("en")
+    doc = Doc(nlp.vocab, words="aspirin caused ulcers ; aspirin and ibuprofen caused bleeding and ulcers".split())
+    doc.ents = [Span(doc, 0, 1, "Chemical", kb_id="C1"), Span(doc, 2, 3, "Disease", kb_id="D1"),
+                Span(doc, 4, 5, "Chemical", kb_id="C1"), Span(doc, 6, 7, "Chemical", kb_id="C2"),
+                Span(doc, 8, 9, "Disease", kb_id="D2"), Span(doc, 10, 11, "Disease", kb_id="D1")]
+    return doc
+
+
+def test_evidence_is_grouped_by_id_pair_and_skips_unlinked_and_same_id_pairs():
+    doc = doc_with_ents()
+    e = doc.ents
+    unlinked = Span(doc, 1, 2, "Disease")
+    ev = collect_evidence([(e[0], "CID", e[1], 0.9), (e[2], "CID", e[5], 0.3), (e[3], "CID", e[4], 0.6),
+                           (e[0], "CID", e[2], 0.99), (e[0], "CID", unlinked, 0.99)])
+    assert set(ev) == {("C1", "CID", "D1"), ("C2", "CID", "D2")}
+    assert ev[("C1", "CID", "D1")].probs == [0.9, 0.3]
+    assert ev[("C1", "CID", "D1")].distances == [1, 5]  # tokens between the two spans
+
+
+def test_features_describe_the_pairs_and_the_mentions():
+    doc = doc_with_ents()
+    stats = MentionStats(doc)
+    x = features(Evidence([0.9, 0.3], [1, 5]), stats, "C1", "D1")
+    f = dict(zip(FEATURES, x))
+    assert f["max_logit"] == pytest.approx(np.log(0.9 / 0.1))
+    assert f["mean_logit"] == pytest.approx((np.log(9) + np.log(0.3 / 0.7)) / 2)
+    assert f["noisy_or_logit"] == pytest.approx(np.log(0.93 / 0.07))
+    assert f["share_above_half"] == 0.5 and f["log_pairs"] == pytest.approx(np.log(3))
+    assert f["log_head_mentions"] == pytest.approx(np.log(3)) and f["head_type_share"] == pytest.approx(2 / 3)
+    assert f["tail_type_share"] == pytest.approx(2 / 3) and f["head_first"] == 0.0
+    assert f["tail_first"] == pytest.approx(2 / 11) and f["log_distance"] == pytest.approx(np.log(2))
+    lonely = features(Evidence([1.0], [0]), MentionStats(Doc(doc.vocab, words=[])), "C9", "D9")
+    assert np.isfinite(lonely).all()  # ids the document does not mention, probability 1: finite
+
+
+def test_fit_learns_which_features_matter_and_round_trips():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, len(FEATURES)))
+    y = (X[:, 1] - X[:, 7] + 0.3 * rng.normal(size=600) > 0).astype(int)
+    agg = Aggregator.fit(X, y)
+    w = np.asarray(agg.weights)
+    assert w[1] > 1.0 and w[7] < -1.0 and np.abs(np.delete(w, [1, 7])).max() < 0.5 * min(w[1], -w[7])
+    acc = np.mean([(agg.probability(x) >= 0.5) == t for x, t in zip(X, y)])
+    assert acc > 0.9
+    again = Aggregator.from_dict(agg.to_dict())
+    assert again == agg and again.fitted_on == 600 and again.positives == int(y.sum())
+    assert Aggregator.from_dict(None) is None
+
+
+def test_a_constant_feature_and_a_one_class_fit():
+    X = np.zeros((10, len(FEATURES)))
+    X[:, 0] = np.arange(10)
+    agg = Aggregator.fit(X, [0] * 5 + [1] * 5)
+    assert np.isfinite(agg.weights).all() and agg.probability(X[9]) > 0.5 > agg.probability(X[0])
+    with pytest.raises(ConfigError, match="with and without a gold relation"):
+        Aggregator.fit(X, [1] * 10)
+
+
+@pytest.mark.parametrize("change", [
+    {"features": ["max_logit"]}, {"weights": [1.0]}, {"scale": [0.0] * len(FEATURES)}, {"bias": "x"}, {"mean": None},
+])
+def test_a_damaged_aggregator_is_a_clear_error(change):
+    good = Aggregator.fit(np.eye(len(FEATURES)).repeat(2, 0), [0, 1] * len(FEATURES)).to_dict()
+    with pytest.raises(ConfigError, match="cfg: aggregator"):
+        Aggregator.from_dict({**good, **change}, "cfg: aggregator")
