@@ -27,7 +27,7 @@ from thinc.api import Config, Model
 from ..errors import ConfigError, EntlinkError, check_choice
 from ..extensions import Relation, install_extensions
 from ..models.hf import check_precision
-from ..relations.aggregate import Aggregator, MentionStats, collect_evidence, features
+from ..relations.aggregate import Aggregator, MentionStats, collect_evidence, document_features
 from ..relations.labels import RelationType, load_relation_types
 from ..relations.reader import ReaderInput, RelationReader, evaluating
 from ..relations.retriever import Retriever
@@ -398,9 +398,10 @@ class RelationExtractor(TorchPipe):
             rels: Dict[Tuple, float] = {}
             if self.cfg["aggregate"] == "kb_id":
                 aggregator = self.aggregator
-                stats = MentionStats(doc) if aggregator is not None else None
-                for key, ev in collect_evidence(pairs).items():
-                    score = max(ev.probs) if aggregator is None else aggregator.probability(features(ev, stats, key[0], key[2]))
+                evidence = collect_evidence(pairs)
+                x = document_features(evidence, MentionStats(doc)) if aggregator is not None else {}
+                for key, ev in evidence.items():
+                    score = max(ev.probs) if aggregator is None else aggregator.probability(x[key])
                     if score >= self._threshold(key[1]):
                         rels[key] = score
             else:
@@ -525,9 +526,8 @@ class RelationExtractor(TorchPipe):
         X, y = [], []
         for eg, doc, res in zip(examples, docs, results):
             gold = relation_keys(eg.reference)
-            stats = MentionStats(doc)
-            for (h, label, t), ev in collect_evidence(self._scored_pairs(doc, res)).items():
-                X.append(features(ev, stats, h, t))
+            for (h, label, t), x in document_features(collect_evidence(self._scored_pairs(doc, res)), MentionStats(doc)).items():
+                X.append(x)
                 y.append(int(((h,), label, (t,)) in gold))
         aggregator = Aggregator.fit(X, y, l2=l2)
         self.cfg["aggregator"] = aggregator.to_dict()

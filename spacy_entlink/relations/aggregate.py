@@ -30,6 +30,10 @@ FEATURES = (
     "head_first",  # where the head id is first mentioned (0: first token, 1: last)
     "tail_first",
     "log_distance",  # log(1 + token distance of the closest scored pair)
+    "log_head_ids",  # log(1 + distinct ids with the head's label in the document)
+    "log_tail_ids",
+    "gap_to_best_tail",  # max_logit minus the best max_logit of the head id's pairs (<= 0)
+    "gap_to_best_head",  # max_logit minus the best max_logit of the tail id's pairs (<= 0)
 )
 EPS = 1e-4
 
@@ -61,8 +65,8 @@ def collect_evidence(pairs: Iterable[Tuple[Span, str, Span, float]]) -> Dict[Tup
 
 
 class MentionStats:
-    """Per-document counts behind the mention features: mentions per id and per label, and
-    each id's first token."""
+    """Per-document counts behind the mention features: mentions per id and per label, distinct
+    ids per label, and each id's first token."""
 
     def __init__(self, doc: Doc):
         self.length = max(1, len(doc))
@@ -77,26 +81,42 @@ class MentionStats:
             self.by_label[e.label_] = self.by_label.get(e.label_, 0) + 1
             self.label_of.setdefault(e.kb_id_, e.label_)
             self.first[e.kb_id_] = min(self.first.get(e.kb_id_, e.start), e.start)
+        self.ids_by_label: Dict[str, int] = {}
+        for label in self.label_of.values():
+            self.ids_by_label[label] = self.ids_by_label.get(label, 0) + 1
 
-    def mention(self, kb_id: str) -> Tuple[float, float, float]:
-        """log(1 + mentions), share of its label's mentions, relative first position."""
+    def mention(self, kb_id: str) -> Tuple[float, float, float, float]:
+        """log(1 + mentions), share of its label's mentions, relative first position, and
+        log(1 + distinct ids with its label)."""
         n = self.by_id.get(kb_id, 0)
-        share = n / max(1, self.by_label.get(self.label_of.get(kb_id, ""), 0))
+        label = self.label_of.get(kb_id, "")
+        share = n / max(1, self.by_label.get(label, 0))
         first = self.first.get(kb_id, 0) / self.length
-        return float(np.log1p(n)), float(share), float(first)
+        return float(np.log1p(n)), float(share), float(first), float(np.log1p(self.ids_by_label.get(label, 0)))
 
 
-def features(ev: Evidence, stats: MentionStats, head_id: str, tail_id: str) -> np.ndarray:
-    """The `FEATURES` of one id pair's evidence in one document."""
-    p = np.clip(np.asarray(ev.probs, dtype=np.float64), EPS, 1.0 - EPS)
-    noisy_or = 1.0 - float(np.exp(np.log1p(-p).sum()))
-    h_log, h_share, h_first = stats.mention(head_id)
-    t_log, t_share, t_first = stats.mention(tail_id)
-    return np.array([
-        _logit(float(p.max())), float(np.log(p / (1.0 - p)).mean()), _logit(noisy_or), float((p >= 0.5).mean()),
-        float(np.log1p(len(p))), h_log, t_log, h_share, t_share, h_first, t_first,
-        float(np.log1p(min(ev.distances))),
-    ])
+def document_features(evidence: Dict[Tuple[str, str, str], Evidence], stats: MentionStats) -> Dict[Tuple[str, str, str], np.ndarray]:
+    """The `FEATURES` of every id pair of one document (some compare an id pair with the
+    document's other pairs of the same head or tail)."""
+    best = {key: _logit(max(ev.probs)) for key, ev in evidence.items()}
+    best_of_head: Dict[Tuple[str, str], float] = {}
+    best_of_tail: Dict[Tuple[str, str], float] = {}
+    for (h, label, t), z in best.items():
+        best_of_head[(h, label)] = max(z, best_of_head.get((h, label), -np.inf))
+        best_of_tail[(t, label)] = max(z, best_of_tail.get((t, label), -np.inf))
+    out = {}
+    for (h, label, t), ev in evidence.items():
+        p = np.clip(np.asarray(ev.probs, dtype=np.float64), EPS, 1.0 - EPS)
+        noisy_or = 1.0 - float(np.exp(np.log1p(-p).sum()))
+        h_log, h_share, h_first, h_ids = stats.mention(h)
+        t_log, t_share, t_first, t_ids = stats.mention(t)
+        z = best[(h, label, t)]
+        out[(h, label, t)] = np.array([
+            z, float(np.log(p / (1.0 - p)).mean()), _logit(noisy_or), float((p >= 0.5).mean()),
+            float(np.log1p(len(p))), h_log, t_log, h_share, t_share, h_first, t_first,
+            float(np.log1p(min(ev.distances))), h_ids, t_ids, z - best_of_head[(h, label)], z - best_of_tail[(t, label)],
+        ])
+    return out
 
 
 @dataclass

@@ -273,7 +273,7 @@ def cid_examples(nlp):
 
 
 def test_fitted_aggregator_scores_id_pairs_and_is_saved(tmp_path):
-    from spacy_entlink.relations.aggregate import MentionStats, collect_evidence, features
+    from spacy_entlink.relations.aggregate import MentionStats, collect_evidence, document_features
 
     nlp, rel = make_nlp(tmp_path, relation_types="cid", aggregate="kb_id", type_constraints=True)
     egs = cid_examples(nlp)
@@ -289,9 +289,8 @@ def test_fitted_aggregator_scores_id_pairs_and_is_saved(tmp_path):
     rel._keep_all_pairs = False
     expected = {}
     for doc, res in zip(docs, results):
-        stats = MentionStats(doc)
-        for (h, label, t), ev in collect_evidence(rel._scored_pairs(doc, res)).items():
-            expected[(doc.text, h, t)] = agg.probability(features(ev, stats, h, t))
+        for (h, label, t), x in document_features(collect_evidence(rel._scored_pairs(doc, res)), MentionStats(doc)).items():
+            expected[(doc.text, h, t)] = agg.probability(x)
     out = [rel(d) for d in rel._fitting_docs(egs)]
     got = {(d.text, r.head, r.tail): r.score for d in out for r in d._.entlink_relations}
     assert got == pytest.approx(expected) and len(got) == 8

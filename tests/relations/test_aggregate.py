@@ -6,7 +6,7 @@ import spacy
 from spacy.tokens import Doc, Span
 
 from spacy_entlink.errors import ConfigError
-from spacy_entlink.relations.aggregate import FEATURES, Aggregator, Evidence, MentionStats, collect_evidence, features
+from spacy_entlink.relations.aggregate import FEATURES, Aggregator, Evidence, MentionStats, collect_evidence, document_features
 
 
 def doc_with_ents():
@@ -29,11 +29,12 @@ def test_evidence_is_grouped_by_id_pair_and_skips_unlinked_and_same_id_pairs():
     assert ev[("C1", "CID", "D1")].distances == [1, 5]  # tokens between the two spans
 
 
-def test_features_describe_the_pairs_and_the_mentions():
+def test_features_describe_the_pairs_the_mentions_and_the_other_pairs():
     doc = doc_with_ents()
-    stats = MentionStats(doc)
-    x = features(Evidence([0.9, 0.3], [1, 5]), stats, "C1", "D1")
-    f = dict(zip(FEATURES, x))
+    evidence = {("C1", "CID", "D1"): Evidence([0.9, 0.3], [1, 5]), ("C2", "CID", "D1"): Evidence([0.5], [3]),
+                ("C1", "CID", "D2"): Evidence([0.8], [7])}
+    x = document_features(evidence, MentionStats(doc))
+    f = dict(zip(FEATURES, x[("C1", "CID", "D1")]))
     assert f["max_logit"] == pytest.approx(np.log(0.9 / 0.1))
     assert f["mean_logit"] == pytest.approx((np.log(9) + np.log(0.3 / 0.7)) / 2)
     assert f["noisy_or_logit"] == pytest.approx(np.log(0.93 / 0.07))
@@ -41,8 +42,14 @@ def test_features_describe_the_pairs_and_the_mentions():
     assert f["log_head_mentions"] == pytest.approx(np.log(3)) and f["head_type_share"] == pytest.approx(2 / 3)
     assert f["tail_type_share"] == pytest.approx(2 / 3) and f["head_first"] == 0.0
     assert f["tail_first"] == pytest.approx(2 / 11) and f["log_distance"] == pytest.approx(np.log(2))
-    lonely = features(Evidence([1.0], [0]), MentionStats(Doc(doc.vocab, words=[])), "C9", "D9")
-    assert np.isfinite(lonely).all()  # ids the document does not mention, probability 1: finite
+    assert f["log_head_ids"] == pytest.approx(np.log(3)) and f["log_tail_ids"] == pytest.approx(np.log(3))
+    assert f["gap_to_best_tail"] == 0.0 and f["gap_to_best_head"] == 0.0  # the best pair of C1 and of D1
+    g = dict(zip(FEATURES, x[("C2", "CID", "D1")]))
+    assert g["gap_to_best_head"] == pytest.approx(0.0 - np.log(9)) and g["gap_to_best_tail"] == 0.0
+    h = dict(zip(FEATURES, x[("C1", "CID", "D2")]))
+    assert h["gap_to_best_tail"] == pytest.approx(np.log(4) - np.log(9)) and h["gap_to_best_head"] == 0.0
+    lonely = document_features({("C9", "CID", "D9"): Evidence([1.0], [0])}, MentionStats(Doc(doc.vocab, words=[])))
+    assert np.isfinite(lonely[("C9", "CID", "D9")]).all()  # ids the document does not mention, probability 1
 
 
 def test_fit_learns_which_features_matter_and_round_trips():
