@@ -8,8 +8,6 @@ from spacy.training import Example
 
 from spacy_entlink.errors import ConfigError
 from spacy_entlink.extensions import Relation
-from spacy_entlink.relations.reader import RelationReader
-from spacy_entlink.relations.retriever import Retriever
 from spacy_entlink.scoring import score_relations
 
 from ..relations.conftest import tiny_encoder
