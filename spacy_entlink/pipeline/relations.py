@@ -385,6 +385,7 @@ class RelationExtractor(TorchPipe):
                 results[d]["rels"][key] = float(probs[i, j, k])
 
     def set_annotations(self, docs: Iterable[Doc], results: List[Dict[str, Any]]) -> None:
+        aggregator = self.aggregator if self.cfg["aggregate"] == "kb_id" else None
         for doc, res in zip(docs, results):
             if self.cfg["entities"] == "predict":  # windows overlap: the more probable entity wins
                 taken: Set[int] = set()
@@ -397,7 +398,6 @@ class RelationExtractor(TorchPipe):
             pairs = self._scored_pairs(doc, res)
             rels: Dict[Tuple, float] = {}
             if self.cfg["aggregate"] == "kb_id":
-                aggregator = self.aggregator
                 evidence = collect_evidence(pairs)
                 x = document_features(evidence, MentionStats(doc)) if aggregator is not None else {}
                 for key, ev in evidence.items():
