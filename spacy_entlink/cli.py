@@ -425,7 +425,7 @@ def calibrate_relations_cmd(
     """Fit the relation extractor's id-pair aggregator and per-label thresholds on held-out
     annotated documents."""
     import spacy
-    from spacy.training import Corpus
+    from spacy.training import Corpus, Example
 
     from .scoring import score_relations
 
@@ -450,7 +450,7 @@ def calibrate_relations_cmd(
 
     def f1() -> float:
         docs = [rel(d) for d in rel._fitting_docs(examples)]
-        return score_relations([type(eg)(d, eg.reference) for d, eg in zip(docs, examples)])["rel_micro_f"]
+        return score_relations([Example(d, eg.reference) for d, eg in zip(docs, examples)])["rel_micro_f"]
 
     report = {"dev": str(dev), "documents": len(examples), "f_before": f1()}
     typer.echo(f"{dev}: {len(examples):,} documents, relation F1 before {100 * report['f_before']:.2f}")
