@@ -336,6 +336,7 @@ def calibrate_linker_cmd(
     dense_k: Optional[int] = typer.Option(None, "--dense-k", help="entities the dense source adds per mention (saved with the pipeline)"),
     folds: int = typer.Option(5, help="also measure accuracy@1 of calibrations fitted on the other folds' documents (0: skip)"),
     gate: bool = typer.Option(True, "--gate/--no-gate", help="fit a cascade gate: mentions whose features alone decide (at no loss of accuracy on these mentions) skip the model"),
+    context: bool = typer.Option(False, "--context-model/--no-context-model", help="learn a sparse context model (which words around a mention favour which words of a candidate's name) from --train, as one more calibration feature"),
     kb_share: float = typer.Option(0.5, "--kb-share", help="with --kb-pairs: share of the pseudo-mentions that are names the KB has (drawn at random, one per entity), beside the held-out aliases"),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for the calibration and its cross-validated accuracy"),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on, as spacy train's --gpu-id (-1: CPU)"),
@@ -360,6 +361,8 @@ def calibrate_linker_cmd(
             raise EntlinkError(f"{what} must be at least 1, got {value}")
     if not 0.0 <= kb_share < 1.0:
         raise EntlinkError(f"--kb-share must be in [0, 1), got {kb_share}")
+    if context and train is None:
+        raise EntlinkError("--context-model learns from annotated training documents: give --train")
     nlp = spacy.load(pipeline)
     if name not in nlp.pipe_names:
         raise EntlinkError(f"--name: no component {name!r} in {pipeline} (it has {nlp.pipe_names})")
@@ -379,6 +382,9 @@ def calibrate_linker_cmd(
     if train is not None:
         counts = linker.set_counts(Corpus(train)(nlp))
         typer.echo(f"frequency prior from {train}: {len(counts):,} entities")
+        if context:
+            model = linker.fit_context_model(Corpus(train)(nlp), progress=True)
+            typer.echo(f"context model from {train}: {model.fitted_on:,} mentions with several candidates")
     if kb_pairs is not None:
         from .linking.examples import kb_alias_sample, kb_pair_examples
         from .linking.retriever import read_holdout

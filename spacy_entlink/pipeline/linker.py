@@ -30,6 +30,7 @@ from ..extensions import install_extensions
 from ..kb import KnowledgeBase
 from ..kb.registry import KBSource, resolve_kb
 from ..linking.calibration import Calibration, CalibrationData, cross_validate, fit_gate
+from ..linking.context import ContextModel, ContextSample, context_words, stop_word_test
 from ..linking.dense import ANN_THRESHOLD, DenseIndex, SentenceEncoder
 from ..linking.examples import Pair, gold_pairs, span_context
 from ..linking.linker import Linker, LinkerSettings, Ranked, build_name_trie
@@ -42,7 +43,8 @@ from .torch_pipe import TorchPipe
 RANKING_SETTINGS = ("beam_size", "top_k", "max_candidates", "candidate_names", "fallback", "batch_size", "dense_k",
                     "trie_k")
 DENSE_SOURCES = ("dense", "dense_fallback")
-N_FEATURES = 9  # columns of GenreLinker.features
+N_FEATURES = 10  # columns of GenreLinker.features
+CONTEXT_FEATURE = 9  # the column of the context model's score
 COSINE_FEATURE = 6  # the column of the dense cosine: mentions are embedded only for calibrations that weigh it
 MAX_FEATURE_NAMES = 16  # names per candidate compared with the mention
 
@@ -127,9 +129,10 @@ def genre_linker_model_v1(name: str = "", decoder_layers: int = 2, max_context_t
 
 
 def _features_key(rows: Sequence[int], mention: Optional[str], expanded: Optional[str],
-                  vector: Optional[np.ndarray], similarity: bool) -> tuple:
+                  vector: Optional[np.ndarray], similarity: bool, span: Optional[Span] = None) -> tuple:
     """What `GenreLinker.features` depends on, as a dictionary key."""
-    return (tuple(rows), mention, expanded, None if vector is None else vector.tobytes(), similarity)
+    where = None if span is None else (id(span.doc), span.start, span.end)
+    return (tuple(rows), mention, expanded, None if vector is None else vector.tobytes(), similarity, where)
 
 
 def _no_forward(model: Model, X: Any, is_train: bool):
@@ -212,6 +215,8 @@ class GenreLinker(TorchPipe):
         self.calibration = Calibration()
         self.entity_counts: Dict[str, int] = {}
         self.mention_counts: Dict[str, Dict[str, int]] = {}  # normalised mention -> {kb id: count}
+        self.context_model: Optional[ContextModel] = None
+        self._is_stop = stop_word_test(vocab)
         self._names_cache: Dict[int, List[str]] = {}
         self._abbreviations = AbbreviationCache()
         self._fuzzy: Optional[FuzzyMatcher] = None
@@ -416,10 +421,10 @@ class GenreLinker(TorchPipe):
             rows = self.linker.scored_rows(candidates[m])
             expanded = self._expanded_text(span)
             vector = None if vectors is None else vectors[i]
-            feats = self.features(rows, span.text, expanded=expanded, vector=vector, similarity=similarity)
+            feats = self.features(rows, span.text, expanded=expanded, vector=vector, similarity=similarity, span=span)
             if cal.decided_without_model(feats):
                 out.add(m)  # its links() reuse these features: its rows keep this order
-                self._gate_features[_features_key(rows, span.text, expanded, vector, similarity)] = feats
+                self._gate_features[_features_key(rows, span.text, expanded, vector, similarity, span)] = feats
         return out
 
     def mention_vectors(self, spans: Sequence[Span], *, force: bool = False) -> Optional[np.ndarray]:
@@ -456,7 +461,7 @@ class GenreLinker(TorchPipe):
         return counts
 
     def features(self, rows: Sequence[int], mention: Optional[str] = None, *, expanded: Optional[str] = None,
-                 vector: Optional[np.ndarray] = None, similarity: bool = True) -> np.ndarray:
+                 vector: Optional[np.ndarray] = None, similarity: bool = True, span: Optional[Span] = None) -> np.ndarray:
         """Features of a mention's candidates, one row each, weighed by the calibration:
         0 log(1 + training count), 1 log(1 + KB prior), 2 log(1 + training count of the
         candidate for this mention's normalised text), 3 the candidate is the frequency
@@ -467,7 +472,8 @@ class GenreLinker(TorchPipe):
         6 the best cosine similarity between the mention's `vector` and the candidate's names
         in the dense index (the retriever's score; 0 without either), 7 one of the
         candidate's names is the mention (or its long form) after normalisation, 8 the best
-        rapidfuzz ratio (0-1) between the mention and the candidate's names.
+        rapidfuzz ratio (0-1) between the mention and the candidate's names, 9 the context
+        model's score of the candidate for the words around `span` (0 without either).
         No column depends on the order of `rows`.
         Columns 0, 2, 3 and 4 need training counts (`set_counts`) and are 0 without them, so
         a KB-only linker is calibrated on the others. (A calibration fitted with fewer weights
@@ -503,7 +509,14 @@ class GenreLinker(TorchPipe):
                 feats[k, 8] = max((fuzz.ratio(key, n) for n in names), default=0) / 100
         if vector is not None and self.dense is not None:
             feats[:, COSINE_FEATURE] = self.dense.similarities(vector, rows)
+        if self.context_model is not None and span is not None:
+            feats[:, CONTEXT_FEATURE] = self.context_model.scores(self.context_model.span_context(span),
+                                                                  self._extra_name_words(rows, span.text))
         return feats
+
+    def _extra_name_words(self, rows: Sequence[int], mention: str) -> List[List[str]]:
+        """Each row's canonical-name words that `mention` lacks (the context model's name side)."""
+        return [ContextModel.extra_words(self.kb.get_name(r), mention, self._is_stop) for r in rows]
 
     def _normalized_names(self, row: int) -> List[str]:
         """The row's first `MAX_FEATURE_NAMES` names, normalised (cached)."""
@@ -519,9 +532,10 @@ class GenreLinker(TorchPipe):
         return names
 
     def links(self, ranked: Ranked, mention: Optional[str] = None, *, expanded: Optional[str] = None,
-              vector: Optional[np.ndarray] = None) -> Tuple[List[Tuple[str, float]], float]:
+              vector: Optional[np.ndarray] = None, span: Optional[Span] = None) -> Tuple[List[Tuple[str, float]], float]:
         """Top-k `(kb_id, probability)`, most probable first, and the NIL probability of one
-        ranked mention (the calibration combines model scores and the `features`)."""
+        ranked mention (the calibration combines model scores and the `features`; `span`: the
+        mention in its doc, for the context model)."""
         if not ranked:
             return [], 1.0
         k = self.settings.top_k
@@ -530,10 +544,10 @@ class GenreLinker(TorchPipe):
         feats = None
         if n_weights:
             similarity = n_weights > 5
-            feats = self._gate_features.get(_features_key(rows, mention, expanded, vector, similarity)) \
+            feats = self._gate_features.get(_features_key(rows, mention, expanded, vector, similarity, span)) \
                 if self._gate_features else None
             if feats is None:
-                feats = self.features(rows, mention, expanded=expanded, vector=vector, similarity=similarity)
+                feats = self.features(rows, mention, expanded=expanded, vector=vector, similarity=similarity, span=span)
         probs, p_nil = self.calibration.probabilities([s for _, s in ranked], feats)
         order = np.argsort(-probs, kind="stable")[:k]
         return [(self.kb.get_id(rows[i]), float(probs[i])) for i in order], p_nil
@@ -543,7 +557,8 @@ class GenreLinker(TorchPipe):
         """`links` of many spans (their texts, long forms and embeddings)."""
         if vectors is None:
             vectors = self.mention_vectors(spans)
-        return [self.links(r, s.text, expanded=self._expanded_text(s), vector=None if vectors is None else vectors[m])
+        return [self.links(r, s.text, expanded=self._expanded_text(s), vector=None if vectors is None else vectors[m],
+                           span=s)
                 for m, (s, r) in enumerate(zip(spans, ranked))]
 
     def is_nil(self, top: Sequence[Tuple[str, float]], p_nil: float) -> bool:
@@ -561,7 +576,7 @@ class GenreLinker(TorchPipe):
                 continue
             new_ids: Dict[Tuple[int, int], str] = {}
             for ent, ranked, vector in preds:
-                top, p_nil = self.links(ranked, ent.text, expanded=self._expanded_text(ent), vector=vector)
+                top, p_nil = self.links(ranked, ent.text, expanded=self._expanded_text(ent), vector=vector, span=ent)
                 ent._.entlink_links = top
                 kb_id = nil if self.is_nil(top, p_nil) else top[0][0]
                 if overwrite or not ent.kb_id_:
@@ -668,9 +683,44 @@ class GenreLinker(TorchPipe):
             ids = [self.kb.get_id(row) for row, _ in r]
             data.scores.append([sc for _, sc in r])
             data.features.append(self.features([row for row, _ in r], s.text, expanded=self._expanded_text(s),
-                                               vector=None if vectors is None else vectors[m]))
+                                               vector=None if vectors is None else vectors[m], span=s))
             data.gold.append(ids.index(s.kb_id_) if s.kb_id_ in ids and s.kb_id_ != nil else None)
         return data
+
+    def fit_context_model(self, examples: Iterable[Example], *, window: int = 30, buckets: int = 1 << 20,
+                          epochs: int = 2, learn_rate: float = 0.001, progress: bool = False) -> ContextModel:
+        """Learn the context model (calibration feature 9) from annotated training `examples`,
+        then keep their frequency counts (`set_counts`); refit the calibration afterwards.
+
+        The model learns beside the other calibration features, each half of the documents
+        seeing the counts of the other half (as unseen text sees the training text's), so
+        that it learns what the frequency priors do not already say."""
+        from tqdm import tqdm
+
+        self._require()
+        examples = list(examples)
+        labels = set(self.cfg.get("labels") or [])
+        self.context_model = None  # feature 9 stays 0 while the samples are collected
+        samples: List[ContextSample] = []
+        for part in (0, 1):
+            self.set_counts(eg for d, eg in enumerate(examples) if d % 2 != part)
+            spans = [ent for d, eg in enumerate(examples) if d % 2 == part for ent in eg.reference.ents
+                     if (not labels or ent.label_ in labels) and ent.kb_id_ and "|" not in ent.kb_id_]
+            for span, cands in zip(spans, self.candidate_rows_batch(spans)):
+                rows = self.linker.scored_rows(cands) if cands else []
+                ids = [self.kb.get_id(r) for r in rows]
+                if len(rows) > 1 and span.kb_id_ in ids:
+                    samples.append(ContextSample(
+                        context_words(span, window), self._extra_name_words(rows, span.text),
+                        self.features(rows, span.text, expanded=self._expanded_text(span)), ids.index(span.kb_id_)))
+        self.set_counts(examples)
+        bar = tqdm(total=epochs * len(samples), desc="context model", unit="mention", disable=not progress)
+        try:
+            self.context_model = ContextModel.fit(samples, buckets=buckets, window=window, epochs=epochs,
+                                                  learn_rate=learn_rate, progress=bar.update)
+        finally:
+            bar.close()
+        return self.context_model
 
     # --- serialization ------------------------------------------------------------------
     def _serializers(self) -> Dict[str, Callable]:
@@ -687,6 +737,8 @@ class GenreLinker(TorchPipe):
             serialize["counts"] = lambda p: srsly.write_json(p, self.entity_counts)
         if self.mention_counts:
             serialize["mention_counts"] = lambda p: srsly.write_json(p, self.mention_counts)
+        if self.context_model is not None:
+            serialize["context"] = lambda p: self.context_model.to_disk(p)
         return serialize
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "GenreLinker":
@@ -712,6 +764,8 @@ class GenreLinker(TorchPipe):
         if (path / "mention_counts").exists() and "mention_counts" not in exclude:
             self.mention_counts = {str(m): {str(k): int(v) for k, v in ids.items()}
                                    for m, ids in srsly.read_json(path / "mention_counts").items()}
+        if (path / "context").exists() and "context" not in exclude:
+            self.context_model = ContextModel.from_disk(path / "context")
         if (path / "dense").exists() and "dense" not in exclude:
             self.dense = DenseIndex(path / "dense", precision=self.precision)
             self.dense.set_ef_search(self.cfg["dense_ann"]["ef_search"])  # the loading config's, not the build's

@@ -268,6 +268,37 @@ def test_cascade_computes_a_decided_mentions_features_once(nlp, demo_kb, monkeyp
     assert out.ents[0].kb_id_ == "DEMO:D006" and len(calls) == 1
 
 
+def test_context_model_learns_from_training_mentions_and_is_saved(nlp, demo_kb, tmp_path):
+    linker = nlp.get_pipe("entlink_linker")
+    vaccine = "Children vaccinated against hepatitis showed antibodies ."
+    shellfish = "Eating raw shellfish caused hepatitis outbreaks ."
+
+    def doc_with(text, kb_id, n=nlp):
+        doc = make_doc(n, text, [("hepatitis", "Disease", kb_id)], with_ids=True)
+        doc.ents[0]._.entlink_candidates = ["DEMO:D011", "DEMO:D012"]  # Hepatitis B, Hepatitis A
+        return doc
+
+    examples = [Example(nlp.make_doc(t), doc_with(t, i)) for t, i in ((vaccine, "DEMO:D011"), (shellfish, "DEMO:D012"))] * 10
+    model = linker.fit_context_model(examples, epochs=5, learn_rate=0.1, buckets=1 << 12)
+    assert model.fitted_on == 20 and linker.entity_counts == {"DEMO:D011": 10, "DEMO:D012": 10}
+    rows = [demo_kb.row_of("DEMO:D011"), demo_kb.row_of("DEMO:D012")]
+    a = linker.features(rows, "hepatitis", span=doc_with(vaccine, "").ents[0])[:, 9]
+    b = linker.features(rows, "hepatitis", span=doc_with(shellfish, "").ents[0])[:, 9]
+    assert a[0] > a[1] and b[1] > b[0]
+    assert not linker.features(rows, "hepatitis")[:, 9].any()  # no span, no context
+    cal = linker.calibrate(examples, with_nil=False, gate=False)
+    assert len(cal.prior_weights) == 10 and cal.prior_weights[9] > 0
+
+    def linked(text, n):
+        return n(doc_with(text, "", n)).ents[0].kb_id_
+
+    assert linked(vaccine, nlp) == "DEMO:D011" and linked(shellfish, nlp) == "DEMO:D012"
+    nlp.to_disk(tmp_path / "pipe")
+    again = spacy.load(tmp_path / "pipe")
+    assert np.array_equal(again.get_pipe("entlink_linker").context_model.weights, model.weights)
+    assert linked(vaccine, again) == "DEMO:D011" and linked(shellfish, again) == "DEMO:D012"
+
+
 def test_dense_ann_settings_build_the_index_and_set_its_search(demo_kb, tmp_path):
     pytest.importorskip("faiss")
     from tests.linking.test_retriever import tiny_encoder_folder

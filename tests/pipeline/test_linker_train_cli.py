@@ -64,6 +64,13 @@ def test_train_linker_cli_names_a_missing_file(setup, capsys):
     assert "--train" in capsys.readouterr().err
 
 
+def test_calibrate_linker_context_model_needs_training_documents(setup, capsys):
+    tmp, kb = setup
+    with pytest.raises(SystemExit):
+        main(["calibrate-linker", str(tmp), str(tmp / "y"), "--dev", str(tmp / "dev.spacy"), "--context-model"])
+    assert "--context-model" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_calibrate_linker_cli_fits_priors(setup):
     tmp, kb = setup
@@ -76,14 +83,14 @@ def test_calibrate_linker_cli_fits_priors(setup):
           "--train", str(tmp / "train.spacy"), "--folds", "2", "--metrics", str(tmp / "cal.json")])
     report = srsly.read_json(tmp / "cal.json")
     assert 0.0 <= report["cross_validation"]["cross_validated_acc"] <= 1.0
-    assert len(report["calibration"]["prior_weights"]) == 9
+    assert len(report["calibration"]["prior_weights"]) == 10
     again = spacy.load(tmp / "calibrated").get_pipe("entlink_linker")
     assert again.entity_counts["DEMO:D001"] == 6
     # p(entity | mention) from the training mentions, keyed by the KB's normalisation
     assert again.mention_counts[again.kb.normalize("MS")] == {"DEMO:D004": 1}
     ms, d006 = again.kb.row_of("DEMO:D004"), again.kb.row_of("DEMO:D006")
     feats = again.features([ms, d006], "MS")
-    assert feats.shape == (2, 9) and feats[0, 2] > 0 and feats[1, 2] == 0
+    assert feats.shape == (2, 10) and feats[0, 2] > 0 and feats[1, 2] == 0
     assert again.features([ms], None)[0, 2] == 0
     # indicators: the frequency prior's choice (one per mention) and the mention text's usual id
     key = [(again.entity_counts.get(again.kb.get_id(r), 0), again.kb.get_prior(r)) for r in (ms, d006)]
@@ -92,13 +99,15 @@ def test_calibrate_linker_cli_fits_priors(setup):
     # name similarity: "MS" is one of D004's names; no dense index, so no cosine column
     assert feats[0, 5] == 1.0 and feats[1, 5] < 1.0 and not feats[:, 6].any()
     assert not again.features([ms, d006], "MS", similarity=False)[:, 5].any()
-    assert again.features([], "MS").shape == (0, 9)
+    assert again.features([], "MS").shape == (0, 10)
     # 7: an exact name/alias of the candidate; 8: the best plain ratio
     assert list(feats[:, 7]) == [1.0, 0.0] and feats[0, 8] == 1.0 and feats[1, 8] < 1.0
-    assert len(again.calibration.prior_weights) == 9 and again.calibration.fitted_on > 0
+    assert len(again.calibration.prior_weights) == 10 and again.calibration.fitted_on > 0
     with pytest.raises(SystemExit):
         main(["calibrate-linker", str(pipe), str(pipe), "--dev", str(tmp / "dev.spacy")])
     assert "gate" in report["calibration"]  # the cascade's gate (None when no gate loses nothing)
+    # no context model without --context-model: its column stays 0
+    assert again.context_model is None and not feats[:, 9].any()
 
 
 @pytest.mark.slow
