@@ -6,7 +6,10 @@ output is scored against the gold annotations:
   linking    `Scorer.score_links` semantics (only spans that NER found with the gold offsets and
              label are judged, a wrong id is both a false positive and a false negative), and a
              strict end-to-end F over (offsets, label, KB id) of all predicted and gold entities;
-  CID        document-level chemical-induced-disease F by (chemical id, disease id) pairs.
+  CID        document-level chemical-induced-disease F by (chemical id, disease id) pairs, and
+             what bounds its recall: the share of gold (document, id) pairs per label that the
+             pipeline's KBs hold and that its entities found, and the share of gold CID pairs
+             with both ids in a KB and with both found.
 Words/second: dev words over the wall time of `nlp.pipe` on the raw texts; a second run, stage
 by stage, gives each component's share. For scale: spaCy publishes about
 684 words/s on CPU for `en_core_web_trf` (https://spacy.io/usage/facts-figures#benchmarks-speed).
@@ -53,6 +56,32 @@ def strict_links(examples: List[Example]) -> Dict[str, float]:
         score.fp += len(pred - gold)
         score.fn += len(gold - pred)
     return {"p": score.precision, "r": score.recall, "f": score.fscore}
+
+
+def id_coverage(examples: List[Example], kbs) -> Dict[str, object]:
+    """Per label, the share of gold (document, KB id) pairs that some KB of the pipeline holds
+    and that the predicted entities found; the share of gold relation pairs with both ids in a
+    KB and with both found (a bound on relation recall through the chain)."""
+    in_kb = lambda i: any(i in kb for kb in kbs)  # noqa: E731
+    per_label: Dict[str, List[int]] = {}
+    pairs = [0, 0, 0]
+    for eg in examples:
+        found = {e.kb_id_ for e in eg.predicted.ents if e.kb_id_}
+        gold_ids = {(e.label_, e.kb_id_) for e in eg.reference.ents if e.kb_id_ and e.kb_id_ not in ("-1", "NIL")}
+        for label, i in gold_ids:
+            c = per_label.setdefault(label, [0, 0, 0])
+            c[0] += 1
+            c[1] += in_kb(i)
+            c[2] += i in found
+        for rel in getattr(eg.reference._, "entlink_relations", None) or []:
+            if not (isinstance(rel.head, str) and isinstance(rel.tail, str)):
+                continue  # relations between spans, not ids
+            pairs[0] += 1
+            pairs[1] += in_kb(rel.head) and in_kb(rel.tail)
+            pairs[2] += rel.head in found and rel.tail in found
+    return {"ids": {k: {"gold": n, "in_kb": a / max(1, n), "found": b / max(1, n)} for k, (n, a, b) in per_label.items()},
+            "relation_pairs": {"gold": pairs[0], "both_in_kb": pairs[1] / max(1, pairs[0]),
+                               "both_found": pairs[2] / max(1, pairs[0])}}
 
 
 def main() -> None:
@@ -112,6 +141,8 @@ def main() -> None:
     links = Scorer.score_links(examples, negative_labels=[])
     strict = strict_links(examples)
     rel = score_relations(examples)
+    kbs = list({id(p.kb): p.kb for _, p in nlp.pipeline if getattr(p, "kb", None) is not None}.values())
+    coverage = id_coverage(examples, kbs)
     result = {
         "pipeline": str(args.pipeline), "dev": str(args.dev), "docs": len(gold), "words": words,
         "device": device, "torch_devices": devices, "load_s": load_s, "warmup_docs": args.warmup, "seconds": total, "words_per_s": words / total,
@@ -121,6 +152,7 @@ def main() -> None:
         "links_score_links": {"p": links["nel_micro_p"], "r": links["nel_micro_r"], "f": links["nel_micro_f"]},
         "links_strict": strict,
         "cid": {"p": rel["rel_micro_p"], "r": rel["rel_micro_r"], "f": rel["rel_micro_f"]},
+        "id_coverage": coverage,
     }
     print(f"NER          P {100 * ner['ents_p']:.2f}  R {100 * ner['ents_r']:.2f}  F {100 * ner['ents_f']:.2f}")
     for label, s in sorted(ner["ents_per_type"].items()):
@@ -129,6 +161,12 @@ def main() -> None:
           f"R {100 * links['nel_micro_r']:.2f}); strict end-to-end F {100 * strict['f']:.2f} "
           f"(P {100 * strict['p']:.2f} R {100 * strict['r']:.2f})")
     print(f"CID          F {100 * rel['rel_micro_f']:.2f} (P {100 * rel['rel_micro_p']:.2f} R {100 * rel['rel_micro_r']:.2f})")
+    for label, c in sorted(coverage["ids"].items()):
+        print(f"  {label:<10} gold ids per document {c['gold']:,}: {100 * c['in_kb']:.1f} % in a KB of the pipeline, "
+              f"{100 * c['found']:.1f} % found")
+    cp = coverage["relation_pairs"]
+    print(f"  gold CID pairs {cp['gold']:,}: both ids in a KB {100 * cp['both_in_kb']:.1f} %, both found "
+          f"{100 * cp['both_found']:.1f} % (bounds on CID recall)")
     print(f"speed        {words / total:,.0f} words/s (median of {len(passes)} pass(es), {total:.1f} s); "
           + ", ".join(f"{k} {100 * v / staged:.0f} %" for k, v in own.items()))
     write_json(args.output, result)

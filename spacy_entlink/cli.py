@@ -425,6 +425,7 @@ def calibrate_relations_cmd(
     aggregator: bool = typer.Option(True, "--aggregator/--no-aggregator", help="with aggregate = \"kb_id\": fit the id-pair aggregator over all mention pairs (else the best pair's score)"),
     thresholds: bool = typer.Option(True, "--thresholds/--no-thresholds", help="fit per-label thresholds (after the aggregator)"),
     l2: float = typer.Option(1.0, "--l2", help="L2 penalty of the aggregator's standardised weights"),
+    kb: Optional[Path] = typer.Option(None, "--kb", help="a KB with a hierarchy (e.g. CTD MEDIC's parents): the aggregator's hierarchy features read it; saved with the component"),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for what was fitted and the F1 on --dev"),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on, as spacy train's --gpu-id (-1: CPU)"),
 ) -> None:
@@ -435,8 +436,8 @@ def calibrate_relations_cmd(
 
     from .scoring import score_relations
 
-    for path, what in ((pipeline, "PIPELINE"), (dev, "--dev")):
-        if not path.exists():
+    for path, what in ((pipeline, "PIPELINE"), (dev, "--dev"), (kb, "--kb")):
+        if path is not None and not path.exists():
             raise EntlinkError(f"{what}: {path} does not exist")
     if output.resolve() == pipeline.resolve():
         raise EntlinkError("OUTPUT must differ from PIPELINE (the model weights are read from PIPELINE)")
@@ -450,6 +451,12 @@ def calibrate_relations_cmd(
     if aggregator and rel.cfg["aggregate"] != "kb_id":
         typer.echo(f"ℹ {name} relates mentions (aggregate = {rel.cfg['aggregate']!r}): no aggregator to fit")
         aggregator = False
+    if kb is not None:
+        from .kb import KnowledgeBase
+
+        rel.set_kb(KnowledgeBase.from_disk(kb))
+        if not rel.kb.has_hierarchy:
+            typer.echo(f"⚠ --kb: {kb} has no hierarchy (parents): the hierarchy features stay 0", err=True)
     examples = list(Corpus(dev)(nlp))
     if not examples:
         raise EntlinkError(f"--dev: {dev} has no documents")

@@ -26,6 +26,8 @@ from thinc.api import Config, Model
 
 from ..errors import ConfigError, EntlinkError, check_choice
 from ..extensions import Relation, install_extensions
+from ..kb import KnowledgeBase
+from ..kb.registry import KBSource, resolve_kb
 from ..models.hf import check_precision
 from ..relations.aggregate import Aggregator, MentionStats, collect_evidence, document_features
 from ..relations.labels import RelationType, load_relation_types
@@ -33,6 +35,8 @@ from ..relations.reader import ReaderInput, RelationReader, evaluating
 from ..relations.retriever import Retriever
 from ..relations.windows import Window, make_windows
 from .torch_pipe import TorchPipe
+
+ANCESTOR_DEPTH = 32  # levels of the KB hierarchy the aggregator's hierarchy features look up
 
 DEFAULT_MODEL = """
 [model]
@@ -158,6 +162,8 @@ class RelationExtractor(TorchPipe):
         self.retriever: Optional[Retriever] = None
         self._rng = random.Random(0)
         self._keep_all_pairs = False  # while fitting the aggregator
+        self.kb: Optional[KnowledgeBase] = None
+        self._broader: Dict[str, Set[str]] = {}
 
     @property
     def aggregator(self) -> Optional[Aggregator]:
@@ -205,10 +211,38 @@ class RelationExtractor(TorchPipe):
             retriever.build_index([t.text for t in self.types])
         return self
 
+    def set_kb(self, kb: Optional[KBSource]) -> "RelationExtractor":
+        """The KB whose hierarchy the id-pair aggregator's hierarchy features read (saved with
+        the component); None: no hierarchy features."""
+        self.kb = None if kb is None else resolve_kb(kb, self.name)
+        self._broader = {}
+        return self
+
+    def _ancestors(self) -> Optional[Callable[[str], Set[str]]]:
+        """A KB id's broader ids in the KB's hierarchy (cached), or None without a hierarchy."""
+        kb = self.kb
+        if kb is None or not kb.has_hierarchy:
+            return None
+        cache = self._broader
+
+        def broader(kb_id: str) -> Set[str]:
+            out = cache.get(kb_id)
+            if out is None:
+                row = kb.row_of(kb_id)
+                out = set() if row is None else {kb.get_id(r) for r in kb.ancestors(row, depth=ANCESTOR_DEPTH)}
+                if len(cache) > 200_000:
+                    cache.clear()
+                cache[kb_id] = out
+            return out
+
+        return broader
+
     def initialize(self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *,
-                   nlp: Optional[Language] = None) -> None:
+                   nlp: Optional[Language] = None, kb: Optional[KBSource] = None) -> None:
         """Check the training data's relation labels and load the models (entity labels for
-        `entities = "predict"` come from the config or the training data)."""
+        `entities = "predict"` come from the config or the training data); `kb`: see `set_kb`."""
+        if kb is not None:
+            self.set_kb(kb)
         labels = list(self.cfg.get("entity_labels") or [])
         if get_examples is not None:
             seen: Set[str] = set()
@@ -386,6 +420,7 @@ class RelationExtractor(TorchPipe):
 
     def set_annotations(self, docs: Iterable[Doc], results: List[Dict[str, Any]]) -> None:
         aggregator = self.aggregator if self.cfg["aggregate"] == "kb_id" else None
+        ancestors = self._ancestors() if aggregator is not None else None
         for doc, res in zip(docs, results):
             if self.cfg["entities"] == "predict":  # windows overlap: the more probable entity wins
                 taken: Set[int] = set()
@@ -399,7 +434,7 @@ class RelationExtractor(TorchPipe):
             rels: Dict[Tuple, float] = {}
             if self.cfg["aggregate"] == "kb_id":
                 evidence = collect_evidence(pairs)
-                x = document_features(evidence, MentionStats(doc)) if aggregator is not None else {}
+                x = document_features(evidence, MentionStats(doc), ancestors) if aggregator is not None else {}
                 for key, ev in evidence.items():
                     score = max(ev.probs) if aggregator is None else aggregator.probability(x[key])
                     if score >= self._threshold(key[1]):
@@ -524,9 +559,11 @@ class RelationExtractor(TorchPipe):
         finally:
             self._keep_all_pairs = False
         X, y = [], []
+        ancestors = self._ancestors()
         for eg, doc, res in zip(examples, docs, results):
             gold = relation_keys(eg.reference)
-            for (h, label, t), x in document_features(collect_evidence(self._scored_pairs(doc, res)), MentionStats(doc)).items():
+            evidence = collect_evidence(self._scored_pairs(doc, res))
+            for (h, label, t), x in document_features(evidence, MentionStats(doc), ancestors).items():
                 X.append(x)
                 y.append(int(((h,), label, (t,)) in gold))
         aggregator = Aggregator.fit(X, y, l2=l2)
@@ -540,6 +577,8 @@ class RelationExtractor(TorchPipe):
             serialize["reader"] = self.reader.save
         if self.retriever is not None:
             serialize["retriever"] = self.retriever.save
+        if self.kb is not None:
+            serialize["kb"] = lambda p: self.kb.to_disk(p)
         return serialize
 
     def from_disk(self, path, *, exclude: Iterable[str] = tuple()) -> "RelationExtractor":
@@ -551,6 +590,8 @@ class RelationExtractor(TorchPipe):
             self.reader = RelationReader.load(path / "reader")
         if (path / "retriever").exists() and "retriever" not in exclude:
             self.retriever = Retriever.load(path / "retriever")
+        if (path / "kb").exists() and "kb" not in exclude:
+            self.set_kb(KnowledgeBase.from_disk(path / "kb"))
         self._forget_optimizer()
         self._place()
         return self

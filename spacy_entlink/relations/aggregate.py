@@ -5,12 +5,15 @@ supported by every scored pair of a head-id mention and a tail-id mention. The r
 default takes the best pair's probability. `Aggregator` is a logistic model over features of
 all the pairs and of the two ids' mentions in the document: how strong and how many the pairs
 are, how often and how early each id is mentioned, and what share of its type's mentions it
-has. It is fitted on held-out annotated documents (`RelationExtractor.fit_aggregator`);
-features that a document lacks are zero, never an error.
+has, and, with a KB hierarchy, whether the document relates the same head to a narrower tail
+(BC5CDR annotates the most specific disease). It is fitted on held-out annotated documents
+(`RelationExtractor.fit_aggregator`); features that a document or KB lacks are zero, never an
+error. An aggregator fitted with fewer features (an earlier version) gives the same scores: the
+features added since get weight 0.
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from spacy.tokens import Doc, Span
@@ -34,7 +37,12 @@ FEATURES = (
     "log_tail_ids",
     "gap_to_best_tail",  # max_logit minus the best max_logit of the head id's pairs (<= 0)
     "gap_to_best_head",  # max_logit minus the best max_logit of the tail id's pairs (<= 0)
+    "narrower_tail",  # 1 when the head id has pairs with a tail id narrower than this one (KB hierarchy)
+    "narrower_tail_gap",  # the best such pair's max_logit minus this one's (0 without one)
+    "narrower_head",  # the same for heads narrower than this one, with this tail id
+    "narrower_head_gap",
 )
+Ancestors = Callable[[str], Set[str]]  # a KB id's broader ids (empty: none known)
 EPS = 1e-4
 
 
@@ -95,15 +103,35 @@ class MentionStats:
         return float(np.log1p(n)), float(share), float(first), float(np.log1p(self.ids_by_label.get(label, 0)))
 
 
-def document_features(evidence: Dict[Tuple[str, str, str], Evidence], stats: MentionStats) -> Dict[Tuple[str, str, str], np.ndarray]:
+def _narrower(best: Dict[Tuple[str, str, str], float], ancestors: Ancestors) -> Dict[Tuple[str, str, str], Tuple[float, float]]:
+    """Per id pair: (1, gap) when the same head and label have a pair with a narrower tail,
+    gap = that pair's best logit minus this pair's; likewise for narrower heads."""
+    by_head: Dict[Tuple[str, str], List[str]] = {}
+    by_tail: Dict[Tuple[str, str], List[str]] = {}
+    for h, label, t in best:
+        by_head.setdefault((h, label), []).append(t)
+        by_tail.setdefault((t, label), []).append(h)
+    out = {}
+    for (h, label, t), z in best.items():
+        tails = [best[(h, label, o)] for o in by_head[(h, label)] if o != t and t in ancestors(o)]
+        heads = [best[(o, label, t)] for o in by_tail[(t, label)] if o != h and h in ancestors(o)]
+        out[(h, label, t)] = (float(bool(tails)), max(tails) - z if tails else 0.0,
+                              float(bool(heads)), max(heads) - z if heads else 0.0)
+    return out
+
+
+def document_features(evidence: Dict[Tuple[str, str, str], Evidence], stats: MentionStats,
+                      ancestors: Optional[Ancestors] = None) -> Dict[Tuple[str, str, str], np.ndarray]:
     """The `FEATURES` of every id pair of one document (some compare an id pair with the
-    document's other pairs of the same head or tail)."""
+    document's other pairs of the same head or tail; `ancestors` gives a KB id's broader ids,
+    for the hierarchy features, which are 0 without it)."""
     best = {key: _logit(max(ev.probs)) for key, ev in evidence.items()}
     best_of_head: Dict[Tuple[str, str], float] = {}
     best_of_tail: Dict[Tuple[str, str], float] = {}
     for (h, label, t), z in best.items():
         best_of_head[(h, label)] = max(z, best_of_head.get((h, label), -np.inf))
         best_of_tail[(t, label)] = max(z, best_of_tail.get((t, label), -np.inf))
+    narrower = _narrower(best, ancestors) if ancestors is not None else {}
     out = {}
     for (h, label, t), ev in evidence.items():
         p = np.clip(np.asarray(ev.probs, dtype=np.float64), EPS, 1.0 - EPS)
@@ -115,6 +143,7 @@ def document_features(evidence: Dict[Tuple[str, str, str], Evidence], stats: Men
             z, float(np.log(p / (1.0 - p)).mean()), _logit(noisy_or), float((p >= 0.5).mean()),
             float(np.log1p(len(p))), h_log, t_log, h_share, t_share, h_first, t_first,
             float(np.log1p(min(ev.distances))), h_ids, t_ids, z - best_of_head[(h, label)], z - best_of_tail[(t, label)],
+            *narrower.get((h, label, t), (0.0, 0.0, 0.0, 0.0)),
         ])
     return out
 
@@ -143,17 +172,20 @@ class Aggregator:
         if not d:
             return None
         try:
-            if list(d["features"]) != list(FEATURES):
+            names = list(d["features"])
+            if not names or names != list(FEATURES[: len(names)]):
                 raise ConfigError(f"{where}: fitted on features {d['features']}, this version computes {list(FEATURES)}; "
                                   "fit it again (python -m spacy_entlink calibrate-relations)")
             out = cls(tuple(float(w) for w in d["weights"]), float(d["bias"]), tuple(float(m) for m in d["mean"]),
                       tuple(float(s) for s in d["scale"]), int(d.get("fitted_on", 0)), int(d.get("positives", 0)))
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"{where}: not a fitted aggregator ({err!r})") from None
-        n = len(FEATURES)
+        n = len(names)
         if not (len(out.weights) == len(out.mean) == len(out.scale) == n) or min(out.scale) <= 0:
             raise ConfigError(f"{where}: weights, mean and scale must have {n} values each, scales > 0")
-        return out
+        extra = len(FEATURES) - n  # features added since it was fitted: weight 0
+        return cls(out.weights + (0.0,) * extra, out.bias, out.mean + (0.0,) * extra, out.scale + (1.0,) * extra,
+                   out.fitted_on, out.positives)
 
     @classmethod
     def fit(cls, X: Sequence[np.ndarray], y: Sequence[int], l2: float = 1.0, steps: int = 100) -> "Aggregator":

@@ -305,6 +305,42 @@ def test_fitted_aggregator_scores_id_pairs_and_is_saved(tmp_path):
         [[(r.head, r.tail, round(r.score, 5)) for r in d._.entlink_relations] for d in out]
 
 
+def hierarchy_kb(path):
+    """D3 and D2 are narrower than D1."""
+    from spacy_entlink.kb import EntityRecord, KnowledgeBase
+
+    return KnowledgeBase.build([EntityRecord("D1", "d one"), EntityRecord("D2", "d two", parents=["D1"]),
+                                EntityRecord("D3", "d three", parents=["D1"])], path, fuzzy_index=False)
+
+
+def test_the_aggregator_reads_the_kb_hierarchy(tmp_path):
+    from spacy_entlink.relations.aggregate import FEATURES, MentionStats, collect_evidence, document_features
+
+    nlp, rel = make_nlp(tmp_path, relation_types="cid", aggregate="kb_id", type_constraints=True)
+    egs = cid_examples(nlp)
+    nlp.initialize(lambda: egs)
+    assert rel._ancestors() is None  # no KB, no hierarchy features
+    rel.set_kb(hierarchy_kb(tmp_path / "kb"))
+    broader = rel._ancestors()
+    assert broader("D3") == {"D1"} and broader("D1") == set() and broader("C1") == set()
+    docs = rel._fitting_docs(egs)
+    rel._keep_all_pairs = True
+    results = rel.predict(docs)
+    rel._keep_all_pairs = False
+    x = document_features(collect_evidence(rel._scored_pairs(docs[1], results[1])), MentionStats(docs[1]), broader)
+    # the second document relates C2 and C3 with D1 and with the narrower D3
+    col = FEATURES.index("narrower_tail")
+    assert x[("C2", "CID", "D1")][col] == 1.0 and x[("C3", "CID", "D1")][col] == 1.0
+    assert x[("C2", "CID", "D3")][col] == 0.0
+    agg = rel.fit_aggregator(egs)
+    rel.cfg["threshold"] = 0.0
+    got = {(r.head, r.tail): r.score for r in rel(rel._fitting_docs(egs)[1])._.entlink_relations}
+    assert got[("C2", "CID", "D1")[::2]] == pytest.approx(agg.probability(x[("C2", "CID", "D1")]))
+    nlp.to_disk(tmp_path / "pipe")
+    loaded = spacy.load(tmp_path / "pipe").get_pipe("entlink_relations")
+    assert loaded._ancestors()("D2") == {"D1"}
+
+
 def test_aggregator_needs_kb_id_relations_and_a_sound_cfg(tmp_path):
     import json
 
@@ -317,7 +353,7 @@ def test_aggregator_needs_kb_id_relations_and_a_sound_cfg(tmp_path):
     nlp.to_disk(tmp_path / "pipe")
     cfg_path = tmp_path / "pipe" / "entlink_relations" / "cfg"
     cfg = json.loads(cfg_path.read_text())
-    cfg["aggregator"] = {"features": ["max_logit"], "weights": [1.0], "bias": 0.0, "mean": [0.0], "scale": [1.0]}
+    cfg["aggregator"] = {"features": ["mean_logit"], "weights": [1.0], "bias": 0.0, "mean": [0.0], "scale": [1.0]}
     cfg_path.write_text(json.dumps(cfg))
     with pytest.raises(ConfigError, match="cfg: aggregator.*calibrate-relations"):
         spacy.load(tmp_path / "pipe")
@@ -333,14 +369,16 @@ def test_calibrate_relations_cli(tmp_path):
     nlp.initialize(lambda: egs)
     nlp.to_disk(tmp_path / "pipe")
     DocBin(docs=[eg.reference for eg in egs], store_user_data=True).to_disk(tmp_path / "held.spacy")
+    hierarchy_kb(tmp_path / "kb")
     main(["calibrate-relations", str(tmp_path / "pipe"), str(tmp_path / "cal"), "--dev", str(tmp_path / "held.spacy"),
-          "--metrics", str(tmp_path / "m.json")])
+          "--kb", str(tmp_path / "kb"), "--metrics", str(tmp_path / "m.json")])
     report = srsly.read_json(tmp_path / "m.json")
     assert report["documents"] == 2 and report["aggregator"]["fitted_on"] == 8 and set(report["thresholds"]) == {"CID"}
     assert 0.0 <= report["f_before"] <= 1.0 and 0.0 <= report["f_after"] <= 1.0
     loaded = spacy.load(tmp_path / "cal").get_pipe("entlink_relations")
     assert loaded.aggregator is not None and loaded.cfg["thresholds"] == pytest.approx(report["thresholds"])
-    for bad in (["--dev", str(tmp_path / "missing.spacy")], ["--name", "nope"], ["--l2", "-1"]):
+    assert loaded.kb is not None and loaded._ancestors()("D3") == {"D1"}  # the KB is saved with the component
+    for bad in (["--dev", str(tmp_path / "missing.spacy")], ["--name", "nope"], ["--l2", "-1"], ["--kb", str(tmp_path / "nokb")]):
         with pytest.raises(SystemExit):
             main(["calibrate-relations", str(tmp_path / "pipe"), str(tmp_path / "x"), "--dev", str(tmp_path / "held.spacy"), *bad])
     with pytest.raises(SystemExit):

@@ -52,6 +52,42 @@ def test_features_describe_the_pairs_the_mentions_and_the_other_pairs():
     assert np.isfinite(lonely[("C9", "CID", "D9")]).all()  # ids the document does not mention, probability 1
 
 
+def test_hierarchy_features_mark_a_pair_whose_tail_has_a_narrower_related_tail():
+    doc = doc_with_ents()
+    evidence = {("C1", "CID", "D1"): Evidence([0.9], [1]), ("C1", "CID", "D2"): Evidence([0.95], [7]),
+                ("C2", "CID", "D1"): Evidence([0.5], [3])}
+    broader = {"D2": {"D1"}, "C2": {"C1"}}  # D2 is narrower than D1; C2 narrower than C1
+    x = document_features(evidence, MentionStats(doc), lambda i: broader.get(i, set()))
+    f = {key: dict(zip(FEATURES, v)) for key, v in x.items()}
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    assert f[("C1", "CID", "D1")]["narrower_tail"] == 1.0
+    assert f[("C1", "CID", "D1")]["narrower_tail_gap"] == pytest.approx(logit(0.95) - logit(0.9))
+    assert f[("C1", "CID", "D2")]["narrower_tail"] == 0.0 and f[("C2", "CID", "D1")]["narrower_tail"] == 0.0
+    # C2 is narrower than C1 and relates to D1 too: (C1, D1) has a narrower head
+    assert f[("C1", "CID", "D1")]["narrower_head"] == 1.0
+    assert f[("C1", "CID", "D1")]["narrower_head_gap"] == pytest.approx(logit(0.5) - logit(0.9))
+    assert f[("C2", "CID", "D1")]["narrower_head"] == 0.0
+    plain = document_features(evidence, MentionStats(doc))
+    assert all(not v[-4:].any() for v in plain.values())
+    assert all(np.array_equal(plain[k][:-4], x[k][:-4]) for k in x)
+
+
+def test_an_aggregator_fitted_before_the_hierarchy_features_scores_the_same():
+    rng = np.random.default_rng(1)
+    n_old = FEATURES.index("narrower_tail")
+    X = rng.normal(size=(200, n_old))
+    y = (X[:, 0] > 0).astype(int)
+    Z = np.hstack([(X - X.mean(0)) / X.std(0), np.ones((200, 1))])
+    w = np.linalg.lstsq(Z, 2.0 * y - 1, rcond=None)[0]
+    old = {"features": list(FEATURES[:n_old]), "weights": list(w[:-1]), "bias": float(w[-1]),
+           "mean": list(X.mean(0)), "scale": list(X.std(0))}
+    agg = Aggregator.from_dict(old)
+    x = np.concatenate([X[3], rng.normal(size=len(FEATURES) - n_old)])  # whatever the new features say
+    z = (X[3] - X.mean(0)) / X.std(0) @ w[:-1] + w[-1]
+    assert agg.probability(x) == pytest.approx(1 / (1 + np.exp(-z)))
+    assert Aggregator.from_dict(agg.to_dict()) == agg  # saved again with every feature
+
+
 def test_fit_learns_which_features_matter_and_round_trips():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(600, len(FEATURES)))
@@ -76,7 +112,7 @@ def test_a_constant_feature_and_a_one_class_fit():
 
 
 @pytest.mark.parametrize("change", [
-    {"features": ["max_logit"]}, {"weights": [1.0]}, {"scale": [0.0] * len(FEATURES)}, {"bias": "x"}, {"mean": None},
+    {"features": ["max_logit"]}, {"features": ["mean_logit"]}, {"features": []}, {"weights": [1.0]}, {"scale": [0.0] * len(FEATURES)}, {"bias": "x"}, {"mean": None},
 ])
 def test_a_damaged_aggregator_is_a_clear_error(change):
     good = Aggregator.fit(np.eye(len(FEATURES)).repeat(2, 0), [0, 1] * len(FEATURES)).to_dict()
