@@ -320,7 +320,8 @@ def test_the_aggregator_reads_the_kb_hierarchy(tmp_path):
     egs = cid_examples(nlp)
     nlp.initialize(lambda: egs)
     assert rel._ancestors() is None  # no KB, no hierarchy features
-    rel.set_kb(hierarchy_kb(tmp_path / "kb"))
+    hierarchy_kb(tmp_path / "kb")
+    rel.initialize(lambda: egs, kb=str(tmp_path / "kb"))  # as [initialize.components.entlink_relations] kb
     broader = rel._ancestors()
     assert broader("D3") == {"D1"} and broader("D1") == set() and broader("C1") == set()
     docs = rel._fitting_docs(egs)
