@@ -764,8 +764,8 @@ class GenreLinker(TorchPipe):
         if (path / "mention_counts").exists() and "mention_counts" not in exclude:
             self.mention_counts = {str(m): {str(k): int(v) for k, v in ids.items()}
                                    for m, ids in srsly.read_json(path / "mention_counts").items()}
-        if (path / "context").exists() and "context" not in exclude:
-            self.context_model = ContextModel.from_disk(path / "context")
+        if "context" not in exclude:  # a pipeline saved without one has none
+            self.context_model = ContextModel.from_disk(path / "context") if (path / "context").exists() else None
         if (path / "dense").exists() and "dense" not in exclude:
             self.dense = DenseIndex(path / "dense", precision=self.precision)
             self.dense.set_ef_search(self.cfg["dense_ann"]["ef_search"])  # the loading config's, not the build's
