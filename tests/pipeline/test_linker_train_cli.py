@@ -165,10 +165,10 @@ def test_zero_shot_chain_kb_only(setup, tmp_path):
     assert report["calibration"]["fitted_on"] == 6  # 3 held-out aliases + as many names the KB has (--kb-share 0.5)
     nlp = spacy.load(tmp_path / "zs_cal")
     linker = nlp.get_pipe("entlink_linker")
-    assert not linker.entity_counts and len(linker.calibration.prior_weights) == 9
+    assert not linker.entity_counts and len(linker.calibration.prior_weights) == 10
     assert linker.cfg["dense_k"] == 16
     w = linker.calibration.prior_weights
-    assert w[0] == w[2] == w[4] == 0.0  # count features carry nothing without counts
+    assert w[0] == w[2] == w[4] == w[9] == 0.0  # count features carry nothing without counts, nor context without a model
     doc = nlp(make_doc(nlp))
     assert all(e.kb_id_ in kb for e in doc.ents)
     with pytest.raises(SystemExit):
