@@ -411,6 +411,9 @@ def calibrate_linker_cmd(
                    f"{100 * cv['cross_validated_acc']:.2f} with {folds}-fold cross-validation by document "
                    f"(NIL answers counted wrong: {100 * cv['fit_and_apply_acc_with_nil']:.2f} / "
                    f"{100 * cv['cross_validated_acc_with_nil']:.2f})")
+        if "cross_validated_acc_without_context" in cv:
+            typer.echo(f"  without the context model's feature: {100 * cv['cross_validated_acc_without_context']:.2f} "
+                       "cross-validated (keep the context model only if it helps there)")
     if metrics is not None:
         metrics.parent.mkdir(parents=True, exist_ok=True)
         srsly.write_json(metrics, {"calibration": cal.to_dict(), "cross_validation": cv})

@@ -135,6 +135,13 @@ def _features_key(rows: Sequence[int], mention: Optional[str], expanded: Optiona
     return (tuple(rows), mention, expanded, None if vector is None else vector.tobytes(), similarity, where)
 
 
+def _without_context(features: np.ndarray) -> np.ndarray:
+    """`features` with the context model's column at 0."""
+    out = np.array(features, dtype=np.float64, copy=True)
+    out[:, CONTEXT_FEATURE] = 0.0
+    return out
+
+
 def _no_forward(model: Model, X: Any, is_train: bool):
     raise EntlinkError("the entlink_linker model runs through the component (nlp.pipe), not as a thinc layer")
 
@@ -660,6 +667,10 @@ class GenreLinker(TorchPipe):
         self.calibration = Calibration.fit(data.scores, data.gold, with_nil=with_nil, features=data.features)
         if folds >= 2:
             self.calibration_cv = cross_validate(data, folds, with_nil=with_nil, fitted=self.calibration)
+            if self.context_model is not None:  # does the context model help on these mentions?
+                plain = CalibrationData(data.scores, [_without_context(f) for f in data.features], data.gold, data.groups)
+                self.calibration_cv["cross_validated_acc_without_context"] = \
+                    cross_validate(plain, folds, with_nil=with_nil)["cross_validated_acc"]
         if gate:
             self.calibration.gate = fit_gate(data, self.calibration, nil=with_nil, folds=folds)
         return self.calibration

@@ -286,8 +286,11 @@ def test_context_model_learns_from_training_mentions_and_is_saved(nlp, demo_kb, 
     b = linker.features(rows, "hepatitis", span=doc_with(shellfish, "").ents[0])[:, 9]
     assert a[0] > a[1] and b[1] > b[0]
     assert not linker.features(rows, "hepatitis")[:, 9].any()  # no span, no context
-    cal = linker.calibrate(examples, with_nil=False, gate=False)
+    cal = linker.calibrate(examples, with_nil=False, gate=False, folds=2)
     assert len(cal.prior_weights) == 10 and cal.prior_weights[9] > 0
+    # cross-validated with and without the context feature: the context decides here
+    cv = linker.calibration_cv
+    assert cv["cross_validated_acc"] == 1.0 and cv["cross_validated_acc_without_context"] <= 0.75
 
     def linked(text, n):
         return n(doc_with(text, "", n)).ents[0].kb_id_
