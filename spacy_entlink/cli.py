@@ -429,6 +429,7 @@ def calibrate_relations_cmd(
     thresholds: bool = typer.Option(True, "--thresholds/--no-thresholds", help="fit per-label thresholds (after the aggregator)"),
     l2: float = typer.Option(1.0, "--l2", help="L2 penalty of the aggregator's standardised weights"),
     kb: Optional[Path] = typer.Option(None, "--kb", help="a KB with a hierarchy (e.g. CTD MEDIC's parents): the aggregator's hierarchy features read it; saved with the component"),
+    train: Optional[Path] = typer.Option(None, "--train", help=".spacy file of the reader's annotated training documents: how often each id pair was related there, as aggregator features (saved in the cfg)"),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for what was fitted and the F1 on --dev"),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on, as spacy train's --gpu-id (-1: CPU)"),
 ) -> None:
@@ -439,7 +440,7 @@ def calibrate_relations_cmd(
 
     from .scoring import score_relations
 
-    for path, what in ((pipeline, "PIPELINE"), (dev, "--dev"), (kb, "--kb")):
+    for path, what in ((pipeline, "PIPELINE"), (dev, "--dev"), (kb, "--kb"), (train, "--train")):
         if path is not None and not path.exists():
             raise EntlinkError(f"{what}: {path} does not exist")
     if output.resolve() == pipeline.resolve():
@@ -460,6 +461,9 @@ def calibrate_relations_cmd(
         rel.set_kb(KnowledgeBase.from_disk(kb))
         if not rel.kb.has_hierarchy:
             typer.echo(f"⚠ --kb: {kb} has no hierarchy (parents): the hierarchy features stay 0", err=True)
+    if train is not None:
+        counts = rel.set_relation_counts(Corpus(train)(nlp))
+        typer.echo(f"relation counts from {train}: {sum(counts.related.values()):,} relations, {len(counts.documents):,} ids")
     examples = list(Corpus(dev)(nlp))
     if not examples:
         raise EntlinkError(f"--dev: {dev} has no documents")

@@ -29,7 +29,7 @@ from ..extensions import Relation, install_extensions
 from ..kb import KnowledgeBase
 from ..kb.registry import KBSource, resolve_kb
 from ..models.hf import check_precision
-from ..relations.aggregate import Aggregator, MentionStats, collect_evidence, document_features
+from ..relations.aggregate import Aggregator, MentionStats, RelationCounts, collect_evidence, document_features
 from ..relations.labels import RelationType, load_relation_types
 from ..relations.reader import ReaderInput, RelationReader, evaluating
 from ..relations.retriever import Retriever
@@ -158,6 +158,7 @@ class RelationExtractor(TorchPipe):
         self.cfg: Dict[str, Any] = dict(cfg)
         self.cfg.setdefault("thresholds", {})
         self.cfg.setdefault("aggregator", None)
+        self.cfg.setdefault("relation_counts", None)
         self.reader: Optional[RelationReader] = None
         self.retriever: Optional[Retriever] = None
         self._rng = random.Random(0)
@@ -169,6 +170,19 @@ class RelationExtractor(TorchPipe):
     def aggregator(self) -> Optional[Aggregator]:
         """The fitted id-pair aggregator (`aggregate = "kb_id"`), or None: the best pair's score."""
         return Aggregator.from_dict(self.cfg.get("aggregator"), f"{self.name}: aggregator")
+
+    @property
+    def relation_counts(self) -> Optional[RelationCounts]:
+        """Counts from annotated training documents for the aggregator (`set_relation_counts`)."""
+        return RelationCounts.from_dict(self.cfg.get("relation_counts"), f"{self.name}: relation_counts")
+
+    def set_relation_counts(self, examples: Iterable[Example]) -> RelationCounts:
+        """Count the KB-id relations and mentions of annotated training `examples` (the reader's
+        training documents, not the held-out ones the aggregator is fitted on); saved in the cfg.
+        Refit the aggregator afterwards."""
+        counts = RelationCounts.from_docs(eg.reference for eg in examples)
+        self.cfg["relation_counts"] = counts.to_dict()
+        return counts
 
     def _aggregating(self) -> bool:
         """Whether every mention pair is kept for an id-pair aggregation (thresholds then apply
@@ -421,6 +435,7 @@ class RelationExtractor(TorchPipe):
     def set_annotations(self, docs: Iterable[Doc], results: List[Dict[str, Any]]) -> None:
         aggregator = self.aggregator if self.cfg["aggregate"] == "kb_id" else None
         ancestors = self._ancestors() if aggregator is not None else None
+        counts = self.relation_counts if aggregator is not None else None
         for doc, res in zip(docs, results):
             if self.cfg["entities"] == "predict":  # windows overlap: the more probable entity wins
                 taken: Set[int] = set()
@@ -434,7 +449,7 @@ class RelationExtractor(TorchPipe):
             rels: Dict[Tuple, float] = {}
             if self.cfg["aggregate"] == "kb_id":
                 evidence = collect_evidence(pairs)
-                x = document_features(evidence, MentionStats(doc), ancestors) if aggregator is not None else {}
+                x = document_features(evidence, MentionStats(doc), ancestors, counts) if aggregator is not None else {}
                 for key, ev in evidence.items():
                     score = max(ev.probs) if aggregator is None else aggregator.probability(x[key])
                     if score >= self._threshold(key[1]):
@@ -559,11 +574,11 @@ class RelationExtractor(TorchPipe):
         finally:
             self._keep_all_pairs = False
         X, y = [], []
-        ancestors = self._ancestors()
+        ancestors, counts = self._ancestors(), self.relation_counts
         for eg, doc, res in zip(examples, docs, results):
             gold = relation_keys(eg.reference)
             evidence = collect_evidence(self._scored_pairs(doc, res))
-            for (h, label, t), x in document_features(evidence, MentionStats(doc), ancestors).items():
+            for (h, label, t), x in document_features(evidence, MentionStats(doc), ancestors, counts).items():
                 X.append(x)
                 y.append(int(((h,), label, (t,)) in gold))
         aggregator = Aggregator.fit(X, y, l2=l2)
@@ -586,6 +601,7 @@ class RelationExtractor(TorchPipe):
         self._read_cfg(path)
         self.types = load_relation_types(self.cfg["relation_types"])
         Aggregator.from_dict(self.cfg.get("aggregator"), f"{path / 'cfg'}: aggregator")  # refuse a damaged one now
+        RelationCounts.from_dict(self.cfg.get("relation_counts"), f"{path / 'cfg'}: relation_counts")
         if (path / "reader").exists() and "reader" not in exclude:
             self.reader = RelationReader.load(path / "reader")
         if (path / "retriever").exists() and "retriever" not in exclude:

@@ -6,7 +6,9 @@ default takes the best pair's probability. `Aggregator` is a logistic model over
 all the pairs and of the two ids' mentions in the document: how strong and how many the pairs
 are, how often and how early each id is mentioned, and what share of its type's mentions it
 has, and, with a KB hierarchy, whether the document relates the same head to a narrower tail
-(BC5CDR annotates the most specific disease). It is fitted on held-out annotated documents
+(BC5CDR annotates the most specific disease), and, with counts from annotated training
+documents (`RelationCounts`), how often the id pair was related there and how often each id takes
+part in a relation when it is mentioned. It is fitted on held-out annotated documents
 (`RelationExtractor.fit_aggregator`); features that a document or KB lacks are zero, never an
 error. An aggregator fitted with fewer features (an earlier version) gives the same scores: the
 features added since get weight 0.
@@ -41,6 +43,9 @@ FEATURES = (
     "narrower_tail_gap",  # the best such pair's max_logit minus this one's (0 without one)
     "narrower_head",  # the same for heads narrower than this one, with this tail id
     "narrower_head_gap",
+    "log_pair_related_in_training",  # log(1 + training documents that relate this id pair with this label)
+    "head_related_rate",  # (relations of the head id + 0.1) / (training documents mentioning it + 1)
+    "tail_related_rate",
 )
 Ancestors = Callable[[str], Set[str]]  # a KB id's broader ids (empty: none known)
 EPS = 1e-4
@@ -103,6 +108,49 @@ class MentionStats:
         return float(np.log1p(n)), float(share), float(first), float(np.log1p(self.ids_by_label.get(label, 0)))
 
 
+@dataclass
+class RelationCounts:
+    """What annotated training documents say about KB ids: per document, which (head id, label,
+    tail id) are related, which ids are mentioned, and which take part in a relation."""
+
+    related: Dict[str, int] = field(default_factory=dict)  # "head\tlabel\ttail" -> documents
+    documents: Dict[str, int] = field(default_factory=dict)  # id -> documents that mention it
+    relations: Dict[str, int] = field(default_factory=dict)  # id -> relations it takes part in
+
+    @classmethod
+    def from_docs(cls, docs: Iterable[Doc]) -> "RelationCounts":
+        out = cls()
+        for doc in docs:
+            for kb_id in {e.kb_id_ for e in doc.ents if e.kb_id_}:
+                out.documents[kb_id] = out.documents.get(kb_id, 0) + 1
+            for h, label, t in {(r.head, r.label, r.tail) for r in doc._.entlink_relations
+                                if isinstance(r.head, str) and isinstance(r.tail, str)}:
+                key = f"{h}\t{label}\t{t}"
+                out.related[key] = out.related.get(key, 0) + 1
+                for kb_id in (h, t):
+                    out.relations[kb_id] = out.relations.get(kb_id, 0) + 1
+        return out
+
+    def features(self, head: str, label: str, tail: str) -> Tuple[float, float, float]:
+        """log(1 + documents relating the pair), and each id's smoothed relation rate."""
+        def rate(kb_id: str) -> float:
+            return (self.relations.get(kb_id, 0) + 0.1) / (self.documents.get(kb_id, 0) + 1)
+
+        return float(np.log1p(self.related.get(f"{head}\t{label}\t{tail}", 0))), rate(head), rate(tail)
+
+    def to_dict(self) -> Dict:
+        return {"related": self.related, "documents": self.documents, "relations": self.relations}
+
+    @classmethod
+    def from_dict(cls, d: Optional[Dict], where: str = "relation counts") -> Optional["RelationCounts"]:
+        if not d:
+            return None
+        try:
+            return cls(*({str(k): int(v) for k, v in d[part].items()} for part in ("related", "documents", "relations")))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ConfigError(f"{where}: not relation counts ({err!r})") from None
+
+
 def _narrower(best: Dict[Tuple[str, str, str], float], ancestors: Ancestors) -> Dict[Tuple[str, str, str], Tuple[float, float]]:
     """Per id pair: (1, gap) when the same head and label have a pair with a narrower tail,
     gap = that pair's best logit minus this pair's; likewise for narrower heads."""
@@ -121,10 +169,12 @@ def _narrower(best: Dict[Tuple[str, str, str], float], ancestors: Ancestors) -> 
 
 
 def document_features(evidence: Dict[Tuple[str, str, str], Evidence], stats: MentionStats,
-                      ancestors: Optional[Ancestors] = None) -> Dict[Tuple[str, str, str], np.ndarray]:
+                      ancestors: Optional[Ancestors] = None,
+                      counts: Optional[RelationCounts] = None) -> Dict[Tuple[str, str, str], np.ndarray]:
     """The `FEATURES` of every id pair of one document (some compare an id pair with the
     document's other pairs of the same head or tail; `ancestors` gives a KB id's broader ids,
-    for the hierarchy features, which are 0 without it)."""
+    for the hierarchy features, `counts` the training documents' relations; each group is 0
+    without them)."""
     best = {key: _logit(max(ev.probs)) for key, ev in evidence.items()}
     best_of_head: Dict[Tuple[str, str], float] = {}
     best_of_tail: Dict[Tuple[str, str], float] = {}
@@ -144,6 +194,7 @@ def document_features(evidence: Dict[Tuple[str, str, str], Evidence], stats: Men
             float(np.log1p(len(p))), h_log, t_log, h_share, t_share, h_first, t_first,
             float(np.log1p(min(ev.distances))), h_ids, t_ids, z - best_of_head[(h, label)], z - best_of_tail[(t, label)],
             *narrower.get((h, label, t), (0.0, 0.0, 0.0, 0.0)),
+            *(counts.features(h, label, t) if counts is not None else (0.0, 0.0, 0.0)),
         ])
     return out
 

@@ -358,6 +358,10 @@ def test_aggregator_needs_kb_id_relations_and_a_sound_cfg(tmp_path):
     cfg_path.write_text(json.dumps(cfg))
     with pytest.raises(ConfigError, match="cfg: aggregator.*calibrate-relations"):
         spacy.load(tmp_path / "pipe")
+    cfg["aggregator"], cfg["relation_counts"] = None, {"related": 3}
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match="cfg: relation_counts"):
+        spacy.load(tmp_path / "pipe")
 
 
 def test_calibrate_relations_cli(tmp_path):
@@ -372,14 +376,16 @@ def test_calibrate_relations_cli(tmp_path):
     DocBin(docs=[eg.reference for eg in egs], store_user_data=True).to_disk(tmp_path / "held.spacy")
     hierarchy_kb(tmp_path / "kb")
     main(["calibrate-relations", str(tmp_path / "pipe"), str(tmp_path / "cal"), "--dev", str(tmp_path / "held.spacy"),
-          "--kb", str(tmp_path / "kb"), "--metrics", str(tmp_path / "m.json")])
+          "--kb", str(tmp_path / "kb"), "--train", str(tmp_path / "held.spacy"), "--metrics", str(tmp_path / "m.json")])
     report = srsly.read_json(tmp_path / "m.json")
     assert report["documents"] == 2 and report["aggregator"]["fitted_on"] == 8 and set(report["thresholds"]) == {"CID"}
     assert 0.0 <= report["f_before"] <= 1.0 and 0.0 <= report["f_after"] <= 1.0
     loaded = spacy.load(tmp_path / "cal").get_pipe("entlink_relations")
     assert loaded.aggregator is not None and loaded.cfg["thresholds"] == pytest.approx(report["thresholds"])
     assert loaded.kb is not None and loaded._ancestors()("D3") == {"D1"}  # the KB is saved with the component
-    for bad in (["--dev", str(tmp_path / "missing.spacy")], ["--name", "nope"], ["--l2", "-1"], ["--kb", str(tmp_path / "nokb")]):
+    assert loaded.relation_counts.related == {"C1\tCID\tD1": 1, "C3\tCID\tD3": 1, "C2\tCID\tD1": 1}
+    for bad in (["--dev", str(tmp_path / "missing.spacy")], ["--name", "nope"], ["--l2", "-1"], ["--kb", str(tmp_path / "nokb")],
+                ["--train", str(tmp_path / "missing.spacy")]):
         with pytest.raises(SystemExit):
             main(["calibrate-relations", str(tmp_path / "pipe"), str(tmp_path / "x"), "--dev", str(tmp_path / "held.spacy"), *bad])
     with pytest.raises(SystemExit):

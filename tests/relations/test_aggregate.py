@@ -6,7 +6,9 @@ import spacy
 from spacy.tokens import Doc, Span
 
 from spacy_entlink.errors import ConfigError
-from spacy_entlink.relations.aggregate import FEATURES, Aggregator, Evidence, MentionStats, collect_evidence, document_features
+from spacy_entlink.extensions import Relation
+from spacy_entlink.relations.aggregate import (FEATURES, Aggregator, Evidence, MentionStats, RelationCounts, collect_evidence,
+                                               document_features)
 
 
 def doc_with_ents():
@@ -68,8 +70,35 @@ def test_hierarchy_features_mark_a_pair_whose_tail_has_a_narrower_related_tail()
     assert f[("C1", "CID", "D1")]["narrower_head_gap"] == pytest.approx(logit(0.5) - logit(0.9))
     assert f[("C2", "CID", "D1")]["narrower_head"] == 0.0
     plain = document_features(evidence, MentionStats(doc))
-    assert all(not v[-4:].any() for v in plain.values())
-    assert all(np.array_equal(plain[k][:-4], x[k][:-4]) for k in x)
+    hier = slice(FEATURES.index("narrower_tail"), FEATURES.index("narrower_head_gap") + 1)
+    assert all(not v[hier].any() for v in plain.values())
+    assert all(np.array_equal(np.delete(plain[k], np.r_[hier]), np.delete(x[k], np.r_[hier])) for k in x)
+
+
+def test_training_counts_say_how_often_a_pair_was_related():
+    nlp = spacy.blank("en")
+    docs = []
+    for rels in ([("C1", "D1")], [("C1", "D1"), ("C2", "D2")], []):
+        doc = doc_with_ents()
+        doc._.entlink_relations = [Relation(h, "CID", t) for h, t in rels]
+        docs.append(doc)
+    span_rel = Doc(nlp.vocab, words=["a", "b"])
+    span_rel.ents = [Span(span_rel, 0, 1, "Chemical", kb_id="C9"), Span(span_rel, 1, 2, "Disease", kb_id="D9")]
+    span_rel._.entlink_relations = [Relation(span_rel.ents[0], "CID", span_rel.ents[1])]  # between spans: not counted
+    counts = RelationCounts.from_docs(docs + [span_rel])
+    assert counts.related == {"C1\tCID\tD1": 2, "C2\tCID\tD2": 1}
+    assert counts.documents == {"C1": 3, "C2": 3, "D1": 3, "D2": 3, "C9": 1, "D9": 1}
+    assert counts.relations == {"C1": 2, "D1": 2, "C2": 1, "D2": 1}
+    assert counts.features("C1", "CID", "D1") == pytest.approx((np.log(3), 2.1 / 4, 2.1 / 4))
+    assert counts.features("C2", "CID", "D1") == pytest.approx((0.0, 1.1 / 4, 2.1 / 4))
+    assert counts.features("X", "CID", "Y") == pytest.approx((0.0, 0.1, 0.1))  # never seen
+    evidence = {("C1", "CID", "D1"): Evidence([0.9], [1])}
+    x = document_features(evidence, MentionStats(docs[0]), counts=counts)[("C1", "CID", "D1")]
+    assert x[FEATURES.index("log_pair_related_in_training")] == pytest.approx(np.log(3))
+    assert not document_features(evidence, MentionStats(docs[0]))[("C1", "CID", "D1")][-3:].any()
+    assert RelationCounts.from_dict(counts.to_dict()) == counts and RelationCounts.from_dict(None) is None
+    with pytest.raises(ConfigError, match="cfg: relation_counts"):
+        RelationCounts.from_dict({"related": {"a": "x"}, "documents": {}, "relations": {}}, "cfg: relation_counts")
 
 
 def test_an_aggregator_fitted_before_the_hierarchy_features_scores_the_same():
