@@ -675,18 +675,20 @@ class GenreLinker(TorchPipe):
             self.calibration.gate = fit_gate(data, self.calibration, nil=with_nil, folds=folds)
         return self.calibration
 
+    def _gold_mentions(self, examples: Iterable[Example]) -> List[Tuple[int, Span]]:
+        """(document index, span) of the reference entities the linker learns and is calibrated
+        on: its labels, with one KB id (no composite "a|b")."""
+        labels = set(self.cfg.get("labels") or [])
+        return [(d, ent) for d, eg in enumerate(examples) for ent in eg.reference.ents
+                if (not labels or ent.label_ in labels) and ent.kb_id_ and "|" not in ent.kb_id_]
+
     def calibration_data(self, examples: Iterable[Example]) -> CalibrationData:
         """Model scores, features and the gold candidate of every gold mention of `examples`."""
         self._require()
-        labels = set(self.cfg.get("labels") or [])
         nil = self.cfg.get("nil_id", "NIL")
-        docs = []
-        spans = []
-        for d, eg in enumerate(examples):
-            for ent in eg.reference.ents:
-                if (not labels or ent.label_ in labels) and ent.kb_id_ and "|" not in ent.kb_id_:
-                    spans.append(ent)
-                    docs.append(d)
+        mentions = self._gold_mentions(examples)
+        docs = [d for d, _ in mentions]
+        spans = [s for _, s in mentions]
         ranked = self.rank_spans(spans, gate=False)
         vectors = self.mention_vectors(spans, force=True)
         data = CalibrationData(groups=docs)
@@ -710,13 +712,12 @@ class GenreLinker(TorchPipe):
 
         self._require()
         examples = list(examples)
-        labels = set(self.cfg.get("labels") or [])
+        mentions = self._gold_mentions(examples)
         self.context_model = None  # feature 9 stays 0 while the samples are collected
         samples: List[ContextSample] = []
         for part in (0, 1):
             self.set_counts(eg for d, eg in enumerate(examples) if d % 2 != part)
-            spans = [ent for d, eg in enumerate(examples) if d % 2 == part for ent in eg.reference.ents
-                     if (not labels or ent.label_ in labels) and ent.kb_id_ and "|" not in ent.kb_id_]
+            spans = [span for d, span in mentions if d % 2 == part]
             for span, cands in zip(spans, self.candidate_rows_batch(spans)):
                 rows = self.linker.scored_rows(cands) if cands else []
                 ids = [self.kb.get_id(r) for r in rows]

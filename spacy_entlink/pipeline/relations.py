@@ -165,6 +165,7 @@ class RelationExtractor(TorchPipe):
         self._keep_all_pairs = False  # while fitting the aggregator
         self.kb: Optional[KnowledgeBase] = None
         self._broader: Dict[str, Set[str]] = {}
+        self._counts: Tuple[Any, Optional[RelationCounts]] = (None, None)  # (cfg value, parsed)
 
     @property
     def aggregator(self) -> Optional[Aggregator]:
@@ -173,8 +174,12 @@ class RelationExtractor(TorchPipe):
 
     @property
     def relation_counts(self) -> Optional[RelationCounts]:
-        """Counts from annotated training documents for the aggregator (`set_relation_counts`)."""
-        return RelationCounts.from_dict(self.cfg.get("relation_counts"), f"{self.name}: relation_counts")
+        """Counts from annotated training documents for the aggregator (`set_relation_counts`),
+        parsed once per value of `cfg["relation_counts"]`, not once per batch."""
+        raw = self.cfg.get("relation_counts")
+        if self._counts[0] is not raw:
+            self._counts = (raw, RelationCounts.from_dict(raw, f"{self.name}: relation_counts"))
+        return self._counts[1]
 
     def set_relation_counts(self, examples: Iterable[Example]) -> RelationCounts:
         """Count the KB-id relations and mentions of annotated training `examples` (the reader's

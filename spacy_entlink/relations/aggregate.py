@@ -227,16 +227,15 @@ class Aggregator:
             if not names or names != list(FEATURES[: len(names)]):
                 raise ConfigError(f"{where}: fitted on features {d['features']}, this version computes {list(FEATURES)}; "
                                   "fit it again (python -m spacy_entlink calibrate-relations)")
-            out = cls(tuple(float(w) for w in d["weights"]), float(d["bias"]), tuple(float(m) for m in d["mean"]),
-                      tuple(float(s) for s in d["scale"]), int(d.get("fitted_on", 0)), int(d.get("positives", 0)))
+            weights, mean, scale = (tuple(float(v) for v in d[key]) for key in ("weights", "mean", "scale"))
+            bias, fitted_on, positives = float(d["bias"]), int(d.get("fitted_on", 0)), int(d.get("positives", 0))
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"{where}: not a fitted aggregator ({err!r})") from None
         n = len(names)
-        if not (len(out.weights) == len(out.mean) == len(out.scale) == n) or min(out.scale) <= 0:
+        if not (len(weights) == len(mean) == len(scale) == n) or min(scale) <= 0:
             raise ConfigError(f"{where}: weights, mean and scale must have {n} values each, scales > 0")
         extra = len(FEATURES) - n  # features added since it was fitted: weight 0
-        return cls(out.weights + (0.0,) * extra, out.bias, out.mean + (0.0,) * extra, out.scale + (1.0,) * extra,
-                   out.fitted_on, out.positives)
+        return cls(weights + (0.0,) * extra, bias, mean + (0.0,) * extra, scale + (1.0,) * extra, fitted_on, positives)
 
     @classmethod
     def fit(cls, X: Sequence[np.ndarray], y: Sequence[int], l2: float = 1.0, steps: int = 100) -> "Aggregator":
