@@ -11,7 +11,9 @@ MeSH id; composite and `-1` mentions left out), for:
   (e) genre   this package's `entlink_linker` (one row per `--linker` pipeline: e.g. zero-shot and supervised);
   (f) dense   the nearest KB name in an encoder's space (`--retrievers`: the embedded MiniLM, a trained retriever).
 Throughput (mentions/s on this CPU) and the share of the linker's time spent in the name trie
-are printed for (e).
+are printed for (e). Every row is also split by whether the mention's normalised text occurs among
+the training mentions ("seen") or not ("unseen"): on another corpus most mentions are unseen, so
+the unseen accuracy is the one that carries over.
 
     python bench/linking.py --kb kb/medic_train --train corpus/bc5cdr_train_disease.spacy \
         --dev corpus/bc5cdr_dev_disease.spacy --labels Disease --linker training/linker_bc5cdr \
@@ -220,21 +222,37 @@ def main() -> None:
         mentions = mentions[: args.limit]
     gold = [g for _, g in mentions]
     spans = [s for s, _ in mentions]
-    counts = Counter(g for _, g in gold_mentions(train, args.labels))
-    coverages = {}
+    train_mentions = gold_mentions(train, args.labels)
+    counts = Counter(g for _, g in train_mentions)
+    seen_texts = {kb.normalize(s.text) for s, _ in train_mentions}
+    seen = [kb.normalize(s.text) in seen_texts for s in spans]
+    n_seen = sum(seen)
+    print(f"{n_seen:,} of {len(spans):,} dev mentions have a text seen among the training mentions, "
+          f"{len(spans) - n_seen:,} unseen")
+    coverages, unseen_coverages = {}, {}
     for label, _, pipe in linkers:
         limit = int(pipe.linker.settings.max_candidates or 0) or None
-        coverages[label] = sum(1 for g, found in zip(gold, pipe.candidate_rows_batch(spans))
-                               if g in {pipe.kb.get_id(r) for r in (found or [])[:limit]}) / len(gold)
+        hits = [g in {pipe.kb.get_id(r) for r in (found or [])[:limit]}
+                for g, found in zip(gold, pipe.candidate_rows_batch(spans))]
+        coverages[label] = sum(hits) / len(gold)
+        unseen_hits = [h for h, s in zip(hits, seen) if not s]
+        unseen_coverages[label] = sum(unseen_hits) / max(1, len(unseen_hits))
         print(f"{len(mentions):,} dev mentions; gold among {label}'s scored candidates (at most {limit}) for "
-              f"{100 * coverages[label]:.2f}%")
+              f"{100 * coverages[label]:.2f}% (unseen mention texts: {100 * unseen_coverages[label]:.2f}%)")
     coverage = coverages[linkers[0][0]] * len(gold)
     rows = []
 
     def add(name: str, ranked, seconds: float, **extra) -> None:
         acc = accuracy(ranked, gold)
-        rows.append({"system": name, "acc": acc, "mentions_per_s": len(gold) / seconds, **extra})
-        print(f"{name:<34} accuracy@1 {100 * acc:6.2f}   {len(gold) / seconds:10,.0f} mentions/s")
+        split = {}
+        for key, want in (("seen", True), ("unseen", False)):
+            idx = [i for i, s in enumerate(seen) if s is want]
+            split[f"acc_{key}"] = accuracy([ranked[i] for i in idx], [gold[i] for i in idx]) if idx else None
+            split[f"n_{key}"] = len(idx)
+        rows.append({"system": name, "acc": acc, "mentions_per_s": len(gold) / seconds, **split, **extra})
+        by_text = "   ".join(f"{key} {100 * split[f'acc_{key}']:6.2f}" for key in ("seen", "unseen")
+                              if split[f"acc_{key}"] is not None)
+        print(f"{name:<34} accuracy@1 {100 * acc:6.2f}   {len(gold) / seconds:10,.0f} mentions/s   {by_text}")
 
     for name, fn in (("(a) exact alias lookup", lambda: exact(kb, spans)),
                      ("(b) rapidfuzz nearest name", lambda: fuzzy(kb, spans)),
@@ -270,6 +288,7 @@ def main() -> None:
             st = pipe.linker.stats
             add(label, ranked, secs, trie_share=st.trie_s / max(st.total_s, 1e-9), pipeline=path,
                 kb=str(pipe.kb.path), candidate_recall=coverages[name],
+                candidate_recall_unseen=unseen_coverages[name],
                 skipped=st.skipped, scored=st.scored, generated=st.generated)
             print(f"    linker: {st.skipped} single-candidate, {st.scored} scored, {st.generated} generated over "
                   f"the trie; trie share of linker time {100 * st.trie_s / max(st.total_s, 1e-9):.2f}%; gold among "

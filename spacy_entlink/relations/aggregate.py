@@ -8,7 +8,8 @@ are, how often and how early each id is mentioned, and what share of its type's 
 has, and, with a KB hierarchy, whether the document relates the same head to a narrower tail
 (BC5CDR annotates the most specific disease), and, with counts from annotated training
 documents (`RelationCounts`), how often the id pair was related there and how often each id takes
-part in a relation when it is mentioned. It is fitted on held-out annotated documents
+part in a relation when it is mentioned, and how far the pair is below the document's strongest
+pair. It is fitted on held-out annotated documents
 (`RelationExtractor.fit_aggregator`); features that a document or KB lacks are zero, never an
 error. An aggregator fitted with fewer features (an earlier version) gives the same scores: the
 features added since get weight 0.
@@ -46,6 +47,7 @@ FEATURES = (
     "log_pair_related_in_training",  # log(1 + training documents that relate this id pair with this label)
     "head_related_rate",  # (relations of the head id + 0.1) / (training documents mentioning it + 1)
     "tail_related_rate",
+    "gap_to_document_best",  # max_logit minus the best max_logit of any id pair with this label in the document (<= 0)
 )
 Ancestors = Callable[[str], Set[str]]  # a KB id's broader ids (empty: none known)
 EPS = 1e-4
@@ -172,15 +174,17 @@ def document_features(evidence: Dict[Tuple[str, str, str], Evidence], stats: Men
                       ancestors: Optional[Ancestors] = None,
                       counts: Optional[RelationCounts] = None) -> Dict[Tuple[str, str, str], np.ndarray]:
     """The `FEATURES` of every id pair of one document (some compare an id pair with the
-    document's other pairs of the same head or tail; `ancestors` gives a KB id's broader ids,
+    document's other pairs of the same head, tail or label; `ancestors` gives a KB id's broader ids,
     for the hierarchy features, `counts` the training documents' relations; each group is 0
     without them)."""
     best = {key: _logit(max(ev.probs)) for key, ev in evidence.items()}
     best_of_head: Dict[Tuple[str, str], float] = {}
     best_of_tail: Dict[Tuple[str, str], float] = {}
+    best_of_label: Dict[str, float] = {}
     for (h, label, t), z in best.items():
         best_of_head[(h, label)] = max(z, best_of_head.get((h, label), -np.inf))
         best_of_tail[(t, label)] = max(z, best_of_tail.get((t, label), -np.inf))
+        best_of_label[label] = max(z, best_of_label.get(label, -np.inf))
     narrower = _narrower(best, ancestors) if ancestors is not None else {}
     out = {}
     for (h, label, t), ev in evidence.items():
@@ -195,6 +199,7 @@ def document_features(evidence: Dict[Tuple[str, str, str], Evidence], stats: Men
             float(np.log1p(min(ev.distances))), h_ids, t_ids, z - best_of_head[(h, label)], z - best_of_tail[(t, label)],
             *narrower.get((h, label, t), (0.0, 0.0, 0.0, 0.0)),
             *(counts.features(h, label, t) if counts is not None else (0.0, 0.0, 0.0)),
+            z - best_of_label[label],
         ])
     return out
 

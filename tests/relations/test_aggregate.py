@@ -46,10 +46,13 @@ def test_features_describe_the_pairs_the_mentions_and_the_other_pairs():
     assert f["tail_first"] == pytest.approx(2 / 11) and f["log_distance"] == pytest.approx(np.log(2))
     assert f["log_head_ids"] == pytest.approx(np.log(3)) and f["log_tail_ids"] == pytest.approx(np.log(3))
     assert f["gap_to_best_tail"] == 0.0 and f["gap_to_best_head"] == 0.0  # the best pair of C1 and of D1
+    assert f["gap_to_document_best"] == 0.0  # and of the document
     g = dict(zip(FEATURES, x[("C2", "CID", "D1")]))
     assert g["gap_to_best_head"] == pytest.approx(0.0 - np.log(9)) and g["gap_to_best_tail"] == 0.0
     h = dict(zip(FEATURES, x[("C1", "CID", "D2")]))
     assert h["gap_to_best_tail"] == pytest.approx(np.log(4) - np.log(9)) and h["gap_to_best_head"] == 0.0
+    assert g["gap_to_document_best"] == pytest.approx(0.0 - np.log(9))
+    assert h["gap_to_document_best"] == pytest.approx(np.log(4) - np.log(9))
     lonely = document_features({("C9", "CID", "D9"): Evidence([1.0], [0])}, MentionStats(Doc(doc.vocab, words=[])))
     assert np.isfinite(lonely[("C9", "CID", "D9")]).all()  # ids the document does not mention, probability 1
 
