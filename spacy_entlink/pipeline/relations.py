@@ -75,14 +75,16 @@ CANDIDATE_TEXTS = ("name+description", "name")
 
 def relation_reader_model(name: str = "", retriever: str = "", max_candidates: int = 8, max_span_width: int = 10,
                           hidden: int = 256, max_text_tokens: int = 256,
-                          candidate_text: str = "name+description") -> Model:
+                          candidate_text: str = "name+description", typed_spans: bool = False) -> Model:
     """`spacy_entlink.RelationReader.v1`: the reader (and retriever) of `entlink_relations`.
 
     `name`: the reader's Hugging Face encoder (empty: the embedded all-MiniLM-L6-v2);
     `retriever`: the retriever's encoder (empty: the embedded MiniLM), used only when there
     are more relation types than `max_candidates` (the reader's candidate markers);
     `candidate_text`: what the reader reads after each candidate's marker, "name+description"
-    or "name" (a shorter input, so a faster reader; the retriever always embeds both).
+    or "name" (a shorter input, so a faster reader; the retriever always embeds both);
+    `typed_spans`: the relation heads also read each entity's label (the component's
+    `entity_labels`, from the config or the training entities), as typed entity markers do.
     Weights load when the component is initialised or read from disk.
     """
     if max_candidates < 1 or max_span_width < 1 or hidden < 8 or max_text_tokens < 16:
@@ -92,7 +94,8 @@ def relation_reader_model(name: str = "", retriever: str = "", max_candidates: i
     return Model("entlink_relation_reader", _no_forward,
                  attrs={"name": name or "", "retriever": retriever or "", "max_candidates": int(max_candidates),
                         "max_span_width": int(max_span_width), "hidden": int(hidden),
-                        "max_text_tokens": int(max_text_tokens), "candidate_text": candidate_text})
+                        "max_text_tokens": int(max_text_tokens), "candidate_text": candidate_text,
+                        "typed_spans": bool(typed_spans)})
 
 
 def _no_forward(model: Model, X: Any, is_train: bool):
@@ -210,7 +213,8 @@ class RelationExtractor(TorchPipe):
         a = self.model.attrs
         self.reader = RelationReader.from_pretrained(
             a["name"], entity_labels=list(entity_labels), max_candidates=a["max_candidates"],
-            max_span_width=a["max_span_width"], hidden=a["hidden"], max_text_tokens=a["max_text_tokens"]).eval()
+            max_span_width=a["max_span_width"], hidden=a["hidden"], max_text_tokens=a["max_text_tokens"],
+            typed_spans=a.get("typed_spans", False)).eval()
         if self.needs_retriever:
             self.retriever = Retriever.from_pretrained(a["retriever"]).eval()
         self._forget_optimizer()
@@ -259,7 +263,8 @@ class RelationExtractor(TorchPipe):
     def initialize(self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *,
                    nlp: Optional[Language] = None, kb: Optional[KBSource] = None) -> None:
         """Check the training data's relation labels and load the models (entity labels for
-        `entities = "predict"` come from the config or the training data); `kb`: see `set_kb`."""
+        `entities = "predict"` and for a reader with `typed_spans` come from the config or the
+        training data); `kb`: see `set_kb`."""
         if kb is not None:
             self.set_kb(kb)
         labels = list(self.cfg.get("entity_labels") or [])
@@ -268,14 +273,18 @@ class RelationExtractor(TorchPipe):
             for eg in get_examples():
                 self._check_labels(eg.reference)
                 seen.update(e.label_ for e in eg.reference.ents)
-            if self.cfg["entities"] == "predict":
+            if self._needs_entity_labels():
                 labels = labels or sorted(seen)
-        if self.cfg["entities"] == "predict" and not labels:
-            raise ConfigError(f"{self.name}: entities = \"predict\" needs entity_labels (or training examples with "
+        if self._needs_entity_labels() and not labels:
+            why = "entities = \"predict\"" if self.cfg["entities"] == "predict" else "a reader with typed_spans"
+            raise ConfigError(f"{self.name}: {why} needs entity_labels (or training examples with "
                               "entities to read them from)")
         self.cfg["entity_labels"] = labels
         if self.reader is None or self.reader.entity_labels != labels:
             self._load(labels)
+
+    def _needs_entity_labels(self) -> bool:
+        return self.cfg["entities"] == "predict" or bool(self.model.attrs.get("typed_spans"))
 
     def _check_labels(self, doc: Doc) -> None:
         for rel in doc._.entlink_relations:
@@ -346,7 +355,8 @@ class RelationExtractor(TorchPipe):
         for (d, w, args, _, pairs), cand in zip(plans, cands):
             doc = docs[d]
             x = ReaderInput([t.text for t in doc[w.start : w.end]], [(a[0] - w.start, a[1] - w.start) for a in args],
-                            [self._reader_text(c) for c in cand], enumerate_spans=predict_entities)
+                            [self._reader_text(c) for c in cand], enumerate_spans=predict_entities,
+                            span_labels=[ent_index.get(a[2], 0) for a in args])
             pos = {c: k for k, c in enumerate(cand)}
             for (i, j), labels in pairs.items():
                 for label in labels:

@@ -3,7 +3,10 @@
 enumerated spans into entity labels (for end-to-end use without an upstream NER).
 
 Span representation: the first wordpiece of its first word, the last wordpiece of its last
-word, the mean of its wordpieces and a width embedding. A relation logit is
+word, the mean of its wordpieces and a width embedding; with `typed_spans`, the relation
+heads also read an embedding of each span's entity label (from the upstream NER, the gold
+entities, or the reader's own span classifier), so "Peop … Loc" and "Org … Loc" need not be
+told apart from the words alone. A relation logit is
 `GELU(H·s_head + T·s_tail + C·c_ht) · R·m_k`, where `c_ht` is the mean of the wordpieces between
 the two spans and `m_k` the encoder state of the candidate marker `[R-k]`: all pairs and all
 candidates come from one matrix product (means from one cumulative sum), never a pass per pair
@@ -28,6 +31,7 @@ from ..files import read_json_file
 from ..models.hf import from_pretrained as hf_load, resolve_model_name
 
 Spans = List[Tuple[int, int]]  # word offsets (start, end exclusive) within a window
+TYPE_DIM = 32  # size of the entity-label embedding of `typed_spans`
 
 
 def marker(i: int) -> str:
@@ -44,6 +48,7 @@ class ReaderInput:
     enumerate_spans: bool = False
     gold_relations: Dict[Tuple[int, int, int], float] = field(default_factory=dict)  # (head, tail, cand) -> 1
     gold_entities: Dict[Tuple[int, int], int] = field(default_factory=dict)  # span -> entity label index (1-based)
+    span_labels: List[int] = field(default_factory=list)  # per span: entity label index (1-based; 0 unknown)
 
 
 @dataclass
@@ -75,10 +80,14 @@ def decode_spans(spans: Spans, logits: torch.Tensor) -> List[Tuple[float, Tuple[
 
 class RelationReader(nn.Module):
     def __init__(self, encoder, tokenizer, *, entity_labels: Sequence[str], max_candidates: int,
-                 max_span_width: int = 10, hidden: int = 256, dropout: float = 0.1, max_text_tokens: int = 256):
+                 max_span_width: int = 10, hidden: int = 256, dropout: float = 0.1, max_text_tokens: int = 256,
+                 typed_spans: bool = False):
         super().__init__()
         if max_candidates < 1 or max_span_width < 1 or hidden < 1:
             raise ConfigError("max_candidates, max_span_width and hidden must be positive")
+        if typed_spans and not entity_labels:
+            raise ConfigError("typed_spans needs the entity labels (entity_labels, or training entities to read them from)")
+        self.typed_spans = bool(typed_spans)
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.entity_labels = list(entity_labels)
@@ -99,8 +108,12 @@ class RelationReader(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.entity_head = nn.Sequential(nn.Linear(span_dim, hidden), nn.GELU(), nn.Dropout(dropout),
                                          nn.Linear(hidden, len(self.entity_labels) + 1))
-        self.head_proj = nn.Linear(span_dim, hidden)
-        self.tail_proj = nn.Linear(span_dim, hidden)
+        rel_dim = span_dim
+        if self.typed_spans:  # index 0: a span of unknown label
+            self.span_type = nn.Embedding(len(self.entity_labels) + 1, TYPE_DIM)
+            rel_dim += TYPE_DIM
+        self.head_proj = nn.Linear(rel_dim, hidden)
+        self.tail_proj = nn.Linear(rel_dim, hidden)
         self.between_proj = nn.Linear(size, hidden)
         self.rel_proj = nn.Linear(size, hidden)
         self.rel_bias = nn.Linear(size, 1)
@@ -134,7 +147,7 @@ class RelationReader(nn.Module):
     def settings(self) -> Dict:
         return {"entity_labels": self.entity_labels, "max_candidates": self.max_candidates,
                 "max_span_width": self.max_span_width, "hidden": self.hidden, "dropout": self.dropout_p,
-                "max_text_tokens": self.max_text_tokens}
+                "max_text_tokens": self.max_text_tokens, "typed_spans": self.typed_spans}
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "RelationReader":
@@ -263,7 +276,11 @@ class RelationReader(nn.Module):
                 if decode_entities:
                     entities = decode_spans(entity_spans, entity_logits)
                     x.spans = [sp for _, sp, _ in entities]
+                    x.span_labels = [label + 1 for _, _, label in entities]
             spans = self._span_repr(h, cum, x.spans, firsts[b], lasts[b])
+            if self.typed_spans:
+                labels = x.span_labels if len(x.span_labels) == len(x.spans) else [0] * len(x.spans)
+                spans = torch.cat([spans, self.span_type(torch.tensor(labels, dtype=torch.long, device=h.device))], -1)
             m = h[torch.tensor(markers[b], dtype=torch.long, device=h.device)] if x.candidates else h[:0]
             pair = self.head_proj(spans)[:, None, :] + self.tail_proj(spans)[None, :, :]
             if len(x.spans):

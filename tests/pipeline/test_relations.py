@@ -250,6 +250,46 @@ def test_the_reader_can_read_names_only(tmp_path):
         make_nlp(tmp_path / "bad", model_cfg={"candidate_text": "descriptions"})
 
 
+def test_typed_spans_read_the_entity_labels(tmp_path):
+    nlp, rel = make_nlp(tmp_path, model_cfg={"typed_spans": True})
+    egs = examples(nlp)
+    nlp.initialize(lambda: egs)  # entities = "doc": the labels come from the training entities
+    assert rel.cfg["entity_labels"] == ["Loc", "Org", "Peop"] and rel.reader.typed_spans
+    inputs, _ = rel._inputs([egs[0].reference], gold=False)
+    assert inputs[0].span_labels == [3, 2, 1]  # Peop, Org, Loc (1-based)
+    # the same words with other labels score differently
+    x = inputs[0]
+    relabelled = type(x)(x.words, x.spans, x.candidates, span_labels=[1, 1, 1])
+    with torch.no_grad():
+        a, b = rel.reader([x])[0].relation_logits, rel.reader([relabelled])[0].relation_logits
+    assert not torch.allclose(a, b)
+    torch.manual_seed(0)
+    losses = train(nlp, egs, steps=30)
+    assert losses[-1] < 0.5 * losses[0]
+    text, ents, _ = SENTS[0]
+    before = [(r.head.text, r.label, r.tail.text, round(r.score, 5)) for r in nlp(gold_doc(nlp, text, ents, []))._.entlink_relations]
+    nlp.to_disk(tmp_path / "pipeline")
+    nlp2 = spacy.load(tmp_path / "pipeline")
+    assert nlp2.get_pipe("entlink_relations").reader.typed_spans
+    after = [(r.head.text, r.label, r.tail.text, round(r.score, 5)) for r in nlp2(gold_doc(nlp2, text, ents, []))._.entlink_relations]
+    assert after == before
+    bare, _ = make_nlp(tmp_path / "bare", model_cfg={"typed_spans": True})
+    with pytest.raises(ConfigError, match="typed_spans needs entity_labels"):
+        bare.initialize(lambda: [Example(Doc(bare.vocab, words=["x"]), Doc(bare.vocab, words=["x"]))])
+
+
+def test_typed_spans_end_to_end_use_the_decoded_labels(tmp_path):
+    nlp, rel = make_nlp(tmp_path, entities="predict", model_cfg={"typed_spans": True})
+    egs = examples(nlp)
+    nlp.initialize(lambda: egs)
+    torch.manual_seed(0)
+    train(nlp, egs, steps=40)
+    x = rel._inputs([Doc(nlp.vocab, words=SENTS[0][0].split())], gold=False)[0][0]
+    with torch.no_grad():
+        out = rel.reader([x], decode_entities=True)[0]
+    assert x.span_labels == [label + 1 for _, _, label in out.entities] and len(x.span_labels) == len(x.spans)
+
+
 CID_DOCS = [
     ("acme causes paris but ibm met london and acme again .",
      [(0, 1, "Chemical", "C1"), (2, 3, "Disease", "D1"), (4, 5, "Chemical", "C2"), (6, 7, "Disease", "D2"),
