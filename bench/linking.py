@@ -225,18 +225,18 @@ def main() -> None:
     train_mentions = gold_mentions(train, args.labels)
     counts = Counter(g for _, g in train_mentions)
     seen_texts = {kb.normalize(s.text) for s, _ in train_mentions}
-    seen = [kb.normalize(s.text) in seen_texts for s in spans]
-    n_seen = sum(seen)
-    print(f"{n_seen:,} of {len(spans):,} dev mentions have a text seen among the training mentions, "
-          f"{len(spans) - n_seen:,} unseen")
+    by_text = {"seen": [], "unseen": []}  # dev mention indices
+    for i, s in enumerate(spans):
+        by_text["seen" if kb.normalize(s.text) in seen_texts else "unseen"].append(i)
+    print(f"{len(by_text['seen']):,} of {len(spans):,} dev mentions have a text seen among the training mentions, "
+          f"{len(by_text['unseen']):,} unseen")
     coverages, unseen_coverages = {}, {}
     for label, _, pipe in linkers:
         limit = int(pipe.linker.settings.max_candidates or 0) or None
         hits = [g in {pipe.kb.get_id(r) for r in (found or [])[:limit]}
                 for g, found in zip(gold, pipe.candidate_rows_batch(spans))]
         coverages[label] = sum(hits) / len(gold)
-        unseen_hits = [h for h, s in zip(hits, seen) if not s]
-        unseen_coverages[label] = sum(unseen_hits) / max(1, len(unseen_hits))
+        unseen_coverages[label] = sum(hits[i] for i in by_text["unseen"]) / max(1, len(by_text["unseen"]))
         print(f"{len(mentions):,} dev mentions; gold among {label}'s scored candidates (at most {limit}) for "
               f"{100 * coverages[label]:.2f}% (unseen mention texts: {100 * unseen_coverages[label]:.2f}%)")
     coverage = coverages[linkers[0][0]] * len(gold)
@@ -245,14 +245,12 @@ def main() -> None:
     def add(name: str, ranked, seconds: float, **extra) -> None:
         acc = accuracy(ranked, gold)
         split = {}
-        for key, want in (("seen", True), ("unseen", False)):
-            idx = [i for i, s in enumerate(seen) if s is want]
+        for key, idx in by_text.items():
             split[f"acc_{key}"] = accuracy([ranked[i] for i in idx], [gold[i] for i in idx]) if idx else None
             split[f"n_{key}"] = len(idx)
         rows.append({"system": name, "acc": acc, "mentions_per_s": len(gold) / seconds, **split, **extra})
-        by_text = "   ".join(f"{key} {100 * split[f'acc_{key}']:6.2f}" for key in ("seen", "unseen")
-                              if split[f"acc_{key}"] is not None)
-        print(f"{name:<34} accuracy@1 {100 * acc:6.2f}   {len(gold) / seconds:10,.0f} mentions/s   {by_text}")
+        parts = "   ".join(f"{key} {100 * split[f'acc_{key}']:6.2f}" for key in by_text if split[f"acc_{key}"] is not None)
+        print(f"{name:<34} accuracy@1 {100 * acc:6.2f}   {len(gold) / seconds:10,.0f} mentions/s   {parts}")
 
     for name, fn in (("(a) exact alias lookup", lambda: exact(kb, spans)),
                      ("(b) rapidfuzz nearest name", lambda: fuzzy(kb, spans)),

@@ -616,7 +616,8 @@ class RelationExtractor(TorchPipe):
         self._read_cfg(path)
         self.types = load_relation_types(self.cfg["relation_types"])
         Aggregator.from_dict(self.cfg.get("aggregator"), f"{path / 'cfg'}: aggregator")  # refuse a damaged one now
-        RelationCounts.from_dict(self.cfg.get("relation_counts"), f"{path / 'cfg'}: relation_counts")
+        raw = self.cfg.get("relation_counts")  # parsed (and a damaged one refused) now, kept for the batches
+        self._counts = (raw, RelationCounts.from_dict(raw, f"{path / 'cfg'}: relation_counts"))
         if (path / "reader").exists() and "reader" not in exclude:
             self.reader = RelationReader.load(path / "reader")
         if (path / "retriever").exists() and "retriever" not in exclude:
