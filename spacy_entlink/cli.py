@@ -427,6 +427,7 @@ def calibrate_relations_cmd(
     name: str = typer.Option("entlink_relations", help="the component's name in the pipeline"),
     aggregator: bool = typer.Option(True, "--aggregator/--no-aggregator", help="with aggregate = \"kb_id\": fit the id-pair aggregator over all mention pairs (else the best pair's score)"),
     thresholds: bool = typer.Option(True, "--thresholds/--no-thresholds", help="fit per-label thresholds (after the aggregator)"),
+    at_least_one: str = typer.Option("auto", "--at-least-one", help="keep each document's most probable relation even below the threshold: on, off, or auto (on when it scores better on --dev, cross-validated by document: thresholds and aggregator refitted on the other folds)"),
     l2: float = typer.Option(1.0, "--l2", help="L2 penalty of the aggregator's standardised weights"),
     kb: Optional[Path] = typer.Option(None, "--kb", help="a KB with a hierarchy (e.g. CTD MEDIC's parents): the aggregator's hierarchy features read it; saved with the component"),
     train: Optional[Path] = typer.Option(None, "--train", help=".spacy file of the reader's annotated training documents: how often each id pair was related there, as aggregator features (saved in the cfg)"),
@@ -447,6 +448,8 @@ def calibrate_relations_cmd(
         raise EntlinkError("OUTPUT must differ from PIPELINE (the model weights are read from PIPELINE)")
     if l2 < 0:
         raise EntlinkError(f"--l2 must be >= 0, got {l2}")
+    if at_least_one not in ("auto", "on", "off"):
+        raise EntlinkError(f"--at-least-one must be auto, on or off, got {at_least_one!r}")
     use_gpu(gpu_id)
     nlp = spacy.load(pipeline)
     if name not in nlp.pipe_names or type(nlp.get_pipe(name)).__name__ != "RelationExtractor":
@@ -482,8 +485,19 @@ def calibrate_relations_cmd(
     if thresholds:
         report["thresholds"] = rel.fit_thresholds(examples)
         typer.echo(f"thresholds: {report['thresholds']}")
+    if at_least_one == "auto" and len(examples) >= 2:
+        f_off, f_on = rel.cross_validate_at_least_one(examples, refit_aggregator=aggregator,
+                                                       refit_thresholds=thresholds, l2=l2)
+        report["at_least_one_cv"] = {"without": f_off, "with": f_on}
+        typer.echo(f"at least one relation per document, {min(5, len(examples))}-fold cross-validated F1 on --dev: "
+                   f"{100 * f_on:.2f} with, {100 * f_off:.2f} without")
+        rel.cfg["at_least_one"] = f_on > f_off
+    else:
+        rel.cfg["at_least_one"] = at_least_one == "on"
+    report["at_least_one"] = bool(rel.cfg["at_least_one"])
     report["f_after"] = f1()
-    typer.echo(f"relation F1 on {dev} after fitting (the documents fitted on): {100 * report['f_after']:.2f}")
+    typer.echo(f"relation F1 on {dev} after fitting (the documents fitted on): {100 * report['f_after']:.2f}"
+               f"{' (at least one relation per document)' if report['at_least_one'] else ''}")
     nlp.to_disk(output)
     typer.echo(f"✔ {output}")
     if metrics is not None:

@@ -57,6 +57,7 @@ DEFAULT_CONFIG = {
     "aggregate": "mention",
     "threshold": 0.5,
     "type_constraints": True,
+    "at_least_one": False,
     "window_overlap": 64,
     "batch_size": 8,
     "learning_rate": 5e-5,
@@ -67,6 +68,7 @@ DEFAULT_CONFIG = {
 }
 
 ENTITY_MODES = ("doc", "predict")
+THRESHOLD_GRID = tuple(round(float(t), 2) for t in np.arange(0.05, 0.96, 0.05))
 AGGREGATES = ("mention", "kb_id")
 
 
@@ -110,7 +112,7 @@ def _no_forward(model: Model, X: Any, is_train: bool):
 )
 def make_relations(nlp: Language, name: str, model: Model, relation_types: Any, entities: str,
                    entity_labels: List[str], aggregate: str, threshold: float, type_constraints: bool,
-                   window_overlap: int, batch_size: int, learning_rate: float, head_lr_factor: float,
+                   at_least_one: bool, window_overlap: int, batch_size: int, learning_rate: float, head_lr_factor: float,
                    grad_clip: float, precision: str, scorer: Optional[Callable]) -> "RelationExtractor":
     """Create an `entlink_relations` component.
 
@@ -122,6 +124,9 @@ def make_relations(nlp: Language, name: str, model: Model, relation_types: Any, 
     aggregate: "mention" (relations between spans) or "kb_id" (between the spans' KB ids).
     threshold: default probability threshold (per-label thresholds come from `fit_thresholds`).
     type_constraints: drop pairs whose entity labels a type's head/tail types exclude.
+    at_least_one: a document with a candidate pair keeps its most probable relation even below
+        the threshold (for corpora whose every document states one, as the training data can
+        show; `calibrate-relations` decides it on held-out documents).
     learning_rate, grad_clip: the optimizer of updates without one (`spacy train` uses
         `[training.optimizer]`).
     head_lr_factor: the new layers learn at this many times the optimizer's rate (the
@@ -131,7 +136,8 @@ def make_relations(nlp: Language, name: str, model: Model, relation_types: Any, 
     """
     return RelationExtractor(nlp.vocab, model, name, relation_types=relation_types, entities=entities,
                              entity_labels=entity_labels, aggregate=aggregate, threshold=threshold,
-                             type_constraints=type_constraints, window_overlap=window_overlap,
+                             type_constraints=type_constraints, at_least_one=at_least_one,
+                             window_overlap=window_overlap,
                              batch_size=batch_size, learning_rate=learning_rate, head_lr_factor=head_lr_factor,
                              grad_clip=grad_clip, precision=precision, scorer=scorer)
 
@@ -412,6 +418,19 @@ class RelationExtractor(TorchPipe):
         return any(self.types[c].allows(h, t) and (h != t or labels[h] > 1)
                    for c in cand for h in labels for t in labels)
 
+    def _note_best(self, result: Dict[str, Any], spans: Sequence[Arg], cand: Sequence[int], probs: np.ndarray) -> None:
+        """Keep in `result["best"]` the window's most probable allowed pair if it beats the one kept."""
+        constrained = self.cfg.get("type_constraints", True)
+        for flat in np.argsort(-probs, axis=None, kind="stable"):
+            i, j, k = np.unravel_index(flat, probs.shape)
+            rtype, head, tail = self.types[cand[k]], spans[i], spans[j]
+            if i == j or (constrained and not rtype.allows(head[2], tail[2])):
+                continue
+            old = result.get("best")
+            if old is None or old[1] < probs[i, j, k]:
+                result["best"] = ((head[:2], rtype.name, tail[:2]), float(probs[i, j, k]))
+            return
+
     def _found_entities(self, meta, entities, results) -> Tuple[int, Window, List[Arg], List[int]]:
         """Record a window's decoded entities (overlapping windows: the better score wins);
         they become the window's relation arguments."""
@@ -431,6 +450,8 @@ class RelationExtractor(TorchPipe):
         if len(spans) < 2 or not cand:
             return
         probs = torch.sigmoid(logits.float()).cpu().numpy()
+        if self.cfg.get("at_least_one") and not self._aggregating():
+            self._note_best(results[d], spans, cand, probs)
         every_pair = self._aggregating()
         floor = 0.0 if every_pair else min([float(self.cfg["threshold"])] + [float(v) for v in self.cfg["thresholds"].values()])
         for i, j, k in zip(*np.nonzero(probs >= floor)):
@@ -461,17 +482,22 @@ class RelationExtractor(TorchPipe):
                         ents.append(Span(doc, s, e, label=label))
                 doc.ents = sorted(ents)
             pairs = self._scored_pairs(doc, res)
-            rels: Dict[Tuple, float] = {}
+            best = res.get("best")
+            if best is not None and best[0] not in res["rels"]:  # below every threshold: a fallback
+                pairs += self._scored_pairs(doc, {"rels": {best[0]: best[1]}})
+            scored: Dict[Tuple, float] = {}
             if self.cfg["aggregate"] == "kb_id":
                 evidence = collect_evidence(pairs)
                 x = document_features(evidence, MentionStats(doc), ancestors, counts) if aggregator is not None else {}
                 for key, ev in evidence.items():
-                    score = max(ev.probs) if aggregator is None else aggregator.probability(x[key])
-                    if score >= self._threshold(key[1]):
-                        rels[key] = score
+                    scored[key] = max(ev.probs) if aggregator is None else aggregator.probability(x[key])
             else:
                 for head, label, tail, score in pairs:
-                    rels[(head, label, tail)] = max(score, rels.get((head, label, tail), 0.0))
+                    scored[(head, label, tail)] = max(score, scored.get((head, label, tail), 0.0))
+            rels = {key: score for key, score in scored.items() if score >= self._threshold(key[1])}
+            if not rels and scored and self.cfg.get("at_least_one"):
+                key = max(scored, key=scored.__getitem__)
+                rels[key] = scored[key]
             doc._.entlink_relations = [Relation(h, label, t, s) for (h, label, t), s in
                                        sorted(rels.items(), key=lambda kv: -kv[1])]
 
@@ -540,16 +566,25 @@ class RelationExtractor(TorchPipe):
     def add_label(self, label: str) -> int:
         raise NotImplementedError(f"{self.name}: relation types come from relation_types in the config")
 
-    def fit_thresholds(self, examples: Iterable[Example], grid: Sequence[float] = tuple(np.arange(0.05, 0.96, 0.05))) -> Dict[str, float]:
+    def fit_thresholds(self, examples: Iterable[Example], grid: Sequence[float] = THRESHOLD_GRID) -> Dict[str, float]:
         """Per-label thresholds that maximise F1 on `examples` (dev), from one prediction pass."""
+        examples = list(examples)
+        saved = dict(self.cfg["thresholds"]), self.cfg["threshold"], self.cfg.get("at_least_one", False)
+        self.cfg["thresholds"], self.cfg["threshold"], self.cfg["at_least_one"] = {}, float(min(grid)), False
+        try:
+            docs = self._fitting_docs(examples)
+            self.set_annotations(docs, self.predict(docs))
+        finally:
+            self.cfg["thresholds"], self.cfg["threshold"], self.cfg["at_least_one"] = saved
+        fitted = self._best_thresholds(examples, docs, grid)
+        self.cfg["thresholds"] = fitted
+        return fitted
+
+    def _best_thresholds(self, examples: Sequence[Example], docs: Sequence[Doc], grid: Sequence[float]) -> Dict[str, float]:
+        """Per label, the threshold of `grid` that maximises F1 of the scored relations of `docs`
+        (annotated with a threshold below the grid) against `examples`."""
         from ..scoring import relation_keys
 
-        examples = list(examples)
-        saved = dict(self.cfg["thresholds"]), self.cfg["threshold"]
-        self.cfg["thresholds"], self.cfg["threshold"] = {}, float(min(grid))
-        docs = self._fitting_docs(examples)
-        self.set_annotations(docs, self.predict(docs))
-        self.cfg["thresholds"], self.cfg["threshold"] = saved
         fitted = {}
         for label in self.labels:
             best = (-1.0, float(self.cfg["threshold"]))
@@ -565,7 +600,6 @@ class RelationExtractor(TorchPipe):
                 if f > best[0]:
                     best = (f, round(float(th), 4))
             fitted[label] = best[1]
-        self.cfg["thresholds"] = fitted
         return fitted
 
     def _fitting_docs(self, examples: Sequence[Example]) -> List[Doc]:
@@ -573,32 +607,99 @@ class RelationExtractor(TorchPipe):
         or the bare text when the reader finds the entities itself."""
         return [eg.predicted.copy() if self.cfg["entities"] == "predict" else _with_ents(eg) for eg in examples]
 
-    def fit_aggregator(self, examples: Iterable[Example], l2: float = 1.0) -> Aggregator:
-        """Fit the id-pair aggregator on held-out annotated `examples` (their entities carry KB
-        ids; document-level relations between ids) and use it; thresholds then apply to its
-        probability (refit them with `fit_thresholds`)."""
-        from ..scoring import relation_keys
-
-        if self.cfg["aggregate"] != "kb_id":
-            raise ConfigError(f"{self.name}: fit_aggregator needs aggregate = \"kb_id\" (relations between KB ids)")
-        examples = list(examples)
+    def _every_pair(self, examples: Sequence[Example]) -> Tuple[List[Doc], List[Dict[str, Any]]]:
+        """The fitting docs and one prediction pass over them that keeps every scored pair."""
         docs = self._fitting_docs(examples)
-        self._keep_all_pairs = True
+        saved = dict(self.cfg["thresholds"]), self.cfg["threshold"]
+        self.cfg["thresholds"], self.cfg["threshold"] = {}, 0.0
+        self._keep_all_pairs = self.cfg["aggregate"] == "kb_id"
         try:
             results = self.predict(docs)
         finally:
             self._keep_all_pairs = False
-        X, y = [], []
+            self.cfg["thresholds"], self.cfg["threshold"] = saved
+        return docs, results
+
+    def _aggregator_rows(self, examples: Sequence[Example], docs: Sequence[Doc],
+                         results: Sequence[Dict[str, Any]]) -> List[Tuple[List[List[float]], List[int]]]:
+        """Per document, the aggregator features of its id pairs and whether each is related."""
+        from ..scoring import relation_keys
+
+        out = []
         ancestors, counts = self._ancestors(), self.relation_counts
         for eg, doc, res in zip(examples, docs, results):
             gold = relation_keys(eg.reference)
             evidence = collect_evidence(self._scored_pairs(doc, res))
+            X, y = [], []
             for (h, label, t), x in document_features(evidence, MentionStats(doc), ancestors, counts).items():
                 X.append(x)
                 y.append(int(((h,), label, (t,)) in gold))
-        aggregator = Aggregator.fit(X, y, l2=l2)
+            out.append((X, y))
+        return out
+
+    def fit_aggregator(self, examples: Iterable[Example], l2: float = 1.0) -> Aggregator:
+        """Fit the id-pair aggregator on held-out annotated `examples` (their entities carry KB
+        ids; document-level relations between ids) and use it; thresholds then apply to its
+        probability (refit them with `fit_thresholds`)."""
+        if self.cfg["aggregate"] != "kb_id":
+            raise ConfigError(f"{self.name}: fit_aggregator needs aggregate = \"kb_id\" (relations between KB ids)")
+        examples = list(examples)
+        rows = self._aggregator_rows(examples, *self._every_pair(examples))
+        aggregator = Aggregator.fit([x for X, _ in rows for x in X], [v for _, y in rows for v in y], l2=l2)
         self.cfg["aggregator"] = aggregator.to_dict()
         return aggregator
+
+    def cross_validate_at_least_one(self, examples: Iterable[Example], *, folds: int = 5, seed: int = 0,
+                                    refit_aggregator: bool = True, refit_thresholds: bool = True,
+                                    l2: float = 1.0) -> Tuple[float, float]:
+        """Out-of-fold relation F1 on `examples` (held-out annotated documents, in `folds` groups
+        of documents) without and with `at_least_one`: per fold, the per-label thresholds (with
+        `refit_thresholds`) and the aggregator (with `refit_aggregator` and a fitted aggregator)
+        are fitted on the other folds. One prediction pass; the component's cfg is left as it was."""
+        from ..scoring import relation_keys
+
+        examples = list(examples)
+        k = min(folds, len(examples))
+        if k < 2:
+            raise ConfigError(f"{self.name}: cross-validating at_least_one needs at least 2 documents, got {len(examples)}")
+        docs, results = self._every_pair(examples)
+        refit = refit_aggregator and self.cfg["aggregate"] == "kb_id" and bool(self.cfg.get("aggregator"))
+        rows = self._aggregator_rows(examples, docs, results) if refit else None
+        order = list(range(len(examples)))
+        random.Random(seed).shuffle(order)
+        fold_of = {i: j % k for j, i in enumerate(order)}
+        keys = ("aggregator", "thresholds", "threshold", "at_least_one")
+        saved = {key: self.cfg.get(key) for key in keys}
+        counts = {False: [0, 0, 0], True: [0, 0, 0]}  # tp, fp, fn
+
+        def annotated(i: int) -> Doc:
+            doc = docs[i].copy()
+            self.set_annotations([doc], [results[i]])
+            return doc
+
+        try:
+            for f in range(k):
+                train = [i for i in order if fold_of[i] != f]
+                if refit:
+                    self.cfg["aggregator"] = Aggregator.fit([x for i in train for x in rows[i][0]],
+                                                            [v for i in train for v in rows[i][1]], l2=l2).to_dict()
+                if refit_thresholds:
+                    self.cfg["thresholds"], self.cfg["threshold"], self.cfg["at_least_one"] = {}, 0.0, False
+                    fitted = self._best_thresholds([examples[i] for i in train], [annotated(i) for i in train], THRESHOLD_GRID)
+                    self.cfg["thresholds"], self.cfg["threshold"] = fitted, saved["threshold"]
+                for rule in (False, True):
+                    self.cfg["at_least_one"] = rule
+                    for i in order:
+                        if fold_of[i] == f:
+                            gold, pred = relation_keys(examples[i].reference), relation_keys(annotated(i))
+                            c = counts[rule]
+                            c[0] += len(gold & pred)
+                            c[1] += len(pred - gold)
+                            c[2] += len(gold - pred)
+        finally:
+            self.cfg.update(saved)
+        f1 = {rule: 2 * tp / max(1, 2 * tp + fp + fn) for rule, (tp, fp, fn) in counts.items()}
+        return f1[False], f1[True]
 
     # --- serialization --------------------------------------------------------------------
     def _serializers(self) -> Dict[str, Callable]:

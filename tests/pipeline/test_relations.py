@@ -430,3 +430,85 @@ def test_calibrate_relations_cli(tmp_path):
             main(["calibrate-relations", str(tmp_path / "pipe"), str(tmp_path / "x"), "--dev", str(tmp_path / "held.spacy"), *bad])
     with pytest.raises(SystemExit):
         main(["calibrate-relations", str(tmp_path / "pipe"), str(tmp_path / "pipe"), "--dev", str(tmp_path / "held.spacy")])
+
+
+def _relations(rel, docs):
+    return [[(r.head if isinstance(r.head, str) else (r.head.start, r.head.end), r.label,
+              r.tail if isinstance(r.tail, str) else (r.tail.start, r.tail.end), r.score)
+             for r in rel(d)._.entlink_relations] for d in docs]
+
+
+@pytest.mark.parametrize("aggregate", ["mention", "kb_id"])
+def test_at_least_one_keeps_each_documents_best_relation(tmp_path, aggregate):
+    if aggregate == "mention":
+        nlp, rel = make_nlp(tmp_path, type_constraints=True)
+        egs = examples(nlp)
+    else:
+        nlp, rel = make_nlp(tmp_path, relation_types="cid", aggregate="kb_id", type_constraints=True)
+        egs = cid_examples(nlp)
+    nlp.initialize(lambda: egs)
+    torch.manual_seed(0)
+    train(nlp, egs, steps=3)
+    if aggregate == "kb_id":
+        rel.fit_aggregator(egs)
+    lonely = Doc(nlp.vocab, words="acme corp alone .".split())
+    lonely.ents = [Span(lonely, 0, 2, "Org" if aggregate == "mention" else "Chemical", kb_id="C1")]
+    docs = rel._fitting_docs(egs) + [lonely]
+    rel.cfg["threshold"] = 0.0
+    everything = _relations(rel, [d.copy() for d in docs])
+    assert all(everything[:-1]) and everything[-1] == []
+    rel.cfg["threshold"] = 1.0  # no probability reaches it
+    assert _relations(rel, [d.copy() for d in docs]) == [[]] * len(docs)
+    rel.cfg["at_least_one"] = True
+    kept = _relations(rel, [d.copy() for d in docs])
+    # the one relation kept is the document's most probable one, type constraints respected
+    assert kept == [[max(rels, key=lambda r: r[3])] for rels in everything[:-1]] + [[]]
+    rel.cfg["threshold"] = 0.0  # above the threshold: unchanged
+    assert _relations(rel, [d.copy() for d in docs]) == everything
+    nlp.to_disk(tmp_path / "pipe")
+    assert spacy.load(tmp_path / "pipe").get_pipe("entlink_relations").cfg["at_least_one"] is True
+
+
+def test_calibrate_relations_decides_at_least_one(tmp_path):
+    import srsly
+
+    from spacy_entlink.cli import main
+
+    nlp, rel = make_nlp(tmp_path, relation_types="cid", aggregate="kb_id", type_constraints=True)
+    egs = cid_examples(nlp)
+    nlp.initialize(lambda: egs)
+    nlp.to_disk(tmp_path / "pipe")
+    DocBin(docs=[eg.reference for eg in egs], store_user_data=True).to_disk(tmp_path / "held.spacy")
+    base = [str(tmp_path / "pipe"), str(tmp_path / "cal"), "--dev", str(tmp_path / "held.spacy"), "--metrics", str(tmp_path / "m.json")]
+    for choice, expected in (("on", True), ("off", False)):
+        main(["calibrate-relations", *base, "--at-least-one", choice])
+        assert srsly.read_json(tmp_path / "m.json")["at_least_one"] is expected
+        assert spacy.load(tmp_path / "cal").get_pipe("entlink_relations").cfg["at_least_one"] is expected
+    main(["calibrate-relations", *base])  # auto: kept when it scores better out of fold on --dev
+    report = srsly.read_json(tmp_path / "m.json")
+    cv = report["at_least_one_cv"]
+    assert report["at_least_one"] is (cv["with"] > cv["without"])
+    assert spacy.load(tmp_path / "cal").get_pipe("entlink_relations").cfg["at_least_one"] is report["at_least_one"]
+    with pytest.raises(SystemExit):
+        main(["calibrate-relations", *base, "--at-least-one", "sometimes"])
+
+
+def test_cross_validating_at_least_one(tmp_path):
+    nlp, rel = make_nlp(tmp_path, type_constraints=True)
+    egs = examples(nlp)
+    nlp.initialize(lambda: egs)
+    torch.manual_seed(0)
+    train(nlp, egs, steps=3)
+    rel.cfg["threshold"] = 1.0  # nothing reaches it: without the rule nothing is found
+    without, with_rule = rel.cross_validate_at_least_one(egs, folds=2, refit_thresholds=False)
+    assert without == 0.0 and rel.cfg["threshold"] == 1.0 and rel.cfg["at_least_one"] is False
+    rel.cfg["at_least_one"] = True
+    best_only = score_relations([Example(rel(d), eg.reference) for d, eg in zip(rel._fitting_docs(egs), egs)])
+    assert with_rule == pytest.approx(best_only["rel_micro_f"])
+    rel.cfg["at_least_one"] = False
+    rel.cfg["thresholds"] = {"Work_For": 0.3}
+    scores = rel.cross_validate_at_least_one(egs, folds=3)  # thresholds refitted per fold, cfg restored
+    assert all(0.0 <= f <= 1.0 for f in scores) and rel.cfg["thresholds"] == {"Work_For": 0.3}
+    assert rel.cross_validate_at_least_one(egs, folds=3) == scores
+    with pytest.raises(ConfigError):
+        rel.cross_validate_at_least_one(egs[:1])
