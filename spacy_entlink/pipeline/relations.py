@@ -420,16 +420,20 @@ class RelationExtractor(TorchPipe):
 
     def _note_best(self, result: Dict[str, Any], spans: Sequence[Arg], cand: Sequence[int], probs: np.ndarray) -> None:
         """Keep in `result["best"]` the window's most probable allowed pair if it beats the one kept."""
-        constrained = self.cfg.get("type_constraints", True)
-        for flat in np.argsort(-probs, axis=None, kind="stable"):
-            i, j, k = np.unravel_index(flat, probs.shape)
-            rtype, head, tail = self.types[cand[k]], spans[i], spans[j]
-            if i == j or (constrained and not rtype.allows(head[2], tail[2])):
-                continue
-            old = result.get("best")
-            if old is None or old[1] < probs[i, j, k]:
-                result["best"] = ((head[:2], rtype.name, tail[:2]), float(probs[i, j, k]))
+        allowed = np.ones(probs.shape, dtype=bool)
+        allowed[np.arange(len(spans)), np.arange(len(spans)), :] = False
+        if self.cfg.get("type_constraints", True):
+            names = sorted({a[2] for a in spans})
+            of = np.array([names.index(a[2]) for a in spans])
+            for k, c in enumerate(cand):
+                table = np.array([[self.types[c].allows(h, t) for t in names] for h in names])
+                allowed[:, :, k] &= table[of[:, None], of[None, :]]
+        if not allowed.any():
             return
+        i, j, k = np.unravel_index(int(np.argmax(np.where(allowed, probs, -1.0))), probs.shape)
+        old = result.get("best")
+        if old is None or old[1] < probs[i, j, k]:
+            result["best"] = ((spans[i][:2], self.types[cand[k]].name, spans[j][:2]), float(probs[i, j, k]))
 
     def _found_entities(self, meta, entities, results) -> Tuple[int, Window, List[Arg], List[int]]:
         """Record a window's decoded entities (overlapping windows: the better score wins);
