@@ -259,8 +259,8 @@ def train_linker_cmd(
         metrics.parent.mkdir(parents=True, exist_ok=True)
         srsly.write_json(metrics, {"steps": result.steps, "seconds": round(result.seconds, 1),
                                    "best_dev_acc": result.best_dev, "history": result.history})
-    typer.echo(f"✔ {output}: {result.steps} steps in {result.seconds / 60:.1f} min, best dev accuracy@1 "
-               f"{100 * result.best_dev:.2f}")
+    best = f"best dev accuracy@1 {100 * result.best_dev:.2f}" if result.best_dev >= 0 else "no --dev: the last step is kept"
+    typer.echo(f"✔ {output}: {result.steps} steps in {result.seconds / 60:.1f} min, {best}")
 
 
 @app.command("train-retriever")
