@@ -573,20 +573,25 @@ class RelationExtractor(TorchPipe):
     def fit_thresholds(self, examples: Iterable[Example], grid: Sequence[float] = THRESHOLD_GRID) -> Dict[str, float]:
         """Per-label thresholds that maximise F1 on `examples` (dev), from one prediction pass."""
         examples = list(examples)
-        saved = dict(self.cfg["thresholds"]), self.cfg["threshold"], self.cfg.get("at_least_one", False)
-        self.cfg["thresholds"], self.cfg["threshold"], self.cfg["at_least_one"] = {}, float(min(grid)), False
-        try:
-            docs = self._fitting_docs(examples)
-            self.set_annotations(docs, self.predict(docs))
-        finally:
-            self.cfg["thresholds"], self.cfg["threshold"], self.cfg["at_least_one"] = saved
-        fitted = self._best_thresholds(examples, docs, grid)
+        fitted = self._best_thresholds(examples, self._all_scored(*self._every_pair(examples)), grid)
         self.cfg["thresholds"] = fitted
         return fitted
 
+    def _all_scored(self, docs: Sequence[Doc], results: Sequence[Dict[str, Any]]) -> List[Doc]:
+        """Copies of `docs` annotated with every scored relation of `results` (no threshold, no
+        `at_least_one`), under the current aggregator."""
+        saved = dict(self.cfg["thresholds"]), self.cfg["threshold"], self.cfg.get("at_least_one", False)
+        self.cfg["thresholds"], self.cfg["threshold"], self.cfg["at_least_one"] = {}, 0.0, False
+        try:
+            out = [doc.copy() for doc in docs]
+            self.set_annotations(out, results)
+        finally:
+            self.cfg["thresholds"], self.cfg["threshold"], self.cfg["at_least_one"] = saved
+        return out
+
     def _best_thresholds(self, examples: Sequence[Example], docs: Sequence[Doc], grid: Sequence[float]) -> Dict[str, float]:
         """Per label, the threshold of `grid` that maximises F1 of the scored relations of `docs`
-        (annotated with a threshold below the grid) against `examples`."""
+        (annotated without a threshold, `_all_scored`) against `examples`."""
         from ..scoring import relation_keys
 
         fitted = {}
@@ -688,9 +693,8 @@ class RelationExtractor(TorchPipe):
                     self.cfg["aggregator"] = Aggregator.fit([x for i in train for x in rows[i][0]],
                                                             [v for i in train for v in rows[i][1]], l2=l2).to_dict()
                 if refit_thresholds:
-                    self.cfg["thresholds"], self.cfg["threshold"], self.cfg["at_least_one"] = {}, 0.0, False
-                    fitted = self._best_thresholds([examples[i] for i in train], [annotated(i) for i in train], THRESHOLD_GRID)
-                    self.cfg["thresholds"], self.cfg["threshold"] = fitted, saved["threshold"]
+                    scored = self._all_scored([docs[i] for i in train], [results[i] for i in train])
+                    self.cfg["thresholds"] = self._best_thresholds([examples[i] for i in train], scored, THRESHOLD_GRID)
                 for rule in (False, True):
                     self.cfg["at_least_one"] = rule
                     for i in order:

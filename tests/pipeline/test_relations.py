@@ -404,16 +404,21 @@ def test_aggregator_needs_kb_id_relations_and_a_sound_cfg(tmp_path):
         spacy.load(tmp_path / "pipe")
 
 
+def saved_cid_pipeline(tmp_path) -> None:
+    """An untrained CID pipeline at tmp_path/pipe, its examples' references at tmp_path/held.spacy."""
+    nlp, _ = make_nlp(tmp_path, relation_types="cid", aggregate="kb_id", type_constraints=True)
+    egs = cid_examples(nlp)
+    nlp.initialize(lambda: egs)
+    nlp.to_disk(tmp_path / "pipe")
+    DocBin(docs=[eg.reference for eg in egs], store_user_data=True).to_disk(tmp_path / "held.spacy")
+
+
 def test_calibrate_relations_cli(tmp_path):
     import srsly
 
     from spacy_entlink.cli import main
 
-    nlp, rel = make_nlp(tmp_path, relation_types="cid", aggregate="kb_id", type_constraints=True)
-    egs = cid_examples(nlp)
-    nlp.initialize(lambda: egs)
-    nlp.to_disk(tmp_path / "pipe")
-    DocBin(docs=[eg.reference for eg in egs], store_user_data=True).to_disk(tmp_path / "held.spacy")
+    saved_cid_pipeline(tmp_path)
     hierarchy_kb(tmp_path / "kb")
     main(["calibrate-relations", str(tmp_path / "pipe"), str(tmp_path / "cal"), "--dev", str(tmp_path / "held.spacy"),
           "--kb", str(tmp_path / "kb"), "--train", str(tmp_path / "held.spacy"), "--metrics", str(tmp_path / "m.json")])
@@ -474,11 +479,7 @@ def test_calibrate_relations_decides_at_least_one(tmp_path):
 
     from spacy_entlink.cli import main
 
-    nlp, rel = make_nlp(tmp_path, relation_types="cid", aggregate="kb_id", type_constraints=True)
-    egs = cid_examples(nlp)
-    nlp.initialize(lambda: egs)
-    nlp.to_disk(tmp_path / "pipe")
-    DocBin(docs=[eg.reference for eg in egs], store_user_data=True).to_disk(tmp_path / "held.spacy")
+    saved_cid_pipeline(tmp_path)
     base = [str(tmp_path / "pipe"), str(tmp_path / "cal"), "--dev", str(tmp_path / "held.spacy"), "--metrics", str(tmp_path / "m.json")]
     for choice, expected in (("on", True), ("off", False)):
         main(["calibrate-relations", *base, "--at-least-one", choice])
