@@ -177,10 +177,11 @@ class RelationReader(nn.Module):
 
     # --- wordpieces ---------------------------------------------------------------------
     def word_pieces(self, words: Sequence[str]) -> List[int]:
-        """Wordpieces per word (at least 1), to cut windows by."""
+        """Wordpieces per word (at least 1), to cut windows by. A text longer than the encoder's
+        maximum is expected here (it is cut into windows), so the tokenizer is not asked to warn."""
         if not words:
             return []
-        enc = self.tokenizer(list(words), is_split_into_words=True, add_special_tokens=False)
+        enc = self.tokenizer(list(words), is_split_into_words=True, add_special_tokens=False, verbose=False)
         counts = [0] * len(words)
         for w in enc.word_ids():
             if w is not None:
@@ -226,7 +227,8 @@ class RelationReader(nn.Module):
     def _length(self, words: Tuple[str, ...]) -> int:
         cache = self.__dict__.setdefault("_lengths", {})
         if words not in cache:
-            cache[words] = len(self.tokenizer(list(words), is_split_into_words=True, add_special_tokens=False)["input_ids"])
+            cache[words] = len(self.tokenizer(list(words), is_split_into_words=True, add_special_tokens=False,
+                                              verbose=False)["input_ids"])
         return cache[words]
 
     def _positions(self, spans: Spans, first: Dict[int, int], last: Dict[int, int], device) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -39,6 +39,32 @@ def test_save_and_load_give_identical_scores(encoder_dir, tmp_path):
         RelationReader.load(tmp_path)
 
 
+def test_long_text_is_windowed_without_the_tokenizer_length_warning(encoder_dir):
+    import logging
+
+    class Records(logging.Handler):
+        def __init__(self):
+            super().__init__()
+            self.messages = []
+
+        def emit(self, record):
+            self.messages.append(record.getMessage())
+
+    r = reader(encoder_dir)
+    r.tokenizer.model_max_length = 16
+    words = ("john smith works for acme corp in paris . " * 10).split()
+    records = Records()
+    hf_logger = logging.getLogger("transformers")
+    hf_logger.addHandler(records)
+    try:
+        pieces = r.word_pieces(words)
+        assert r._length(tuple(words)) == sum(pieces)
+    finally:
+        hf_logger.removeHandler(records)
+    assert len(pieces) == len(words) and sum(pieces) > 16
+    assert not [m for m in records.messages if "longer than the specified maximum" in m]
+
+
 def test_relation_type_sources(tmp_path):
     assert [t.name for t in load_relation_types("conll04")] == [t.name for t in BUILTIN["conll04"]]
     path = tmp_path / "types.jsonl"
