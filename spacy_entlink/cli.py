@@ -331,6 +331,7 @@ def calibrate_linker_cmd(
     candidates: Optional[str] = typer.Option(None, help="override the candidate sources, comma-separated"),
     dense_model: Optional[str] = typer.Option(None, "--dense-model", help="rebuild the dense index with this encoder (a train-retriever folder, a Hugging Face name; empty: embedded MiniLM)"),
     kb: Optional[Path] = typer.Option(None, "--kb", help="use this KB instead of the pipeline's (e.g. the same one rebuilt with its hierarchy); the name trie and dense index are rebuilt for it"),
+    final_kb: Optional[Path] = typer.Option(None, "--final-kb", help="after calibrating, link with this KB (e.g. the full KB that the --kb-pairs aliases were held out of, so the saved linker knows every name); the name trie and dense index are rebuilt for it"),
     nil: bool = typer.Option(True, "--nil/--no-nil", help="fit a NIL option (mentions whose gold is not among their candidates); --no-nil for closed-world normalisation, where every mention has an id"),
     max_candidates: Optional[int] = typer.Option(None, "--max-candidates", help="score at most this many candidates per mention, in the order the sources give them (saved with the pipeline)"),
     dense_k: Optional[int] = typer.Option(None, "--dense-k", help="entities the dense source adds per mention (saved with the pipeline)"),
@@ -346,7 +347,8 @@ def calibrate_linker_cmd(
     import spacy
     from spacy.training import Corpus
 
-    for path, what in ((pipeline, "PIPELINE"), (dev, "--dev"), (train, "--train"), (kb_pairs, "--kb-pairs"), (kb, "--kb")):
+    for path, what in ((pipeline, "PIPELINE"), (dev, "--dev"), (train, "--train"), (kb_pairs, "--kb-pairs"), (kb, "--kb"),
+                       (final_kb, "--final-kb")):
         if path is not None and not path.exists():
             raise EntlinkError(f"{what}: {path} does not exist")
     if (dev is None) == (kb_pairs is None):
@@ -402,6 +404,9 @@ def calibrate_linker_cmd(
     else:
         examples = list(Corpus(dev)(nlp))
     cal = linker.calibrate(examples, folds=folds, with_nil=nil, gate=gate)
+    if final_kb is not None:
+        linker.set_kb(final_kb, progress=True)
+        typer.echo(f"linking with {final_kb} from now on ({len(linker.kb):,} entities); the calibration is kept")
     nlp.to_disk(output)
     typer.echo(f"✔ {output}: scale {cal.scale:.3f}, prior weights {[round(w, 3) for w in cal.prior_weights]}, "
                f"NIL score {cal.nil_score}, gate {cal.gate}, fitted on {cal.fitted_on:,} mentions")

@@ -135,7 +135,6 @@ def test_calibrate_linker_cli_swaps_in_a_kb_with_a_hierarchy(setup, tmp_path):
               "--kb", str(tmp_path / "no_such_kb")])
 
 
-@pytest.mark.slow
 def test_zero_shot_chain_kb_only(setup, tmp_path):
     """KB aliases held out of the KB, a linker trained on KB pairs only and calibrated on the
     held-out aliases: no annotated text anywhere; the pipeline saves, loads and links."""
@@ -171,6 +170,18 @@ def test_zero_shot_chain_kb_only(setup, tmp_path):
     assert w[0] == w[2] == w[4] == w[9] == 0.0  # count features carry nothing without counts, nor context without a model
     doc = nlp(make_doc(nlp))
     assert all(e.kb_id_ in kb for e in doc.ents)
+    # the same calibration, then the full KB (with the held-out aliases) swapped in for linking
+    main(["build-kb", str(src), "--output", str(tmp_path / "kb_full")])
+    main(["calibrate-linker", str(tmp_path / "zs"), str(tmp_path / "zs_final"), "--kb-pairs", str(held), "--folds", "0",
+          "--dense-k", "16", "--max-candidates", "24", "--final-kb", str(tmp_path / "kb_full")])
+    final = spacy.load(tmp_path / "zs_final").get_pipe("entlink_linker")
+    assert [final.kb.get_id(c.row) for c in final.kb.get_candidates("cardiac infarction")] == ["DEMO:D005"]
+    assert linker.kb.get_candidates("cardiac infarction") == []
+    assert final.calibration.prior_weights == pytest.approx(linker.calibration.prior_weights)
+    assert final.calibration.scale == pytest.approx(linker.calibration.scale)
+    with pytest.raises(SystemExit):
+        main(["calibrate-linker", str(tmp_path / "zs"), str(tmp_path / "x"), "--kb-pairs", str(held),
+              "--final-kb", str(tmp_path / "no_such_kb")])
     with pytest.raises(SystemExit):
         main(["calibrate-linker", str(tmp_path / "zs"), str(tmp_path / "x"), "--kb-pairs", str(held), "--dev",
               str(setup_tmp / "dev.spacy")])
