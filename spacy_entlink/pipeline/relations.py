@@ -69,6 +69,7 @@ DEFAULT_CONFIG = {
 
 ENTITY_MODES = ("doc", "predict")
 THRESHOLD_GRID = tuple(round(float(t), 2) for t in np.arange(0.05, 0.96, 0.05))
+L2_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # aggregator penalties `cross_validate_l2` compares
 AGGREGATES = ("mention", "kb_id")
 
 
@@ -660,18 +661,19 @@ class RelationExtractor(TorchPipe):
 
     def cross_validate_at_least_one(self, examples: Iterable[Example], *, folds: int = 5, seed: int = 0,
                                     refit_aggregator: bool = True, refit_thresholds: bool = True,
-                                    l2: float = 1.0) -> Tuple[float, float]:
+                                    l2: float = 1.0, every_pair=None) -> Tuple[float, float]:
         """Out-of-fold relation F1 on `examples` (held-out annotated documents, in `folds` groups
         of documents) without and with `at_least_one`: per fold, the per-label thresholds (with
         `refit_thresholds`) and the aggregator (with `refit_aggregator` and a fitted aggregator)
-        are fitted on the other folds. One prediction pass; the component's cfg is left as it was."""
+        are fitted on the other folds. One prediction pass (or `every_pair`, the result of an
+        earlier one); the component's cfg is left as it was."""
         from ..scoring import relation_keys
 
         examples = list(examples)
         k = min(folds, len(examples))
         if k < 2:
             raise ConfigError(f"{self.name}: cross-validating at_least_one needs at least 2 documents, got {len(examples)}")
-        docs, results = self._every_pair(examples)
+        docs, results = every_pair if every_pair is not None else self._every_pair(examples)
         refit = refit_aggregator and self.cfg["aggregate"] == "kb_id" and bool(self.cfg.get("aggregator"))
         rows = self._aggregator_rows(examples, docs, results) if refit else None
         order = list(range(len(examples)))
@@ -708,6 +710,24 @@ class RelationExtractor(TorchPipe):
             self.cfg.update(saved)
         f1 = {rule: 2 * tp / max(1, 2 * tp + fp + fn) for rule, (tp, fp, fn) in counts.items()}
         return f1[False], f1[True]
+
+    def cross_validate_l2(self, examples: Iterable[Example], grid: Sequence[float] = L2_GRID, *, folds: int = 5,
+                          splits: int = 3, refit_thresholds: bool = True) -> Dict[float, Tuple[float, float]]:
+        """Per aggregator L2 penalty in `grid`: out-of-fold relation F1 without and with
+        `at_least_one` (as `cross_validate_at_least_one`), averaged over `splits` random splits
+        into folds. One prediction pass for all of them; the cfg is left as it was."""
+        if self.cfg["aggregate"] != "kb_id" or not self.cfg.get("aggregator"):
+            raise ConfigError(f"{self.name}: cross_validate_l2 needs a fitted id-pair aggregator (fit_aggregator first)")
+        if not grid or min(grid) < 0 or splits < 1:
+            raise ConfigError(f"{self.name}: cross_validate_l2 needs a grid of penalties >= 0 and splits >= 1")
+        examples = list(examples)
+        every_pair = self._every_pair(examples)
+        out = {}
+        for l2 in grid:
+            runs = [self.cross_validate_at_least_one(examples, folds=folds, seed=seed, l2=l2, every_pair=every_pair,
+                                                     refit_thresholds=refit_thresholds) for seed in range(splits)]
+            out[float(l2)] = (float(np.mean([r[0] for r in runs])), float(np.mean([r[1] for r in runs])))
+        return out
 
     # --- serialization --------------------------------------------------------------------
     def _serializers(self) -> Dict[str, Callable]:

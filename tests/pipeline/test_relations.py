@@ -4,7 +4,7 @@ import pytest
 import spacy
 import torch
 from spacy.tokens import Doc, DocBin, Span
-from spacy.training import Example
+from spacy.training import Corpus, Example
 
 from spacy_entlink.errors import ConfigError
 from spacy_entlink.extensions import Relation
@@ -429,8 +429,21 @@ def test_calibrate_relations_cli(tmp_path):
     assert loaded.aggregator is not None and loaded.cfg["thresholds"] == pytest.approx(report["thresholds"])
     assert loaded.kb is not None and loaded._ancestors()("D3") == {"D1"}  # the KB is saved with the component
     assert loaded.relation_counts.related == {"C1\tCID\tD1": 1, "C3\tCID\tD3": 1, "C2\tCID\tD1": 1}
-    for bad in (["--dev", str(tmp_path / "missing.spacy")], ["--name", "nope"], ["--l2", "-1"], ["--kb", str(tmp_path / "nokb")],
-                ["--train", str(tmp_path / "missing.spacy")]):
+    # --l2 auto (the default): every penalty of the grid cross-validated, the best one (with its at_least_one rule) kept
+    from spacy_entlink.pipeline.relations import L2_GRID
+
+    table = {float(k): v for k, v in report["l2_cv"].items()}
+    assert sorted(table) == sorted(L2_GRID) and report["l2"] in table
+    best = max(max(v["with"], v["without"]) for v in table.values())
+    chosen = table[report["l2"]]
+    assert max(chosen["with"], chosen["without"]) == pytest.approx(best)
+    assert report["at_least_one_cv"] == chosen and report["at_least_one"] is (chosen["with"] > chosen["without"])
+    main(["calibrate-relations", str(tmp_path / "pipe"), str(tmp_path / "cal_fixed"), "--dev", str(tmp_path / "held.spacy"),
+          "--l2", "0.5", "--metrics", str(tmp_path / "m2.json")])
+    fixed = srsly.read_json(tmp_path / "m2.json")
+    assert fixed["l2"] == 0.5 and "l2_cv" not in fixed
+    for bad in (["--dev", str(tmp_path / "missing.spacy")], ["--name", "nope"], ["--l2", "-1"], ["--l2", "strong"],
+                ["--kb", str(tmp_path / "nokb")], ["--train", str(tmp_path / "missing.spacy")]):
         with pytest.raises(SystemExit):
             main(["calibrate-relations", str(tmp_path / "pipe"), str(tmp_path / "x"), "--dev", str(tmp_path / "held.spacy"), *bad])
     with pytest.raises(SystemExit):
@@ -492,6 +505,27 @@ def test_calibrate_relations_decides_at_least_one(tmp_path):
     assert spacy.load(tmp_path / "cal").get_pipe("entlink_relations").cfg["at_least_one"] is report["at_least_one"]
     with pytest.raises(SystemExit):
         main(["calibrate-relations", *base, "--at-least-one", "sometimes"])
+
+
+def test_cross_validating_the_aggregator_penalty_reads_the_documents_once(tmp_path):
+    saved_cid_pipeline(tmp_path)
+    nlp = spacy.load(tmp_path / "pipe")
+    rel = nlp.get_pipe("entlink_relations")
+    egs = list(Corpus(str(tmp_path / "held.spacy"))(nlp))
+    with pytest.raises(ConfigError, match="aggregator"):
+        rel.cross_validate_l2(egs)
+    rel.fit_aggregator(egs)
+    fitted = dict(rel.cfg["aggregator"])
+    passes = []
+    every_pair = rel._every_pair
+    rel._every_pair = lambda examples: passes.append(1) or every_pair(examples)
+    table = rel.cross_validate_l2(egs, (0.1, 10.0), splits=1)
+    assert len(passes) == 1 and sorted(table) == [0.1, 10.0]
+    assert all(0.0 <= f <= 1.0 for pair in table.values() for f in pair)
+    assert table[10.0] == pytest.approx(rel.cross_validate_at_least_one(egs, l2=10.0))  # the same folds (seed 0)
+    assert rel.cfg["aggregator"] == fitted and rel.cfg["at_least_one"] is False  # cfg left as it was
+    with pytest.raises(ConfigError):
+        rel.cross_validate_l2(egs, ())
 
 
 def test_cross_validating_at_least_one(tmp_path):
