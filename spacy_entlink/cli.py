@@ -494,7 +494,8 @@ def calibrate_relations_cmd(
 
             table = rel.cross_validate_l2(examples, L2_GRID, refit_thresholds=thresholds)
             rules = (False, True) if at_least_one == "auto" else (at_least_one == "on",)
-            l2_value, rule = max(((p, r) for p in table for r in rules), key=lambda pr: (table[pr[0]][int(pr[1])], pr[0]))
+            # the best (penalty, rule) out of fold; on a tie the stronger penalty
+            l2_value = max(((p, r) for p in table for r in rules), key=lambda pr: (table[pr[0]][int(pr[1])], pr[0]))[0]
             cv = table[l2_value]
             report["l2_cv"] = {str(p): {"without": a, "with": b} for p, (a, b) in table.items()}
             typer.echo("aggregator L2 penalty, F1 on --dev cross-validated by document (3 fold splits), without / with at "
