@@ -661,7 +661,8 @@ class RelationExtractor(TorchPipe):
 
     def cross_validate_at_least_one(self, examples: Iterable[Example], *, folds: int = 5, seed: int = 0,
                                     refit_aggregator: bool = True, refit_thresholds: bool = True,
-                                    l2: float = 1.0, every_pair=None) -> Tuple[float, float]:
+                                    l2: float = 1.0,
+                                    every_pair: Optional[Tuple[List[Doc], List[Dict[str, Any]]]] = None) -> Tuple[float, float]:
         """Out-of-fold relation F1 on `examples` (held-out annotated documents, in `folds` groups
         of documents) without and with `at_least_one`: per fold, the per-label thresholds (with
         `refit_thresholds`) and the aggregator (with `refit_aggregator` and a fitted aggregator)
