@@ -487,12 +487,14 @@ def calibrate_relations_cmd(
     report = {"dev": str(dev), "documents": len(examples), "f_before": f1()}
     typer.echo(f"{dev}: {len(examples):,} documents, relation F1 before {100 * report['f_before']:.2f}")
     cv = None
+    # one prediction pass that keeps every scored pair, shared by every fit below
+    every_pair = rel._every_pair(examples) if aggregator or thresholds or at_least_one == "auto" else None
     if aggregator:
-        agg = rel.fit_aggregator(examples, l2=1.0 if l2_value is None else l2_value)
+        agg = rel.fit_aggregator(examples, l2=1.0 if l2_value is None else l2_value, every_pair=every_pair)
         if l2_value is None and len(examples) >= 2:
             from .pipeline.relations import L2_GRID
 
-            table = rel.cross_validate_l2(examples, L2_GRID, refit_thresholds=thresholds)
+            table = rel.cross_validate_l2(examples, L2_GRID, refit_thresholds=thresholds, every_pair=every_pair)
             rules = (False, True) if at_least_one == "auto" else (at_least_one == "on",)
             # the best (penalty, rule) out of fold; on a tie the stronger penalty
             l2_value = max(((p, r) for p in table for r in rules), key=lambda pr: (table[pr[0]][int(pr[1])], pr[0]))[0]
@@ -502,17 +504,18 @@ def calibrate_relations_cmd(
                        "least one relation per document: "
                        + ", ".join(f"{p:g}: {100 * a:.2f} / {100 * b:.2f}" for p, (a, b) in table.items())
                        + f"; chosen {l2_value:g}")
-            agg = rel.fit_aggregator(examples, l2=l2_value)
+            agg = rel.fit_aggregator(examples, l2=l2_value, every_pair=every_pair)
         report["l2"] = 1.0 if l2_value is None else l2_value
         report["aggregator"] = agg.to_dict()
         typer.echo(f"aggregator fitted on {agg.fitted_on:,} id pairs ({agg.positives:,} related): weights "
                    + ", ".join(f"{k} {w:+.2f}" for k, w in zip(report["aggregator"]["features"], agg.weights)))
     if thresholds:
-        report["thresholds"] = rel.fit_thresholds(examples)
+        report["thresholds"] = rel.fit_thresholds(examples, every_pair=every_pair)
         typer.echo(f"thresholds: {report['thresholds']}")
     if at_least_one == "auto" and len(examples) >= 2:
         f_off, f_on = cv if cv is not None else rel.cross_validate_at_least_one(
-            examples, refit_aggregator=aggregator, refit_thresholds=thresholds, l2=report.get("l2", 1.0))
+            examples, refit_aggregator=aggregator, refit_thresholds=thresholds, l2=report.get("l2", 1.0),
+            every_pair=every_pair)
         report["at_least_one_cv"] = {"without": f_off, "with": f_on}
         typer.echo(f"at least one relation per document, {min(5, len(examples))}-fold cross-validated F1 on --dev: "
                    f"{100 * f_on:.2f} with, {100 * f_off:.2f} without")

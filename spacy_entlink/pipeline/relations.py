@@ -571,10 +571,12 @@ class RelationExtractor(TorchPipe):
     def add_label(self, label: str) -> int:
         raise NotImplementedError(f"{self.name}: relation types come from relation_types in the config")
 
-    def fit_thresholds(self, examples: Iterable[Example], grid: Sequence[float] = THRESHOLD_GRID) -> Dict[str, float]:
-        """Per-label thresholds that maximise F1 on `examples` (dev), from one prediction pass."""
+    def fit_thresholds(self, examples: Iterable[Example], grid: Sequence[float] = THRESHOLD_GRID,
+                       every_pair: Optional[Tuple[List[Doc], List[Dict[str, Any]]]] = None) -> Dict[str, float]:
+        """Per-label thresholds that maximise F1 on `examples` (dev), from one prediction pass
+        (or `every_pair`, the result of an earlier one, `_every_pair`)."""
         examples = list(examples)
-        fitted = self._best_thresholds(examples, self._all_scored(*self._every_pair(examples)), grid)
+        fitted = self._best_thresholds(examples, self._all_scored(*(every_pair or self._every_pair(examples))), grid)
         self.cfg["thresholds"] = fitted
         return fitted
 
@@ -618,7 +620,8 @@ class RelationExtractor(TorchPipe):
         return [eg.predicted.copy() if self.cfg["entities"] == "predict" else _with_ents(eg) for eg in examples]
 
     def _every_pair(self, examples: Sequence[Example]) -> Tuple[List[Doc], List[Dict[str, Any]]]:
-        """The fitting docs and one prediction pass over them that keeps every scored pair."""
+        """The fitting docs and one prediction pass over them that keeps every scored pair (it
+        does not depend on the thresholds or the aggregator, so the fitting methods can share it)."""
         docs = self._fitting_docs(examples)
         saved = dict(self.cfg["thresholds"]), self.cfg["threshold"]
         self.cfg["thresholds"], self.cfg["threshold"] = {}, 0.0
@@ -647,22 +650,22 @@ class RelationExtractor(TorchPipe):
             out.append((X, y))
         return out
 
-    def fit_aggregator(self, examples: Iterable[Example], l2: float = 1.0) -> Aggregator:
+    def fit_aggregator(self, examples: Iterable[Example], l2: float = 1.0,
+                       every_pair: Optional[Tuple[List[Doc], List[Dict[str, Any]]]] = None) -> Aggregator:
         """Fit the id-pair aggregator on held-out annotated `examples` (their entities carry KB
         ids; document-level relations between ids) and use it; thresholds then apply to its
-        probability (refit them with `fit_thresholds`)."""
+        probability (refit them with `fit_thresholds`). `every_pair`: as in `fit_thresholds`."""
         if self.cfg["aggregate"] != "kb_id":
             raise ConfigError(f"{self.name}: fit_aggregator needs aggregate = \"kb_id\" (relations between KB ids)")
         examples = list(examples)
-        rows = self._aggregator_rows(examples, *self._every_pair(examples))
+        rows = self._aggregator_rows(examples, *(every_pair or self._every_pair(examples)))
         aggregator = Aggregator.fit([x for X, _ in rows for x in X], [v for _, y in rows for v in y], l2=l2)
         self.cfg["aggregator"] = aggregator.to_dict()
         return aggregator
 
     def cross_validate_at_least_one(self, examples: Iterable[Example], *, folds: int = 5, seed: int = 0,
                                     refit_aggregator: bool = True, refit_thresholds: bool = True,
-                                    l2: float = 1.0,
-                                    every_pair: Optional[Tuple[List[Doc], List[Dict[str, Any]]]] = None) -> Tuple[float, float]:
+                                    l2: float = 1.0, every_pair: Optional[Tuple[List[Doc], List[Dict[str, Any]]]] = None) -> Tuple[float, float]:
         """Out-of-fold relation F1 on `examples` (held-out annotated documents, in `folds` groups
         of documents) without and with `at_least_one`: per fold, the per-label thresholds (with
         `refit_thresholds`) and the aggregator (with `refit_aggregator` and a fitted aggregator)
@@ -674,7 +677,7 @@ class RelationExtractor(TorchPipe):
         k = min(folds, len(examples))
         if k < 2:
             raise ConfigError(f"{self.name}: cross-validating at_least_one needs at least 2 documents, got {len(examples)}")
-        docs, results = every_pair if every_pair is not None else self._every_pair(examples)
+        docs, results = every_pair or self._every_pair(examples)
         refit = refit_aggregator and self.cfg["aggregate"] == "kb_id" and bool(self.cfg.get("aggregator"))
         rows = self._aggregator_rows(examples, docs, results) if refit else None
         order = list(range(len(examples)))
@@ -713,16 +716,17 @@ class RelationExtractor(TorchPipe):
         return f1[False], f1[True]
 
     def cross_validate_l2(self, examples: Iterable[Example], grid: Sequence[float] = L2_GRID, *, folds: int = 5,
-                          splits: int = 3, refit_thresholds: bool = True) -> Dict[float, Tuple[float, float]]:
+                          splits: int = 3, refit_thresholds: bool = True,
+                          every_pair: Optional[Tuple[List[Doc], List[Dict[str, Any]]]] = None) -> Dict[float, Tuple[float, float]]:
         """Per aggregator L2 penalty in `grid`: out-of-fold relation F1 without and with
         `at_least_one` (as `cross_validate_at_least_one`), averaged over `splits` random splits
-        into folds. One prediction pass for all of them; the cfg is left as it was."""
+        into folds. One prediction pass for all of them (or `every_pair`); the cfg is left as it was."""
         if self.cfg["aggregate"] != "kb_id" or not self.cfg.get("aggregator"):
             raise ConfigError(f"{self.name}: cross_validate_l2 needs a fitted id-pair aggregator (fit_aggregator first)")
         if not grid or min(grid) < 0 or splits < 1:
             raise ConfigError(f"{self.name}: cross_validate_l2 needs a grid of penalties >= 0 and splits >= 1")
         examples = list(examples)
-        every_pair = self._every_pair(examples)
+        every_pair = every_pair or self._every_pair(examples)
         out = {}
         for l2 in grid:
             runs = [self.cross_validate_at_least_one(examples, folds=folds, seed=seed, l2=l2, every_pair=every_pair,
