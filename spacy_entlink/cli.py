@@ -279,6 +279,7 @@ def train_retriever_cmd(
     holdout: float = typer.Option(0.05, help="share of entities with 3+ names that keep one alias out, for held-out recall@1"),
     max_length: int = typer.Option(24, help="tokens per name"),
     uninvert: bool = typer.Option(False, "--uninvert/--no-uninvert", help='also train on inverted entry terms in text order ("Neoplasms, Abdominal" -> "Abdominal Neoplasms")'),
+    interpolate: float = typer.Option(1.0, help="weight of the trained weights in the saved encoder, the rest from the starting encoder (WiSE-FT; 1: the trained weights)"),
     precision: str = typer.Option("auto", help="float32, bfloat16 or auto (bf16 autocast where the hardware has it)"),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for the training history"),
     seed: int = typer.Option(0, help="random seed"),
@@ -295,7 +296,8 @@ def train_retriever_cmd(
     use_gpu(gpu_id)
     settings = RetrieverTraining(steps=steps, batch_size=batch_size, lr=lr, temperature=temperature,
                                  hard_negatives=hard_negatives, mine_every=mine_every, holdout=holdout,
-                                 max_length=max_length, uninvert=uninvert, precision=precision, seed=seed)
+                                 max_length=max_length, uninvert=uninvert, interpolate=interpolate,
+                                 precision=precision, seed=seed)
     knowledge = KnowledgeBase.from_disk(kb)
     mentions = None
     if train is not None:

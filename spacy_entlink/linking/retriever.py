@@ -8,6 +8,11 @@ positives are their entity's names. Optionally a share of the entities keep one 
 training; recall@1 of those held-out aliases against the remaining names is reported while
 training (model selection without any annotated text) and written to `holdout.jsonl`.
 
+With `interpolate` below 1, the saved weights are a mix of the trained and the starting
+encoder's (WiSE-FT: Wortsman et al., 2022, "Robust fine-tuning of zero-shot models"): training
+on KB synonyms alone fits KB-style names, and the mix keeps more of the starting encoder's
+robustness to how running text names things.
+
 The trained encoder is an ordinary Hugging Face folder (safetensors): `SentenceEncoder(path)`
 and the linker's `dense_model` read it.
 """
@@ -46,6 +51,7 @@ class RetrieverTraining:
     mention_share: float = 0.5
     max_length: int = 24
     uninvert: bool = False
+    interpolate: float = 1.0
     grad_clip: float = 1.0
     precision: str = "auto"
     seed: int = 0
@@ -60,6 +66,8 @@ class RetrieverTraining:
         for name in ("holdout", "mention_share", "warmup"):
             if not 0.0 <= float(getattr(self, name)) < 1.0:
                 raise ConfigError(f"train-retriever: {name} must be in [0, 1), got {getattr(self, name)!r}")
+        if not 0.0 < float(self.interpolate) <= 1.0:
+            raise ConfigError(f"train-retriever: interpolate must be in (0, 1], got {self.interpolate!r}")
         if self.temperature <= 0 or self.lr <= 0:
             raise ConfigError("train-retriever: temperature and lr must be positive")
 
@@ -159,6 +167,19 @@ def holdout_recall(encoder: SentenceEncoder, names: NameSet, vectors: Optional[n
     return hits / len(names.held_out)
 
 
+def interpolate_weights(model: torch.nn.Module, start: Dict[str, torch.Tensor], weight: float) -> None:
+    """Set `model`'s floating-point weights to `weight` × its own + (1 − `weight`) × `start`'s
+    (same architecture; integer buffers are kept)."""
+    state = model.state_dict()
+    missing = sorted(set(state) ^ set(start))
+    if missing:
+        raise ConfigError(f"interpolate: the two encoders differ in their weights (e.g. {missing[0]!r})")
+    with torch.no_grad():
+        for key, value in state.items():
+            if value.is_floating_point():
+                value.mul_(weight).add_(start[key].to(value.device, value.dtype), alpha=1.0 - weight)
+
+
 def contrastive_loss(emb: torch.Tensor, labels: torch.Tensor, n_anchors: int, temperature: float) -> torch.Tensor:
     """Multi-positive InfoNCE: for each of the first `n_anchors` embeddings, -log of the
     probability mass on the other embeddings with the same label."""
@@ -209,6 +230,8 @@ def train_retriever(kb: KnowledgeBase, output: Path, *, model: str = "", setting
     enc.max_length = s.max_length
     device = enc.device
     dtype = inference_dtype(s.precision, device)
+    start = ({k: v.detach().clone() for k, v in enc.model.state_dict().items()}
+             if s.interpolate < 1.0 else None)
     params = [p for p in enc.model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=0.01)
     sched = get_linear_schedule_with_warmup(opt, int(s.warmup * s.steps), s.steps)
@@ -288,6 +311,15 @@ def train_retriever(kb: KnowledgeBase, output: Path, *, model: str = "", setting
             enc.model.train()
     bar.close()
     enc.model.eval()
+    if start is not None:
+        interpolate_weights(enc.model, start, s.interpolate)
+        entry = {"step": s.steps, "interpolate": s.interpolate}
+        if names.held_out:
+            entry["holdout_recall@1"] = round(holdout_recall(enc, names), 4)
+        result.history.append(entry)
+        if progress:
+            tqdm.write(f"interpolated with the starting encoder (trained weight {s.interpolate}): "
+                       + ", ".join(f"{k} {v}" for k, v in entry.items() if k not in ("step", "interpolate")))
     result.steps = s.steps
     result.seconds = time.perf_counter() - t0
     output = Path(output)

@@ -115,6 +115,26 @@ def test_training_lowers_the_loss_and_saves_a_loadable_encoder(demo_kb, tiny_enc
     assert np.allclose(again.encode(texts), tiny_encoder.encode(texts), atol=1e-5)
 
 
+def test_interpolate_saves_the_mix_of_the_trained_and_the_starting_weights(demo_kb, tmp_path):
+    """WiSE-FT: with `interpolate` w the saved weights are w × trained + (1 − w) × starting, for
+    the same (deterministic) training run."""
+    folder = tiny_encoder_folder(tmp_path / "enc")
+    start = SentenceEncoder(str(folder), precision="float32").model.state_dict()
+    saved = {}
+    for weight in (1.0, 0.25):
+        settings = RetrieverTraining(steps=6, batch_size=8, lr=3e-3, hard_negatives=0, mine_every=0, holdout=0.3,
+                                     interpolate=weight, precision="float32", seed=0)
+        result = train_retriever(demo_kb, tmp_path / f"ret{weight}", settings=settings,
+                                 encoder=SentenceEncoder(str(folder), precision="float32"), progress=False)
+        saved[weight] = SentenceEncoder(str(tmp_path / f"ret{weight}"), precision="float32").model.state_dict()
+    assert result.history[-1]["interpolate"] == 0.25 and "holdout_recall@1" in result.history[-1]
+    key = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.allclose(saved[1.0][key], start[key])  # training moved it
+    assert torch.allclose(saved[0.25][key], 0.25 * saved[1.0][key] + 0.75 * start[key], atol=1e-6)
+    with pytest.raises(ConfigError, match="interpolate"):
+        RetrieverTraining(interpolate=0.0)
+
+
 def test_training_needs_synonyms(demo_kb, tiny_encoder, tmp_path):
     with pytest.raises(ConfigError, match="batch_size"):
         RetrieverTraining(batch_size=1)
