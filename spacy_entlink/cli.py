@@ -411,7 +411,9 @@ def calibrate_linker_cmd(
         typer.echo(f"linking with {final_kb} from now on ({len(linker.kb):,} entities); the calibration is kept")
     nlp.to_disk(output)
     typer.echo(f"✔ {output}: scale {cal.scale:.3f}, prior weights {[round(w, 3) for w in cal.prior_weights]}, "
-               f"NIL score {cal.nil_score}, gate {cal.gate}, fitted on {cal.fitted_on:,} mentions")
+               f"NIL score {cal.nil_score}, gate {cal.gate}"
+               + (f" (assumed model score {cal.gate_score:.3f})" if cal.nil_score is not None and cal.gate_score is not None else "")
+               + f", fitted on {cal.fitted_on:,} mentions")
     cv = linker.calibration_cv if folds else None
     if cv:
         typer.echo(f"  accuracy@1 on {dev or kb_pairs}: {100 * cv['fit_and_apply_acc']:.2f} fitted and applied on all of it, "

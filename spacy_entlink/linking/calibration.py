@@ -14,7 +14,10 @@ or NIL when the gold entity is not among the candidates). Uncalibrated, a = 1, w
 there is no NIL candidate.
 
 A cascade: with `gate` set, a mention whose most probable candidate reaches `gate` when every
-model score is equal (the features alone decide) is not given to the model (`fit_gate`).
+model score is equal (the features alone decide) is not given to the model (`fit_gate`). With
+a NIL option, equal model scores do not cancel against NIL's: the cascade then assumes that
+every candidate scores `gate_score`, the median of the calibration mentions' best model scores,
+and answers from the features only when the best candidate also beats NIL.
 """
 
 import random
@@ -31,6 +34,7 @@ class Calibration:
     fitted_on: int = 0
     prior_weights: Tuple[float, ...] = ()
     gate: Optional[float] = None
+    gate_score: Optional[float] = None
 
     def probabilities(self, scores: Sequence[float], features: Optional[np.ndarray] = None) -> Tuple[np.ndarray, float]:
         """Probabilities of each candidate and of NIL (`features`: one row of priors per candidate)."""
@@ -48,28 +52,36 @@ class Calibration:
 
     def to_dict(self) -> Dict:
         return {"scale": self.scale, "nil_score": self.nil_score, "fitted_on": self.fitted_on,
-                "prior_weights": list(self.prior_weights), "gate": self.gate}
+                "prior_weights": list(self.prior_weights), "gate": self.gate, "gate_score": self.gate_score}
 
     @classmethod
     def from_dict(cls, d: Optional[Dict]) -> "Calibration":
         d = d or {}
         return cls(float(d.get("scale", 1.0)), None if d.get("nil_score") is None else float(d["nil_score"]),
                    int(d.get("fitted_on", 0)), tuple(float(w) for w in d.get("prior_weights", ())),
-                   None if d.get("gate") is None else float(d["gate"]))
+                   None if d.get("gate") is None else float(d["gate"]),
+                   None if d.get("gate_score") is None else float(d["gate_score"]))
+
+    @property
+    def skip_score(self) -> float:
+        """The model score every candidate of a mention the cascade decides is given."""
+        return 0.0 if self.nil_score is None or self.gate_score is None else self.gate_score
 
     def decided_without_model(self, features: Optional[np.ndarray]) -> bool:
-        """Whether the features alone (model scores all equal) make one candidate, and only one,
-        at least `gate` probable: the cascade's test (False without a gate or features, and
-        with a NIL option, whose score is on the model scores' scale)."""
-        if (self.gate is None or self.nil_score is not None or features is None or not self.prior_weights
-                or len(features) == 0):
+        """Whether the features alone (model scores all equal; `gate_score` with a NIL option)
+        make one candidate, and only one, at least `gate` probable and more probable than NIL:
+        the cascade's test (False without a gate or features, or with a NIL option but no
+        `gate_score`)."""
+        if (self.gate is None or features is None or not self.prior_weights or len(features) == 0
+                or (self.nil_score is not None and self.gate_score is None)):
             return False
-        probs = self.feature_probabilities(features)
-        return _unique_best(probs) is not None and float(probs.max()) >= self.gate
+        probs, p_nil = self.feature_probabilities(features)
+        return _unique_best(probs) is not None and float(probs.max()) >= max(self.gate, p_nil)
 
-    def feature_probabilities(self, features: np.ndarray) -> np.ndarray:
-        """Candidate probabilities from the features alone (every model score equal)."""
-        return self.probabilities(np.zeros(len(features)), features)[0]
+    def feature_probabilities(self, features: np.ndarray) -> Tuple[np.ndarray, float]:
+        """Candidate and NIL probabilities from the features alone (every model score
+        `skip_score`)."""
+        return self.probabilities(np.full(len(features), self.skip_score), features)
 
     @classmethod
     def fit(cls, scores: List[Sequence[float]], gold: List[Optional[int]], *, with_nil: bool = True,
@@ -154,14 +166,27 @@ def gate_rows(data: CalibrationData, calibration: Calibration, mentions: Optiona
         scores, feats = data.scores[m], data.features[m]
         if len(scores) < 2 or feats is None or not calibration.prior_weights:
             continue
-        q = calibration.feature_probabilities(feats)
+        q, q_nil = calibration.feature_probabilities(feats)
+        if q.max() < q_nil:
+            continue  # the cascade never answers NIL: whatever the gate, the model sees this mention
         full, p_nil = calibration.probabilities(scores, feats)
         gold = data.gold[m]
-        right_full = gold is not None and int(np.argmax(full)) == gold and (not nil or full.max() >= p_nil)
-        # a tie is no answer: rows come ranked by the model, so argmax would break it the model's way
-        right_feat = gold is not None and _unique_best(q) == gold
+        if gold is None:  # right only as NIL
+            right_full, right_feat = nil and p_nil > full.max(), False
+        else:
+            right_full = int(np.argmax(full)) == gold and (not nil or full.max() >= p_nil)
+            # a tie is no answer: rows come ranked by the model, so argmax would break it the model's way
+            right_feat = _unique_best(q) == gold
         rows.append((float(q.max()), int(right_feat) - int(right_full)))
     return rows
+
+
+def gate_score(data: CalibrationData, mentions: Optional[Sequence[int]] = None) -> Optional[float]:
+    """The median over mentions with several candidates of their best model score (what the
+    cascade assumes the model would give a decided mention's candidates, against NIL)."""
+    best = [max(data.scores[m]) for m in (range(len(data.gold)) if mentions is None else mentions)
+            if len(data.scores[m]) >= 2]
+    return float(np.median(best)) if best else None
 
 
 def fit_gate(data: CalibrationData, calibration: Calibration, *, nil: bool = False, folds: int = 0,
@@ -171,14 +196,19 @@ def fit_gate(data: CalibrationData, calibration: Calibration, *, nil: bool = Fal
     features alone, and those answers are together at least as often right as the full
     calibration's on the same mentions. With `folds` >= 2 each mention is judged by a
     calibration fitted on the other folds' documents (as `cross_validate` splits them), so the
-    gate is not chosen on the mentions its calibration was fitted on. None (no cascade) when
-    no mention has features, no gate loses nothing, or the calibration has a NIL option (NIL
-    competes with model scores, which the cascade does not compute)."""
-    if calibration.nil_score is not None:
+    gate is not chosen on the mentions its calibration was fitted on. With a NIL option the
+    cascade needs `calibration.gate_score` (set it with `gate_score`; each fold's is taken from
+    its own fitting mentions), and a mention whose gold is not among its candidates is lost to
+    the features whenever the full calibration says NIL. None (no cascade) when no mention has
+    features, or no gate loses nothing."""
+    if calibration.nil_score is not None and calibration.gate_score is None:
         return None
     if folds >= 2:
-        rows = [r for held, cal in fold_calibrations(data, folds, with_nil=nil, seed=seed)
-                for r in gate_rows(data, cal, held, nil=nil)]
+        rows = []
+        for held, cal in fold_calibrations(data, folds, with_nil=nil, seed=seed):
+            if cal.nil_score is not None:
+                cal.gate_score = gate_score(data, sorted(set(range(len(data.gold))) - set(held)))
+            rows.extend(gate_rows(data, cal, held, nil=nil))
     else:
         rows = gate_rows(data, calibration, nil=nil)
     if not rows:

@@ -128,13 +128,15 @@ class Linker:
         return list(dict.fromkeys(int(r) for r in candidates))[: self.settings.max_candidates]
 
     def rank(self, contexts: Sequence[str], candidates: Sequence[Optional[Sequence[int]]],
-             labels: Optional[Sequence[Optional[str]]] = None, skip: Optional[Set[int]] = None) -> List[Ranked]:
+             labels: Optional[Sequence[Optional[str]]] = None, skip: Optional[Set[int]] = None,
+             skip_score: float = 0.0) -> List[Ranked]:
         """For each mention, KB rows with merged scores (log-sum-exp of the length-normalised
         log-probabilities of their names), best first.
 
         `candidates[m]` restricts mention m to those KB rows (one candidate: no decoding);
         None (or an empty list with `fallback="trie"`) searches the whole name trie. Mentions
-        in `skip` (decided without the model) keep their candidates in order, all scored 0.
+        in `skip` (decided without the model) keep their candidates in order, all scored
+        `skip_score`.
         """
         t0 = time.perf_counter()
         labels = list(labels) if labels is not None else [None] * len(contexts)
@@ -152,7 +154,7 @@ class Linker:
                 continue
             rows = self.scored_rows(cands)
             if len(rows) == 1 or (skip and m in skip):
-                out[m] = [(r, 0.0) for r in rows]
+                out[m] = [(r, skip_score if skip and m in skip else 0.0) for r in rows]
                 self.stats.skipped += 1
             else:
                 cand_rows[m] = rows

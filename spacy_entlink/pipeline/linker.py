@@ -29,7 +29,7 @@ from ..errors import ConfigError, EntlinkError
 from ..extensions import install_extensions
 from ..kb import KnowledgeBase
 from ..kb.registry import KBSource, resolve_kb
-from ..linking.calibration import Calibration, CalibrationData, cross_validate, fit_gate
+from ..linking.calibration import Calibration, CalibrationData, cross_validate, fit_gate, gate_score
 from ..linking.context import ContextModel, ContextSample, context_words, stop_word_test
 from ..linking.dense import ANN_THRESHOLD, DenseIndex, SentenceEncoder
 from ..linking.examples import Pair, gold_pairs, span_context
@@ -410,7 +410,8 @@ class GenreLinker(TorchPipe):
             candidates = self.candidate_rows_batch(spans)
         self._gate_features = {}
         skip = self._decided(spans, candidates) if gate else None
-        return linker.rank([span_context(s, window) for s in spans], candidates, [s.label_ for s in spans], skip)
+        return linker.rank([span_context(s, window) for s in spans], candidates, [s.label_ for s in spans], skip,
+                           skip_score=self.calibration.skip_score)
 
     def _decided(self, spans: Sequence[Span], candidates: Sequence[Optional[List[int]]]) -> Optional[Set[int]]:
         """Mentions with several candidates whose calibrated features alone reach the gate."""
@@ -672,6 +673,8 @@ class GenreLinker(TorchPipe):
                 self.calibration_cv["cross_validated_acc_without_context"] = \
                     cross_validate(plain, folds, with_nil=with_nil)["cross_validated_acc"]
         if gate:
+            if self.calibration.nil_score is not None:
+                self.calibration.gate_score = gate_score(data)
             self.calibration.gate = fit_gate(data, self.calibration, nil=with_nil, folds=folds)
         return self.calibration
 

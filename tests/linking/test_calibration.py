@@ -159,9 +159,43 @@ def test_gate_ignores_ties_and_calibrations_with_nil():
     assert fit_gate(data, cal) is None
     cal.gate = 0.1
     assert not cal.decided_without_model(tie) and cal.decided_without_model(np.array([[2.0], [1.0]]))
-    # NIL competes with the model's scores, which the cascade does not compute: no gate
+    # NIL competes with the model's scores: without an assumed model score, no cascade
     with_nil = Calibration(scale=1.0, nil_score=-2.0, prior_weights=(1.0,), gate=0.1)
     assert not with_nil.decided_without_model(np.array([[3.0], [0.0]]))
     nil_data = CalibrationData(scores=[[-6.0, -7.0]] * 2, features=[np.array([[1.0], [0.0]])] * 2, gold=[None] * 2,
                                groups=[0, 1])
     assert fit_gate(nil_data, with_nil, nil=True) is None
+
+
+def test_gate_with_nil_assumes_the_median_best_model_score_and_never_answers_nil():
+    from spacy_entlink.linking.calibration import CalibrationData, fit_gate, gate_score
+
+    strong = np.array([[3.0], [0.0]])
+    cal = Calibration(scale=1.0, nil_score=-2.0, prior_weights=(1.0,), gate=0.5, gate_score=-1.0)
+    probs, p_nil = cal.feature_probabilities(strong)  # logits 2, -1 and NIL -2
+    assert np.isclose(probs[0], np.exp(2) / (np.exp(2) + np.exp(-1) + np.exp(-2))) and p_nil < probs[0]
+    assert cal.decided_without_model(strong) and cal.skip_score == -1.0
+    cal.gate_score = -6.0  # logits -3, -6 against NIL's -2: NIL would win, so the model must see it
+    assert not cal.decided_without_model(strong)
+    assert Calibration.from_dict(cal.to_dict()) == cal
+    assert Calibration(gate_score=-6.0).skip_score == 0.0  # without NIL, equal scores cancel
+    data = CalibrationData()
+    for doc in range(6):  # features right, the model adds nothing
+        data.scores.append([-1.0, -1.0 - doc])
+        data.features.append(strong)
+        data.gold.append(0)
+        data.groups.append(doc)
+    assert gate_score(data) == -1.0 and gate_score(data, [0]) == -1.0
+    nil_cal = Calibration(scale=1.0, nil_score=-2.0, prior_weights=(1.0,), gate_score=-1.0)
+    assert np.isclose(fit_gate(data, nil_cal, nil=True), cal.probabilities([-1.0, -1.0], strong)[0].max())
+    # a NIL mention the full calibration gets right is lost by the cascade, which answers a candidate
+    data.scores.append([-9.0, -9.0])
+    data.features.append(np.array([[2.0], [0.0]]))
+    data.gold.append(None)
+    data.groups.append(6)
+    assert nil_cal.probabilities([-9.0, -9.0], data.features[-1])[1] > 0.5
+    gate = fit_gate(data, nil_cal, nil=True)
+    assert np.isclose(gate, cal.probabilities([-1.0, -1.0], strong)[0].max())
+    assert gate > nil_cal.feature_probabilities(data.features[-1])[0].max()  # gated above the NIL mention
+    data.features[-1] = np.array([[3.5], [0.0]])  # now it is the most decided of all: no gate loses nothing
+    assert fit_gate(data, nil_cal, nil=True) is None

@@ -244,6 +244,27 @@ def test_cascade_skips_the_model_when_the_features_decide(nlp, demo_kb, monkeypa
     assert all(any(s != 0.0 for s in sc) for sc in data.scores)
 
 
+def test_cascade_with_nil_gives_decided_mentions_the_assumed_model_score(nlp, demo_kb, monkeypatch):
+    linker = nlp.get_pipe("entlink_linker")
+    doc = make_doc(nlp, "He had a bad episode and a strange one .",
+                   [("bad episode", "Disease", ""), ("strange one", "Disease", "")])
+    doc.ents[0]._.entlink_candidates = ["DEMO:D016", "DEMO:D017"]
+    doc.ents[1]._.entlink_candidates = ["DEMO:D006", "DEMO:D024"]
+    linker.calibration = Calibration(scale=1.0, nil_score=0.0, prior_weights=(0.0, 10.0), gate=0.9, gate_score=-0.5)
+    scored = []
+    real = linker.linker.seq2seq.score
+    monkeypatch.setattr(linker.linker.seq2seq, "score", lambda ctx, tgt: scored.extend(ctx) or real(ctx, tgt))
+    out = nlp(doc)
+    assert len(scored) == 1 and "bad episode" in scored[0]
+    rows = [demo_kb.row_of("DEMO:D006"), demo_kb.row_of("DEMO:D024")]
+    expected, _ = linker.calibration.probabilities([-0.5, -0.5], linker.features(rows, "strange one"))
+    assert out.ents[1].kb_id_ == "DEMO:D006" and np.isclose(out.ents[1]._.entlink_links[0][1], expected.max())
+    scored.clear()
+    linker.calibration.gate_score = -10.0  # NIL would beat both candidates: the model must decide
+    nlp(doc)
+    assert len(scored) == 2
+
+
 def test_features_do_not_depend_on_the_order_of_the_candidates(nlp, demo_kb):
     linker = nlp.get_pipe("entlink_linker")
     linker.entity_counts = {"DEMO:D016": 2, "DEMO:D017": 2}  # tied counts
