@@ -169,14 +169,16 @@ def holdout_recall(encoder: SentenceEncoder, names: NameSet, vectors: Optional[n
 
 def interpolate_weights(model: torch.nn.Module, start: Dict[str, torch.Tensor], weight: float) -> None:
     """Set `model`'s floating-point weights to `weight` × its own + (1 − `weight`) × `start`'s
-    (same architecture; integer buffers are kept)."""
+    (same architecture; integer buffers are kept; tied weights are mixed once)."""
     state = model.state_dict()
     missing = sorted(set(state) ^ set(start))
     if missing:
         raise ConfigError(f"interpolate: the two encoders differ in their weights (e.g. {missing[0]!r})")
+    done = set()
     with torch.no_grad():
         for key, value in state.items():
-            if value.is_floating_point():
+            if value.is_floating_point() and value.data_ptr() not in done:
+                done.add(value.data_ptr())
                 value.mul_(weight).add_(start[key].to(value.device, value.dtype), alpha=1.0 - weight)
 
 

@@ -135,6 +135,19 @@ def test_interpolate_saves_the_mix_of_the_trained_and_the_starting_weights(demo_
         RetrieverTraining(interpolate=0.0)
 
 
+def test_interpolate_weights_mixes_tied_weights_once():
+    from spacy_entlink.linking.retriever import interpolate_weights
+
+    model = torch.nn.Sequential(torch.nn.Embedding(4, 3), torch.nn.Linear(3, 4, bias=False))
+    model[1].weight = model[0].weight  # tied, as T5's shared input embeddings are
+    start = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
+    before = model[0].weight.detach().clone()
+    interpolate_weights(model, start, 0.5)
+    assert torch.allclose(model[1].weight, 0.5 * before)  # not 0.25: the tied tensor is mixed once
+    with pytest.raises(ConfigError, match="differ"):
+        interpolate_weights(model, {"other": torch.zeros(1)}, 0.5)
+
+
 def test_training_needs_synonyms(demo_kb, tiny_encoder, tmp_path):
     with pytest.raises(ConfigError, match="batch_size"):
         RetrieverTraining(batch_size=1)
