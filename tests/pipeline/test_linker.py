@@ -218,18 +218,26 @@ def test_abbreviations_defined_in_the_document_get_their_long_form_candidates(nl
     assert linker.candidate_rows(doc.ents[0]) == []
 
 
-def test_cascade_skips_the_model_when_the_features_decide(nlp, demo_kb, monkeypatch):
+def cascade_doc(nlp, monkeypatch):
+    """The linker, a doc whose two mentions have two candidates each ("bad episode": D016 / D017,
+    KB priors 0.6 / 0.5; "strange one": D006 / D024, 0.9 / 0.5), and the list of contexts the
+    seq2seq model scores from now on."""
     linker = nlp.get_pipe("entlink_linker")
     doc = make_doc(nlp, "He had a bad episode and a strange one .",
                    [("bad episode", "Disease", ""), ("strange one", "Disease", "")])
     doc.ents[0]._.entlink_candidates = ["DEMO:D016", "DEMO:D017"]
     doc.ents[1]._.entlink_candidates = ["DEMO:D006", "DEMO:D024"]
-    # weight only the KB prior (feature 1): D006 (0.9) over D024 (0.5) clearly, D016 (0.6)
-    # over D017 (0.5) barely
-    linker.calibration = Calibration(scale=1.0, prior_weights=(0.0, 10.0), gate=0.9)
     scored = []
     real = linker.linker.seq2seq.score
     monkeypatch.setattr(linker.linker.seq2seq, "score", lambda ctx, tgt: scored.extend(ctx) or real(ctx, tgt))
+    return linker, doc, scored
+
+
+def test_cascade_skips_the_model_when_the_features_decide(nlp, demo_kb, monkeypatch):
+    linker, doc, scored = cascade_doc(nlp, monkeypatch)
+    # weight only the KB prior (feature 1): D006 (0.9) over D024 (0.5) clearly, D016 (0.6)
+    # over D017 (0.5) barely
+    linker.calibration = Calibration(scale=1.0, prior_weights=(0.0, 10.0), gate=0.9)
     out = nlp(doc)
     assert len(scored) == 1 and "bad episode" in scored[0]  # only the undecided mention met the model
     assert out.ents[1].kb_id_ == "DEMO:D006" and out.ents[1]._.entlink_links[0][1] > 0.9
@@ -245,15 +253,8 @@ def test_cascade_skips_the_model_when_the_features_decide(nlp, demo_kb, monkeypa
 
 
 def test_cascade_with_nil_gives_decided_mentions_the_assumed_model_score(nlp, demo_kb, monkeypatch):
-    linker = nlp.get_pipe("entlink_linker")
-    doc = make_doc(nlp, "He had a bad episode and a strange one .",
-                   [("bad episode", "Disease", ""), ("strange one", "Disease", "")])
-    doc.ents[0]._.entlink_candidates = ["DEMO:D016", "DEMO:D017"]
-    doc.ents[1]._.entlink_candidates = ["DEMO:D006", "DEMO:D024"]
+    linker, doc, scored = cascade_doc(nlp, monkeypatch)
     linker.calibration = Calibration(scale=1.0, nil_score=0.0, prior_weights=(0.0, 10.0), gate=0.9, gate_score=-0.5)
-    scored = []
-    real = linker.linker.seq2seq.score
-    monkeypatch.setattr(linker.linker.seq2seq, "score", lambda ctx, tgt: scored.extend(ctx) or real(ctx, tgt))
     out = nlp(doc)
     assert len(scored) == 1 and "bad episode" in scored[0]
     rows = [demo_kb.row_of("DEMO:D006"), demo_kb.row_of("DEMO:D024")]
