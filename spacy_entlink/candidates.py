@@ -15,6 +15,9 @@ keeps the rows deduplicated, in the order found. Built-in sources (registry
 - "dense": the `dense_k` entities whose names are nearest to the mention in the dense index
   (a trained retriever, see `linking.retriever`), for every mention;
 - "dense_fallback": the same, only for mentions without candidates so far;
+- "dense_extra": the `dense_k` entities nearest in a second dense index (another encoder, e.g.
+  the general one a retriever was trained from), for every mention: candidates only, the
+  linker's name-similarity feature stays in the first index's space;
 - "trie": the entities of the linker's `trie_k` best names from constrained beam search over
   the whole name trie, for every mention;
 - "ancestors": for a mention whose text is no name in the KB, the broader entities (up to
@@ -100,16 +103,19 @@ class AbbreviationCache:
 class CandidateGenerator:
     """Runs candidate sources in order over mentions.
 
-    `dense`: a `DenseIndex` (for "dense"/"dense_fallback"); `generate`: spans -> KB rows of
-    their best names from beam search over the name trie (for "trie")."""
+    `dense`: a `DenseIndex` (for "dense"/"dense_fallback"); `dense_extra`: a second one (for
+    "dense_extra"); `generate`: spans -> KB rows of their best names from beam search over the
+    name trie (for "trie")."""
 
-    def __init__(self, kb: KnowledgeBase, sources: Sequence[str], *, dense=None, dense_k: int = 8, trie_k: int = 5,
+    def __init__(self, kb: KnowledgeBase, sources: Sequence[str], *, dense=None, dense_extra=None, dense_k: int = 8,
+                 trie_k: int = 5,
                  generate: Optional[Callable[[Sequence[Span]], List[List[int]]]] = None,
                  fuzzy_edit_lengths: Sequence[int] = DEFAULT_FUZZY_EDIT_LENGTHS,
                  abbreviations: Optional[AbbreviationCache] = None, fuzzy: Optional[FuzzyMatcher] = None):
         self.kb = kb
         self.sources = [check_source(s) for s in sources]
         self.dense = dense
+        self.dense_extra = dense_extra
         self.dense_k = int(dense_k)
         self.trie_k = int(trie_k)
         self.generate = generate
@@ -189,13 +195,18 @@ def fuzzy_source(gen: CandidateGenerator, mentions: List[Mention]) -> None:
             m.add(gen.fuzzy_rows(m.text))
 
 
-def _dense(gen: CandidateGenerator, mentions: List[Mention]) -> None:
-    if gen.dense is None or not mentions or len(gen.dense.rows) == 0:
+def _dense(gen: CandidateGenerator, mentions: List[Mention], index=None) -> None:
+    """Add the `dense_k` nearest entities in `index` (default: the first dense index, whose
+    query embeddings are kept in `gen.vectors`)."""
+    first = index is None
+    index = gen.dense if first else index
+    if index is None or not mentions or len(index.rows) == 0:
         return
     texts = [m.text for m in mentions]
-    vectors = gen.dense.encoder.encode(texts)
-    gen.vectors.update(zip(texts, vectors))  # kept for the linker's cosine feature: no second encoding
-    for m, hits in zip(mentions, gen.dense.search_vectors(vectors, k=gen.dense_k)):
+    vectors = index.encoder.encode(texts)
+    if first:
+        gen.vectors.update(zip(texts, vectors))  # kept for the linker's cosine feature: no second encoding
+    for m, hits in zip(mentions, index.search_vectors(vectors, k=gen.dense_k)):
         m.add(r for r, _ in hits)
 
 
@@ -207,6 +218,12 @@ def dense_source(gen: CandidateGenerator, mentions: List[Mention]) -> None:
 @candidate_sources.register("dense_fallback")
 def dense_fallback_source(gen: CandidateGenerator, mentions: List[Mention]) -> None:
     _dense(gen, [m for m in mentions if not m.rows])
+
+
+@candidate_sources.register("dense_extra")
+def dense_extra_source(gen: CandidateGenerator, mentions: List[Mention]) -> None:
+    if gen.dense_extra is not None:
+        _dense(gen, mentions, gen.dense_extra)
 
 
 @candidate_sources.register("trie")

@@ -332,6 +332,7 @@ def calibrate_linker_cmd(
     name: str = typer.Option("entlink_linker", help="the linker's name in the pipeline"),
     candidates: Optional[str] = typer.Option(None, help="override the candidate sources, comma-separated"),
     dense_model: Optional[str] = typer.Option(None, "--dense-model", help="rebuild the dense index with this encoder (a train-retriever folder, a Hugging Face name; empty: embedded MiniLM)"),
+    extra_dense_model: Optional[str] = typer.Option(None, "--extra-dense-model", help="build a second dense index with this encoder for the \"dense_extra\" candidate source (e.g. empty: the embedded MiniLM a retriever was trained from); candidates only, the name-similarity feature stays --dense-model's"),
     kb: Optional[Path] = typer.Option(None, "--kb", help="use this KB instead of the pipeline's (e.g. the same one rebuilt with its hierarchy); the name trie and dense index are rebuilt for it"),
     final_kb: Optional[Path] = typer.Option(None, "--final-kb", help="after calibrating, link with this KB (e.g. the full KB that the --kb-pairs aliases were held out of, so the saved linker knows every name); the name trie and dense index are rebuilt for it"),
     nil: bool = typer.Option(True, "--nil/--no-nil", help="fit a NIL option (mentions whose gold is not among their candidates); --no-nil for closed-world normalisation, where every mention has an id"),
@@ -376,6 +377,9 @@ def calibrate_linker_cmd(
     if dense_model is not None:
         linker.build_dense(progress=True, model=dense_model)
         nlp.get_pipe_config(name)["dense_model"] = dense_model
+    if extra_dense_model is not None:
+        linker.build_dense(progress=True, model=extra_dense_model, extra=True)
+        nlp.get_pipe_config(name)["extra_dense_model"] = extra_dense_model
     if candidates is not None:
         linker.set_candidates([c for c in candidates.split(",") if c], progress=True)
         nlp.get_pipe_config(name)["candidates"] = [c for c in candidates.split(",") if c]

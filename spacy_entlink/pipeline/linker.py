@@ -62,6 +62,7 @@ DEFAULT_CONFIG = {
     "candidates": ["span", "kb", "abbreviation", "fuzzy"],
     "dense_model": "",
     "dense_k": 8,
+    "extra_dense_model": None,
     "dense_ann": {"threshold": ANN_THRESHOLD, "m": 32, "ef_construction": 80, "ef_search": 128},
     "trie_k": 5,
     "context_window": 48,
@@ -154,7 +155,7 @@ def _no_forward(model: Model, X: Any, is_train: bool):
     default_score_weights={"nel_micro_f": 1.0, "nel_micro_r": None, "nel_micro_p": None},
 )
 def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], dense_model: str, dense_k: int,
-                dense_ann: Dict[str, int], trie_k: int, context_window: int,
+                extra_dense_model: Optional[str], dense_ann: Dict[str, int], trie_k: int, context_window: int,
                 beam_size: int, top_k: int, max_candidates: int, candidate_names: str, fallback: str,
                 trie_aliases: bool, threshold: Optional[float], nil_id: str, labels: List[str],
                 batch_size: int, learning_rate: float, grad_clip: float, precision: str, overwrite: bool,
@@ -165,9 +166,12 @@ def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], d
         "kb", "abbreviation", "fuzzy", "dense" (the `dense_k` entities nearest in the dense
         index of `dense_model`: a retriever trained by `train-retriever`, a Hugging Face
         encoder, or empty for the embedded MiniLM), "dense_fallback" (the same, only without
-        candidates so far), "trie" (the entities of the `trie_k` best names of beam search over
-        the whole name trie), or any registered source. Empty list: always search the whole
-        name trie.
+        candidates so far), "dense_extra" (the `dense_k` entities nearest in a second index, of
+        `extra_dense_model`: candidates only, e.g. from the general encoder a retriever was
+        trained from), "trie" (the entities of the `trie_k` best names of beam search over the
+        whole name trie), or any registered source. Empty list: always search the whole name
+        trie.
+    extra_dense_model: the encoder of "dense_extra" (as `dense_model`; null: none).
     dense_ann: the dense index's approximate search: from `threshold` names on, a faiss HNSW
         graph with `m` links per node built with `ef_construction`, searched with `ef_search`
         (a search-time setting: raise it for recall, docs/benchmarks.md (l)).
@@ -181,7 +185,8 @@ def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], d
         the hardware computes it natively); training stays float32.
     """
     return GenreLinker(nlp.vocab, model, name, candidates=candidates, dense_model=dense_model, dense_k=dense_k,
-                       dense_ann=dense_ann, trie_k=trie_k, context_window=context_window,
+                       extra_dense_model=extra_dense_model, dense_ann=dense_ann, trie_k=trie_k,
+                       context_window=context_window,
                        beam_size=beam_size, top_k=top_k, max_candidates=max_candidates,
                        candidate_names=candidate_names, fallback=fallback, trie_aliases=trie_aliases,
                        threshold=threshold, nil_id=nil_id, labels=labels, batch_size=batch_size,
@@ -219,6 +224,7 @@ class GenreLinker(TorchPipe):
         self.trie: Optional[NameTrie] = None
         self.linker: Optional[Linker] = None
         self.dense: Optional[DenseIndex] = None
+        self.dense_extra: Optional[DenseIndex] = None  # the "dense_extra" source's index
         self.calibration = Calibration()
         self.entity_counts: Dict[str, int] = {}
         self.mention_counts: Dict[str, Dict[str, int]] = {}  # normalised mention -> {kb id: count}
@@ -290,41 +296,55 @@ class GenreLinker(TorchPipe):
         self._use(kb, trie)
         if self._wants_dense() or self.dense is not None:
             self.build_dense(progress=progress)
+        if self._wants_dense_extra() or self.dense_extra is not None:
+            self.build_dense(progress=progress, extra=True)
         return self
 
     def _wants_dense(self) -> bool:
         return any(s in DENSE_SOURCES for s in self.cfg.get("candidates", []))
 
+    def _wants_dense_extra(self) -> bool:
+        return "dense_extra" in self.cfg.get("candidates", [])
+
     def set_candidates(self, sources: Sequence[str], *, progress: bool = False) -> "GenreLinker":
-        """Use these candidate sources (building the dense name index when "dense" needs one)."""
+        """Use these candidate sources (building the dense name indexes that "dense" and
+        "dense_extra" need)."""
         for src in sources:
             check_source(src)
         self.cfg["candidates"] = list(sources)
         if self._wants_dense() and self.dense is None:
             self.build_dense(progress=progress)
+        if self._wants_dense_extra() and self.dense_extra is None:
+            self.build_dense(progress=progress, extra=True)
         return self
 
-    def build_dense(self, *, progress: bool = False, model: Optional[str] = None) -> DenseIndex:
-        """Embed the KB's names for the "dense" candidate source and the cosine feature, with
-        `model` (saved as the `dense_model` setting) or the configured `dense_model`."""
+    def build_dense(self, *, progress: bool = False, model: Optional[str] = None, extra: bool = False) -> DenseIndex:
+        """Embed the KB's names for the "dense" candidate source and the cosine feature (with
+        `extra`: for the "dense_extra" source), with `model` (saved as the `dense_model`, or
+        `extra_dense_model`, setting) or the configured one."""
         if self.kb is None:
             raise ConfigError(f"{self.name}: set a KB before building the dense name index")
-        if model is not None:
-            self.cfg["dense_model"] = model
+        key = "extra_dense_model" if extra else "dense_model"
+        if model is not None or self.cfg.get(key) is None:
+            self.cfg[key] = model or ""
         folder = Path(tempfile.mkdtemp(prefix="entlink_dense_"))
         weakref.finalize(self, shutil.rmtree, folder, True)
-        old = self.dense
+        old = self.dense_extra if extra else self.dense
         if model is None and old is not None:
             encoder = old.encoder  # the same encoder (e.g. a trained retriever saved with the pipeline)
         else:
-            encoder = SentenceEncoder(self.cfg.get("dense_model") or None)
+            encoder = SentenceEncoder(self.cfg.get(key) or None)
         encoder.precision = self.precision
         ann = self.cfg["dense_ann"]
-        self.dense = DenseIndex.build(self.kb, folder, encoder, progress=progress, ann_threshold=ann["threshold"],
-                                      hnsw={k: ann[k] for k in ("m", "ef_construction", "ef_search")})
-        self._query_vectors = {}
+        index = DenseIndex.build(self.kb, folder, encoder, progress=progress, ann_threshold=ann["threshold"],
+                                 hnsw={k: ann[k] for k in ("m", "ef_construction", "ef_search")})
+        if extra:
+            self.dense_extra = index
+        else:
+            self.dense = index
+            self._query_vectors = {}
         self._place()
-        return self.dense
+        return index
 
     def _use(self, kb: KnowledgeBase, trie: NameTrie) -> None:
         self.kb, self.trie = kb, trie
@@ -360,7 +380,7 @@ class GenreLinker(TorchPipe):
         linker = self._require()
         if self._fuzzy is None or self._fuzzy.kb is not self.kb:
             self._fuzzy = FuzzyMatcher(self.kb, edit_lengths=DEFAULT_FUZZY_EDIT_LENGTHS) if self.kb.has_fuzzy_index else None
-        gen = CandidateGenerator(self.kb, sources, dense=self.dense, dense_k=int(self.cfg.get("dense_k", 8)),
+        gen = CandidateGenerator(self.kb, sources, dense=self.dense, dense_extra=self.dense_extra, dense_k=int(self.cfg.get("dense_k", 8)),
                                  trie_k=int(self.cfg.get("trie_k", 5)), generate=self._trie_rows,
                                  abbreviations=self._abbreviations, fuzzy=self._fuzzy)
         found = gen(spans)
@@ -597,18 +617,20 @@ class GenreLinker(TorchPipe):
 
     # --- training -----------------------------------------------------------------------
     def torch_modules(self) -> Dict[str, torch.nn.Module]:
-        """The seq2seq model and, once loaded, the dense index's encoder."""
+        """The seq2seq model and, once loaded, the dense indexes' encoders."""
         out: Dict[str, torch.nn.Module] = {}
         if self.seq2seq is not None:
             out["seq2seq"] = self.seq2seq.model
-        encoder = getattr(self.dense, "_encoder", None)
-        if encoder is not None:
-            out["dense"] = encoder.model
+        for key, index in (("dense", self.dense), ("dense_extra", self.dense_extra)):
+            encoder = getattr(index, "_encoder", None)
+            if encoder is not None:
+                out[key] = encoder.model
         return out
 
     def _place(self) -> None:
         super()._place()
-        for holder in (self.seq2seq, getattr(self.dense, "_encoder", None), self.dense):
+        for holder in (self.seq2seq, getattr(self.dense, "_encoder", None), self.dense,
+                       getattr(self.dense_extra, "_encoder", None), self.dense_extra):
             if holder is not None:
                 holder.precision = self.precision  # the component's setting is the only one
 
@@ -748,6 +770,8 @@ class GenreLinker(TorchPipe):
             serialize["trie"] = lambda p: self.trie.to_disk(p)
         if self.dense is not None:
             serialize["dense"] = lambda p: self.dense.to_disk(p)
+        if self.dense_extra is not None:
+            serialize["dense_extra"] = lambda p: self.dense_extra.to_disk(p)
         if self.entity_counts:
             serialize["counts"] = lambda p: srsly.write_json(p, self.entity_counts)
         if self.mention_counts:
@@ -787,5 +811,10 @@ class GenreLinker(TorchPipe):
             self._query_vectors = {}
             if self._wants_dense():
                 self.dense.encoder  # noqa: B018 - load it now, so that it is placed with the seq2seq model
+        if (path / "dense_extra").exists() and "dense_extra" not in exclude:
+            self.dense_extra = DenseIndex(path / "dense_extra", precision=self.precision)
+            self.dense_extra.set_ef_search(self.cfg["dense_ann"]["ef_search"])
+            if self._wants_dense_extra():
+                self.dense_extra.encoder  # noqa: B018 - as the first index's
         self._place()
         return self

@@ -15,11 +15,11 @@ from spacy_entlink.linking.retriever import (RetrieverTraining, contrastive_loss
 from tests.linking.conftest import kb_texts
 
 
-def tiny_encoder_folder(folder: Path) -> Path:
+def tiny_encoder_folder(folder: Path, seed: int = 0) -> Path:
     """A randomly initialised 1-layer BERT and a word-level tokenizer over the demo KB's words."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     words = sorted({w.lower() for t in kb_texts() for w in t.replace("-", " - ").replace(",", " , ").split()})
     vocab = list(dict.fromkeys(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("abcdefghijklmnopqrstuvwxyz0123456789")
                                + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"] + words))

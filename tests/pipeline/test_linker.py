@@ -324,6 +324,35 @@ def test_context_model_learns_from_training_mentions_and_is_saved(nlp, demo_kb, 
     assert linked(vaccine, again) == "DEMO:D011" and linked(shellfish, again) == "DEMO:D012"
 
 
+def test_dense_extra_adds_a_second_encoders_nearest_names_and_keeps_the_first_for_similarity(demo_kb, tmp_path):
+    from tests.linking.test_retriever import tiny_encoder_folder
+
+    nlp = spacy.blank("en")
+    linker = nlp.add_pipe("entlink_linker", config={"candidates": ["dense", "dense_extra"], "dense_k": 2})
+    linker.set_seq2seq(tiny_bart(tmp_path / "m"))
+    linker.cfg["dense_model"] = str(tiny_encoder_folder(tmp_path / "a", seed=0))
+    linker.cfg["extra_dense_model"] = str(tiny_encoder_folder(tmp_path / "b", seed=1))
+    linker.set_kb(demo_kb)
+    assert linker.dense is not None and linker.dense_extra is not None
+    texts = ["raised blood pressure", "sugar illness of the young", "heart stopped", "liver damage"]
+    doc = make_doc(nlp, " and ".join(texts) + " .", [(t, "Disease", "") for t in texts])
+    found = linker.candidate_rows_batch(list(doc.ents))
+    first = linker.dense.search(texts, k=2)
+    extra = linker.dense_extra.search(texts, k=2)
+    assert found == [list(dict.fromkeys(a + b)) for a, b in zip(first, extra)]  # first index's, then the new ones
+    assert any(set(b) - set(a) for a, b in zip(first, extra))  # the second encoder adds candidates
+    # the name-similarity feature stays in the first index's space
+    vectors = linker.mention_vectors(list(doc.ents), force=True)
+    assert np.allclose(vectors, linker.dense.encoder.encode(texts), atol=1e-5)
+    assert set(linker.torch_modules()) == {"seq2seq", "dense", "dense_extra"}
+    nlp.to_disk(tmp_path / "p")
+    again = spacy.load(tmp_path / "p").get_pipe("entlink_linker")
+    assert again.dense_extra is not None and again.cfg["extra_dense_model"] == linker.cfg["extra_dense_model"]
+    assert again.candidate_rows_batch(list(doc.ents)) == found
+    again.set_candidates(["dense"])
+    assert again.candidate_rows_batch(list(doc.ents)) == first
+
+
 def test_dense_ann_settings_build_the_index_and_set_its_search(demo_kb, tmp_path):
     pytest.importorskip("faiss")
     from tests.linking.test_retriever import tiny_encoder_folder

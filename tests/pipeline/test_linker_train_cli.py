@@ -179,6 +179,21 @@ def test_zero_shot_chain_kb_only(setup, tmp_path):
     assert linker.kb.get_candidates("cardiac infarction") == []
     assert final.calibration.prior_weights == pytest.approx(linker.calibration.prior_weights)
     assert final.calibration.scale == pytest.approx(linker.calibration.scale)
+    # dense candidates from two encoders: --extra-dense-model builds the second index, --final-kb rebuilds both
+    from spacy_entlink.linking.dense import kb_names
+    from tests.linking.test_retriever import tiny_encoder_folder
+
+    enc_a, enc_b = tiny_encoder_folder(tmp_path / "enc_a"), tiny_encoder_folder(tmp_path / "enc_b", seed=1)
+    main(["calibrate-linker", str(tmp_path / "zs"), str(tmp_path / "zs_two"), "--kb-pairs", str(held), "--folds", "0",
+          "--candidates", "kb,abbreviation,fuzzy,dense,dense_extra", "--dense-model", str(enc_a),
+          "--extra-dense-model", str(enc_b), "--final-kb", str(tmp_path / "kb_full")])
+    saved = spacy.util.load_config(tmp_path / "zs_two" / "config.cfg")["components"]["entlink_linker"]
+    assert (saved["dense_model"], saved["extra_dense_model"]) == (str(enc_a), str(enc_b))
+    two_nlp = spacy.load(tmp_path / "zs_two")
+    two = two_nlp.get_pipe("entlink_linker")
+    full_names = len(kb_names(two.kb)[1])
+    assert full_names > len(kb_names(fit)[1]) and len(two.dense.rows) == len(two.dense_extra.rows) == full_names
+    assert all(e.kb_id_ in kb for e in two_nlp(make_doc(two_nlp)).ents)
     with pytest.raises(SystemExit):
         main(["calibrate-linker", str(tmp_path / "zs"), str(tmp_path / "x"), "--kb-pairs", str(held),
               "--final-kb", str(tmp_path / "no_such_kb")])
