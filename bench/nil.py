@@ -25,20 +25,9 @@ import spacy
 from spacy.training import Corpus
 
 from spacy_entlink.corpora.registry import with_gold_mentions
-from spacy_entlink.kb import KnowledgeBase
 from spacy_entlink.linking.train import gold_mentions
-from spacy_entlink.text import NormalizerConfig
 
 from _output import write_json  # bench/_output.py (bench/ is on sys.path when a script runs)
-
-
-def reduced_kb(kb: KnowledgeBase, removed: set, path: Path) -> KnowledgeBase:
-    """`kb` rebuilt without the entities in `removed` (canonical ids)."""
-    records = (kb.entity(kb.get_id(r)) for r in range(len(kb)) if kb.get_id(r) not in removed)
-    meta = kb.meta
-    return KnowledgeBase.build(records, path, normalizer=NormalizerConfig.from_dict(meta.get("normalizer")),
-                               fuzzy_index=bool(meta.get("fuzzy_index", True)), adjectives=bool(meta.get("adjectives")),
-                               progress=True, name=f"{meta.get('name', '')} minus {len(removed)} entities")
 
 
 def decide(linker, spans, ranked) -> List[Tuple[str, bool]]:
@@ -86,7 +75,7 @@ def main() -> None:
                     "full_kb": {"acc_rest_with_nil": acc(full, rest), "acc_rest_no_nil": acc(full, rest, nil=False),
                                 "nil_answers": sum(1 for _, n in full if n), "mentions_per_s": len(spans) / full_s}}
     with tempfile.TemporaryDirectory() as tmp:
-        small = reduced_kb(kb, removed, Path(tmp) / "kb")
+        small = kb.without(removed, Path(tmp) / "kb", progress=True)
         t = time.perf_counter()
         linker.set_kb(small, progress=True)
         result["set_kb_s"] = time.perf_counter() - t

@@ -336,6 +336,7 @@ def calibrate_linker_cmd(
     kb: Optional[Path] = typer.Option(None, "--kb", help="use this KB instead of the pipeline's (e.g. the same one rebuilt with its hierarchy); the name trie and dense index are rebuilt for it"),
     final_kb: Optional[Path] = typer.Option(None, "--final-kb", help="after calibrating, link with this KB (e.g. the full KB that the --kb-pairs aliases were held out of, so the saved linker knows every name); the name trie and dense index are rebuilt for it"),
     nil: bool = typer.Option(True, "--nil/--no-nil", help="fit a NIL option (mentions whose gold is not among their candidates); --no-nil for closed-world normalisation, where every mention has an id"),
+    out_of_kb: float = typer.Option(0.0, "--out-of-kb", help="with a NIL option: take this share of the calibration mentions' entities out of the KB while calibrating (drawn at random; the KB is restored afterwards), so that NIL is fitted on mentions of entities the KB lacks, e.g. 0.1 if you expect one entity in ten of your texts to be missing from the KB"),
     max_candidates: Optional[int] = typer.Option(None, "--max-candidates", help="score at most this many candidates per mention, in the order the sources give them (saved with the pipeline)"),
     dense_k: Optional[int] = typer.Option(None, "--dense-k", help="entities the dense source adds per mention (saved with the pipeline)"),
     folds: int = typer.Option(5, help="also measure accuracy@1 of calibrations fitted on the other folds' documents (0: skip)"),
@@ -366,6 +367,10 @@ def calibrate_linker_cmd(
             raise EntlinkError(f"{what} must be at least 1, got {value}")
     if not 0.0 <= kb_share < 1.0:
         raise EntlinkError(f"--kb-share must be in [0, 1), got {kb_share}")
+    if not 0.0 <= out_of_kb < 1.0:
+        raise EntlinkError(f"--out-of-kb must be in [0, 1), got {out_of_kb}")
+    if out_of_kb and not nil:
+        raise EntlinkError("--out-of-kb fits NIL on entities taken out of the KB: it needs a NIL option (drop --no-nil)")
     if context and train is None:
         raise EntlinkError("--context-model learns from annotated training documents: give --train")
     nlp = spacy.load(pipeline)
@@ -409,7 +414,10 @@ def calibrate_linker_cmd(
                    f"{kb_pairs} and {len(known):,} names the KB has")
     else:
         examples = list(Corpus(dev)(nlp))
-    cal = linker.calibrate(examples, folds=folds, with_nil=nil, gate=gate)
+    cal = linker.calibrate(examples, folds=folds, with_nil=nil, gate=gate, out_of_kb=out_of_kb)
+    if out_of_kb:
+        typer.echo(f"NIL fitted with {len(linker.calibration_out_of_kb):,} of the calibration mentions' entities "
+                   "taken out of the KB (restored afterwards)")
     if final_kb is not None:
         linker.set_kb(final_kb, progress=True)
         typer.echo(f"linking with {final_kb} from now on ({len(linker.kb):,} entities); the calibration is kept")

@@ -190,6 +190,18 @@ class KnowledgeBase:
                  adjectives)
         return cls(path)
 
+    def without(self, removed: Iterable[str], path: PathLike, *, progress: bool = False) -> "KnowledgeBase":
+        """This KB rebuilt at `path` without the entities `removed` (canonical ids), with the same
+        normaliser settings, adjectival keys and fuzzy index: e.g. to see how a linker treats
+        entities its KB lacks."""
+        removed = set(removed)
+        records = (self.entity(self.get_id(r)) for r in range(len(self)) if self.get_id(r) not in removed)
+        meta = self.meta
+        return KnowledgeBase.build(records, path, normalizer=NormalizerConfig.from_dict(meta.get("normalizer")),
+                                   fuzzy_index=bool(meta.get("fuzzy_index", True)),
+                                   adjectives=bool(meta.get("adjectives")), progress=progress,
+                                   name=f"{meta.get('name', '')} minus {len(removed)} entities")
+
     # --- sizes --------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self._ids)

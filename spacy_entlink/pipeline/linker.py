@@ -6,6 +6,7 @@ name by constrained beam search over the KB's name trie). Results go to `ent.kb_
 `span._.entlink_links`, a list of `(kb_id, probability)`, best first.
 """
 
+import random
 import shutil
 import tempfile
 import warnings
@@ -236,6 +237,7 @@ class GenreLinker(TorchPipe):
         self._query_vectors: Dict[str, np.ndarray] = {}  # the last candidate search's mention embeddings
         self._gate_features: Dict[tuple, np.ndarray] = {}  # this batch's features of mentions the cascade decided
         self.calibration_cv: Optional[Dict[str, float]] = None
+        self.calibration_out_of_kb: List[str] = []  # ids the last calibrate(out_of_kb=) took out of the KB
 
     # --- set-up -------------------------------------------------------------------------
     def _settings(self) -> LinkerSettings:
@@ -676,7 +678,7 @@ class GenreLinker(TorchPipe):
 
     # --- calibration --------------------------------------------------------------------
     def calibrate(self, examples: Iterable[Example], *, with_nil: bool = True, folds: int = 0,
-                  gate: bool = True) -> Calibration:
+                  gate: bool = True, out_of_kb: float = 0.0, seed: int = 0) -> Calibration:
         """Fit the score calibration on examples with gold `kb_id_`s (use dev, not train).
 
         The gold entities' spans are linked (with the configured candidates); a mention whose
@@ -685,8 +687,20 @@ class GenreLinker(TorchPipe):
         kept in `calibration_cv` (an estimate of the fitted calibration on unseen documents).
         With `gate`, the cascade's gate is fitted on the same mentions (`fit_gate`, judged by
         the folds' calibrations when `folds` >= 2): the lowest at which answering from the
-        features alone loses no accuracy there."""
-        data = self.calibration_data(examples)
+        features alone loses no accuracy there.
+        With `out_of_kb` > 0 (a NIL option only), that share of the examples' distinct gold
+        entities (drawn with `seed`; `calibration_out_of_kb` lists them) is taken out of the KB
+        while the mentions are scored, so that NIL is fitted on mentions of entities the KB
+        lacks, as it will meet them in text; the KB is restored afterwards."""
+        if out_of_kb:
+            if not with_nil:
+                raise ConfigError(f"{self.name}: out_of_kb simulates entities the KB lacks to fit NIL on; "
+                                  "it needs a NIL option (with_nil=True)")
+            if not 0.0 < out_of_kb < 1.0:
+                raise ConfigError(f"{self.name}: out_of_kb must be a share between 0 and 1, got {out_of_kb!r}")
+        examples = list(examples)
+        data = self._calibration_data_out_of_kb(examples, out_of_kb, seed) if out_of_kb else \
+            self.calibration_data(examples)
         self.calibration = Calibration.fit(data.scores, data.gold, with_nil=with_nil, features=data.features)
         if folds >= 2:
             self.calibration_cv = cross_validate(data, folds, with_nil=with_nil, fitted=self.calibration)
@@ -699,6 +713,30 @@ class GenreLinker(TorchPipe):
                 self.calibration.gate_score = gate_score(data)
             self.calibration.gate = fit_gate(data, self.calibration, nil=with_nil, folds=folds)
         return self.calibration
+
+    def _calibration_data_out_of_kb(self, examples: List[Example], share: float, seed: int) -> CalibrationData:
+        """`calibration_data` with `share` of the examples' gold entities taken out of the KB
+        (their mentions become NIL examples); the KB, name trie and dense indexes are restored."""
+        self._require()
+        ids = sorted({s.kb_id_ for _, s in self._gold_mentions(examples) if s.kb_id_ in self.kb})
+        removed = random.Random(seed).sample(ids, round(share * len(ids)))
+        self.calibration_out_of_kb = removed
+        if not removed:
+            return self.calibration_data(examples)
+        kb, trie, dense, dense_extra = self.kb, self.trie, self.dense, self.dense_extra
+        folder = Path(tempfile.mkdtemp(prefix="entlink_out_of_kb_"))
+        try:
+            self.set_kb(kb.without(removed, folder / "kb"))
+            return self.calibration_data(examples)
+        finally:
+            built = [self.trie, self.dense, self.dense_extra]
+            self._use(kb, trie)
+            self.dense, self.dense_extra = dense, dense_extra
+            self._query_vectors = {}
+            for held in built:  # the reduced KB's name trie and indexes: not needed any more
+                if held is not None and held not in (trie, dense, dense_extra):
+                    shutil.rmtree(held.path, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _gold_mentions(self, examples: Iterable[Example]) -> List[Tuple[int, Span]]:
         """(document index, span) of the reference entities the linker learns and is calibrated

@@ -123,6 +123,36 @@ def test_calibrate_fits_on_gold_examples(nlp):
     assert cal.fitted_on > 0 and cal.scale > 0
 
 
+def test_calibrate_out_of_kb_fits_nil_on_mentions_of_entities_taken_out_and_restores_the_kb(nlp, demo_kb, monkeypatch):
+    linker = nlp.get_pipe("entlink_linker")
+    examples = [Example(make_doc(nlp), make_doc(nlp, with_ids=True))] * 3
+    full_trie, full_rows = linker.trie, linker.candidate_rows_batch(list(make_doc(nlp).ents))
+    seen = {}
+    scored = linker.calibration_data
+
+    def spy(egs):
+        data = scored(egs)
+        seen.update(kb_size=len(linker.kb), nil=sum(g is None for g in data.gold), mentions=len(data.gold))
+        return data
+
+    monkeypatch.setattr(linker, "calibration_data", spy)
+    cal = linker.calibrate(examples, out_of_kb=0.5, seed=1)
+    removed = linker.calibration_out_of_kb
+    assert len(removed) == 2 and set(removed) <= {kb_id for _, _, kb_id in ENTS}  # half of the 4 gold entities
+    assert seen["kb_size"] == len(demo_kb) - 2  # scored without them
+    assert seen["nil"] >= 3 * sum(kb_id in removed for _, _, kb_id in ENTS)  # their mentions are NIL examples
+    assert cal.nil_score is not None
+    # the full KB, its name trie and candidates are back
+    assert linker.kb is demo_kb and linker.trie is full_trie and len(linker.kb) == len(demo_kb)
+    assert linker.candidate_rows_batch(list(make_doc(nlp).ents)) == full_rows
+    doc = nlp(make_doc(nlp))
+    assert all(e.kb_id_ in demo_kb or e.kb_id_ == "NIL" for e in doc.ents)
+    with pytest.raises(ConfigError, match="NIL option"):
+        linker.calibrate(examples, with_nil=False, out_of_kb=0.5)
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        linker.calibrate(examples, out_of_kb=1.5)
+
+
 def test_serialization_round_trips(nlp, tmp_path):
     doc = nlp(make_doc(nlp))
     nlp.get_pipe("entlink_linker").calibration = Calibration(scale=2.0, nil_score=-30.0, fitted_on=5)

@@ -194,6 +194,14 @@ def test_zero_shot_chain_kb_only(setup, tmp_path):
     full_names = len(kb_names(two.kb)[1])
     assert full_names > len(kb_names(fit)[1]) and len(two.dense.rows) == len(two.dense_extra.rows) == full_names
     assert all(e.kb_id_ in kb for e in two_nlp(make_doc(two_nlp)).ents)
+    # NIL fitted with a share of the pseudo-mentions' entities out of the KB; the saved linker has them all
+    main(["calibrate-linker", str(tmp_path / "zs"), str(tmp_path / "zs_oov"), "--kb-pairs", str(held), "--folds", "0",
+          "--out-of-kb", "0.5"])
+    oov = spacy.load(tmp_path / "zs_oov").get_pipe("entlink_linker")
+    assert oov.calibration.nil_score is not None and len(oov.kb) == len(fit)
+    with pytest.raises(SystemExit):
+        main(["calibrate-linker", str(tmp_path / "zs"), str(tmp_path / "x"), "--kb-pairs", str(held), "--no-nil",
+              "--out-of-kb", "0.1"])
     with pytest.raises(SystemExit):
         main(["calibrate-linker", str(tmp_path / "zs"), str(tmp_path / "x"), "--kb-pairs", str(held),
               "--final-kb", str(tmp_path / "no_such_kb")])
