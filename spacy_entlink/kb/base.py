@@ -195,9 +195,19 @@ class KnowledgeBase:
         normaliser settings, adjectival keys and fuzzy index: e.g. to see how a linker treats
         entities its KB lacks."""
         removed = set(removed)
-        records = (self.entity(self.get_id(r)) for r in range(len(self)) if self.get_id(r) not in removed)
+        alt_ids: Dict[int, List[str]] = {}
+        for key, i in self._alt.items():
+            alt_ids.setdefault(int(self._alt_rows[i]), []).append(key)
+
+        def records() -> Iterator[EntityRecord]:
+            for r in range(len(self)):
+                if self.get_id(r) not in removed:
+                    rec = self.entity(self.get_id(r))
+                    rec.alt_ids = sorted(alt_ids.get(r, []))
+                    yield rec
+
         meta = self.meta
-        return KnowledgeBase.build(records, path, normalizer=NormalizerConfig.from_dict(meta.get("normalizer")),
+        return KnowledgeBase.build(records(), path, normalizer=NormalizerConfig.from_dict(meta.get("normalizer")),
                                    fuzzy_index=bool(meta.get("fuzzy_index", True)),
                                    adjectives=bool(meta.get("adjectives")), progress=progress,
                                    name=f"{meta.get('name', '')} minus {len(removed)} entities")

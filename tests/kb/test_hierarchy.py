@@ -39,6 +39,20 @@ def test_parents_resolve_to_rows_through_ids_and_alternative_ids(tmp_path):
     assert {kb.get_id(r) for r in kb.ancestors(kb.row_of("X:4"), depth=1)} == {"X:3", "X:1"}
 
 
+def test_without_rebuilds_the_kb_without_some_entities_keeping_the_rest(tmp_path):
+    full = KnowledgeBase.build([
+        EntityRecord("X:1", "Kidney Disease", aliases=["renal disease"]),
+        EntityRecord("X:2", "Nephrosis", parents=["X:1"], alt_ids=["OLD:2"]),
+        EntityRecord("X:3", "Lipoid Nephrosis", aliases=["nil disease"], parents=["X:2", "X:1"], alt_ids=["OLD:3"]),
+    ], tmp_path / "full", adjectives=True)
+    kb = full.without(["X:1"], tmp_path / "small")
+    assert len(kb) == 2 and "X:1" not in kb and kb.get_candidates("renal disease") == []
+    assert kb.entity("OLD:3") == EntityRecord("X:3", "Lipoid Nephrosis", aliases=["nil disease"], parents=["X:2"])
+    assert kb.row_of("OLD:2") == kb.row_of("X:2")  # alternative ids kept
+    assert kb.meta["adjectives"] and kb.meta["normalizer"] == full.meta["normalizer"]
+    assert kb.has_fuzzy_index == full.has_fuzzy_index
+
+
 def test_cycles_end(tmp_path):
     kb = build(tmp_path, [EntityRecord("A", "a", parents=["B"]), EntityRecord("B", "b", parents=["C"]),
                           EntityRecord("C", "c", parents=["A"])])
