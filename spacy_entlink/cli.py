@@ -417,7 +417,7 @@ def calibrate_linker_cmd(
     cal = linker.calibrate(examples, folds=folds, with_nil=nil, gate=gate, out_of_kb=out_of_kb)
     if out_of_kb:
         typer.echo(f"NIL fitted with {len(linker.calibration_out_of_kb):,} of the calibration mentions' entities "
-                   "taken out of the KB (restored afterwards)")
+                   "taken out of the KB (restored afterwards); the accuracies below count their mentions as wrong")
     if final_kb is not None:
         linker.set_kb(final_kb, progress=True)
         typer.echo(f"linking with {final_kb} from now on ({len(linker.kb):,} entities); the calibration is kept")
