@@ -5,7 +5,7 @@ depth, log number of names) raise the linker calibration's cross-validated accur
 
 `pseudo`: the zero-shot pseudo-mentions (training/retriever_medic/holdout.jsonl over
 kb/medic_zs); otherwise the annotated mentions of CORPUS. Prints 5-fold CV over 3 fold splits."""
-import sys, json
+import sys
 import numpy as np
 import spacy
 from spacy.training import Corpus

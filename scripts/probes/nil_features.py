@@ -9,7 +9,6 @@ import numpy as np
 import spacy
 import torch
 from spacy.training import Corpus
-from spacy_entlink.linking.calibration import Calibration
 from spacy_entlink.linking.examples import kb_alias_sample, kb_pair_examples
 from spacy_entlink.linking.retriever import read_holdout
 

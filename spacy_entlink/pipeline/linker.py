@@ -382,8 +382,8 @@ class GenreLinker(TorchPipe):
         linker = self._require()
         if self._fuzzy is None or self._fuzzy.kb is not self.kb:
             self._fuzzy = FuzzyMatcher(self.kb, edit_lengths=DEFAULT_FUZZY_EDIT_LENGTHS) if self.kb.has_fuzzy_index else None
-        gen = CandidateGenerator(self.kb, sources, dense=self.dense, dense_extra=self.dense_extra, dense_k=int(self.cfg.get("dense_k", 8)),
-                                 trie_k=int(self.cfg.get("trie_k", 5)), generate=self._trie_rows,
+        gen = CandidateGenerator(self.kb, sources, dense=self.dense, dense_extra=self.dense_extra,
+                                 dense_k=int(self.cfg.get("dense_k", 8)), trie_k=int(self.cfg.get("trie_k", 5)), generate=self._trie_rows,
                                  abbreviations=self._abbreviations, fuzzy=self._fuzzy)
         found = gen(spans)
         self._query_vectors = gen.vectors
@@ -718,12 +718,13 @@ class GenreLinker(TorchPipe):
         """`calibration_data` with `share` of the examples' gold entities taken out of the KB
         (their mentions become NIL examples); the KB, name trie and dense indexes are restored."""
         self._require()
-        ids = sorted({s.kb_id_ for _, s in self._gold_mentions(examples) if s.kb_id_ in self.kb})
+        kb = self.kb
+        ids = sorted({kb.get_id(kb.row_of(s.kb_id_)) for _, s in self._gold_mentions(examples) if s.kb_id_ in kb})
         removed = random.Random(seed).sample(ids, round(share * len(ids)))
         self.calibration_out_of_kb = removed
         if not removed:
             return self.calibration_data(examples)
-        kb, trie, dense, dense_extra = self.kb, self.trie, self.dense, self.dense_extra
+        trie, dense, dense_extra = self.trie, self.dense, self.dense_extra
         folder = Path(tempfile.mkdtemp(prefix="entlink_out_of_kb_"))
         try:
             self.set_kb(kb.without(removed, folder / "kb"))
