@@ -194,6 +194,11 @@ def test_zero_shot_chain_kb_only(setup, tmp_path):
     full_names = len(kb_names(two.kb)[1])
     assert full_names > len(kb_names(fit)[1]) and len(two.dense.rows) == len(two.dense_extra.rows) == full_names
     assert all(e.kb_id_ in kb for e in two_nlp(make_doc(two_nlp)).ents)
+    main(["train-linker", str(tmp_path / "zs_extra"), "--kb", str(tmp_path / "kb_fit"), "--model", str(setup_tmp / "bart"),
+          "--kb-pairs", "1", "--max-steps", "1", "--batch-size", "8", "--candidates", "kb,dense_extra",
+          "--extra-dense-model", str(enc_b)])
+    trained = spacy.load(tmp_path / "zs_extra").get_pipe("entlink_linker")
+    assert trained.dense is None and trained.dense_extra is not None and trained.cfg["extra_dense_model"] == str(enc_b)
     # NIL fitted with a share of the pseudo-mentions' entities out of the KB; the saved linker has them all
     main(["calibrate-linker", str(tmp_path / "zs"), str(tmp_path / "zs_oov"), "--kb-pairs", str(held), "--folds", "0",
           "--out-of-kb", "0.5"])

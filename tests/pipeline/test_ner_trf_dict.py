@@ -23,8 +23,10 @@ TRAIN = [
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory) -> Path:
+    import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
+    torch.manual_seed(0)  # its weights must not depend on which tests ran before
     folder = tmp_path_factory.mktemp("tiny_bert")
     words = sorted({w.lower().strip(".,'") for text, _ in TRAIN for w in text.split()} | {"'", ".", ",", "s"})
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [w for w in words if w]
