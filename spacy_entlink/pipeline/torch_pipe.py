@@ -39,7 +39,7 @@ class TorchPipe(TrainablePipe):
 
     name: str
     cfg: Dict[str, Any]
-    REFERENCES: Tuple[str, ...] = ("name", "retriever", "dense_model")  # cfg/attrs keys naming models
+    REFERENCES: Tuple[str, ...] = ("name", "retriever", "dense_model", "extra_dense_model")  # cfg/attrs keys naming models
 
     # --- modules and devices ----------------------------------------------------------------
     def torch_modules(self) -> Dict[str, torch.nn.Module]:

@@ -95,6 +95,7 @@ def test_a_stray_pickle_beside_the_files_is_never_read(copy, tmp_path):
 
 @pytest.mark.parametrize("component,key,remove", [
     ("entlink_linker", "dense_model", "entlink_linker/dense"),
+    ("entlink_linker", "extra_dense_model", None),
     ("entlink_linker", "model_attrs.name", "entlink_linker/model"),
     ("entlink_relations", "model_attrs.name", "entlink_relations/reader"),
     ("entlink_relations", "model_attrs.retriever", None),
