@@ -401,7 +401,7 @@ def calibrate_linker_cmd(
             model = linker.fit_context_model(Corpus(train)(nlp), progress=True)
             typer.echo(f"context model from {train}: {model.fitted_on:,} mentions with several candidates")
     if kb_pairs is not None:
-        from .linking.examples import kb_alias_sample, kb_pair_examples
+        from .linking.examples import pseudo_mention_examples
         from .linking.retriever import read_holdout
 
         pairs = read_holdout(kb_pairs, linker.kb)
@@ -409,11 +409,9 @@ def calibrate_linker_cmd(
         if hits > len(pairs) // 2:
             typer.echo(f"⚠ {hits:,} of {len(pairs):,} held-out aliases are still exact aliases of their entity in the "
                        "KB: build the KB with --exclude-aliases on the same file", err=True)
-        known = kb_alias_sample(linker.kb, round(len(pairs) * kb_share / (1 - kb_share)),
-                                exclude=[row for _, row in pairs])
-        examples = kb_pair_examples(nlp, pairs + known, linker.kb)
+        examples = pseudo_mention_examples(nlp, pairs, linker.kb, kb_share=kb_share)
         typer.echo(f"calibrating on {len(examples):,} pseudo-mentions: {len(pairs):,} held-out KB aliases from "
-                   f"{kb_pairs} and {len(known):,} names the KB has")
+                   f"{kb_pairs}, the others names the KB has")
     else:
         examples = list(Corpus(dev)(nlp))
     cal = linker.calibrate(examples, folds=folds, with_nil=nil, gate=gate, out_of_kb=out_of_kb)

@@ -7,21 +7,13 @@ by document) NIL precision, recall and accuracy on the mentions whose gold is a 
 import random, sys
 import numpy as np
 import spacy
+from _examples import calibration_examples  # scripts/probes/_examples.py
 import torch
-from spacy.training import Corpus
-from spacy_entlink.linking.examples import kb_alias_sample, kb_pair_examples
-from spacy_entlink.linking.retriever import read_holdout
 
 path, mode = sys.argv[1], sys.argv[2]
 nlp = spacy.load(path)
 linker = nlp.get_pipe("entlink_linker")
-if mode == "pseudo":
-    linker.set_kb("kb/medic_zs")
-    pairs = read_holdout("training/retriever_medic/holdout.jsonl", linker.kb)
-    known = kb_alias_sample(linker.kb, len(pairs), exclude=[r for _, r in pairs])
-    examples = kb_pair_examples(nlp, pairs + known, linker.kb)
-else:
-    examples = list(Corpus(mode)(nlp))
+examples = calibration_examples(nlp, linker, mode)
 data = linker._calibration_data_out_of_kb(examples, 0.1, 0)
 print("mentions", len(data.gold), "NIL examples", sum(g is None for g in data.gold), flush=True)
 

@@ -8,21 +8,13 @@ MiniLM). Prints 5-fold CV over 3 fold splits, with and without the feature."""
 import sys
 import numpy as np
 import spacy
-from spacy.training import Corpus
+from _examples import calibration_examples  # scripts/probes/_examples.py
 from spacy_entlink.linking.calibration import CalibrationData, cross_validate
-from spacy_entlink.linking.examples import kb_alias_sample, kb_pair_examples
-from spacy_entlink.linking.retriever import read_holdout
 
 path, mode = sys.argv[1], sys.argv[2]
 nlp = spacy.load(path)
 linker = nlp.get_pipe("entlink_linker")
-if mode == "pseudo":
-    linker.set_kb("kb/medic_zs")
-    pairs = read_holdout("training/retriever_medic/holdout.jsonl", linker.kb)
-    known = kb_alias_sample(linker.kb, len(pairs), exclude=[r for _, r in pairs])
-    examples = kb_pair_examples(nlp, pairs + known, linker.kb)
-else:
-    examples = list(Corpus(mode)(nlp))
+examples = calibration_examples(nlp, linker, mode)
 if linker.dense_extra is None:
     linker.build_dense(model=sys.argv[3] if len(sys.argv) > 3 else "", extra=True)
 data = linker.calibration_data(examples)

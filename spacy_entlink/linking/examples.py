@@ -113,3 +113,12 @@ def kb_pair_examples(nlp, pairs: Sequence[Tuple[str, int]], kb: KnowledgeBase, *
         pred.ents = [pred.char_span(span.start_char, span.end_char, label=span.label_)]
         out.append(Example(pred, doc))
     return out
+
+
+def pseudo_mention_examples(nlp, pairs: Sequence[Tuple[str, int]], kb: KnowledgeBase, *,
+                            kb_share: float = 0.5) -> List[Example]:
+    """Examples to calibrate a linker without annotated text: the held-out (alias, KB row)
+    `pairs` first, then names the KB has (`kb_alias_sample`, other entities), so that they are
+    `kb_share` of the pseudo-mentions."""
+    known = kb_alias_sample(kb, round(len(pairs) * kb_share / (1 - kb_share)), exclude=[row for _, row in pairs])
+    return kb_pair_examples(nlp, list(pairs) + known, kb)
