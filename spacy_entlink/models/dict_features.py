@@ -18,6 +18,7 @@ from thinc.api import Linear, Model, chain, with_array
 from thinc.types import Floats2d
 
 from ..errors import ConfigError
+from .token_features import append_columns
 
 SOURCES = ("exact", "fuzzy", "abbreviation")
 POSITIONS = ("B", "I")
@@ -43,13 +44,21 @@ def dictionary_features(
     return Model(
         "entlink_dict_features",
         _features_forward,
+        init=_features_init,
         attrs={"spans_key": spans_key, "labels": labels, "span_dropout": float(span_dropout), "warned": False,
                "initializing": False},
         dims={"nO": feature_width(len(labels))},
     )
 
 
+def _features_init(model: Model, X=None, Y=None) -> None:
+    # Shape inference runs on docs no dictionary has seen yet: no warning until training starts.
+    model.attrs["initializing"] = True
+
+
 def _features_forward(model: Model, docs: List[Doc], is_train: bool) -> Tuple[List[Floats2d], Callable]:
+    if is_train:
+        model.attrs["initializing"] = False
     key = model.attrs["spans_key"]
     index = {label: i for i, label in enumerate(model.attrs["labels"])}
     n_labels = len(index) + 1
@@ -103,41 +112,5 @@ def dict_feature_tok2vec(
         raise ConfigError(f"width must be positive, got {width}")
     features = dictionary_features(spans_key, labels, span_dropout)
     embed = chain(features, with_array(Linear(nO=width, nI=features.get_dim("nO"))))
-    return Model(
-        "entlink_dict_tok2vec",
-        _concat_forward,
-        init=_concat_init,
-        layers=[tok2vec, embed],
-        refs={"tok2vec": tok2vec, "features": features},
-        dims={"nO": None},
-        attrs={"width": width},
-    )
-
-
-def _concat_init(model: Model, X=None, Y=None) -> None:
-    tok2vec, embed = model.layers
-    # Shape inference runs on docs no dictionary has seen yet: no warning until training starts.
-    model.get_ref("features").attrs["initializing"] = True
-    tok2vec.initialize(X=X)
-    embed.initialize(X=X)
-    if tok2vec.has_dim("nO"):
-        model.set_dim("nO", tok2vec.get_dim("nO") + model.attrs["width"])
-
-
-def _concat_forward(model: Model, docs: List[Doc], is_train: bool):
-    tok2vec, embed = model.layers
-    if is_train:
-        model.get_ref("features").attrs["initializing"] = False
-    vectors, bp_vectors = tok2vec(docs, is_train)
-    feats, bp_feats = embed(docs, is_train)
-    xp = model.ops.xp
-    out = [xp.hstack((v, f)) for v, f in zip(vectors, feats)]
-    if out and not model.has_dim("nO"):
-        model.set_dim("nO", out[0].shape[1])
-    n_vec = vectors[0].shape[1] if vectors else 0
-
-    def backprop(d_out: List[Floats2d]) -> List[Doc]:
-        bp_feats([d[:, n_vec:] for d in d_out])
-        return bp_vectors([model.ops.xp.ascontiguousarray(d[:, :n_vec]) for d in d_out])
-
-    return out, backprop
+    return append_columns(tok2vec, embed, "entlink_dict_tok2vec", refs={"tok2vec": tok2vec, "features": features},
+                          attrs={"width": width})
