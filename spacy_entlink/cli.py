@@ -452,6 +452,7 @@ def calibrate_relations_cmd(
     l2: str = typer.Option("auto", "--l2", help="L2 penalty of the aggregator's standardised weights: a number, or auto (the best of 0.03-10 by F1 on --dev, cross-validated by document over 3 fold splits, decided together with --at-least-one auto)"),
     kb: Optional[Path] = typer.Option(None, "--kb", help="a KB with a hierarchy (e.g. CTD MEDIC's parents): the aggregator's hierarchy features read it; saved with the component"),
     train: Optional[Path] = typer.Option(None, "--train", help=".spacy file of the reader's annotated training documents: how often each id pair was related there, as aggregator features (saved in the cfg)"),
+    entities: str = typer.Option("auto", "--entities", help="the entities to fit with: gold (--dev's annotated entities, as an upstream NER would give them), own (the reader's span classifier), or auto (the component's `entities` setting); the shipped setting is kept either way"),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for what was fitted and the F1 on --dev"),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on, as spacy train's --gpu-id (-1: CPU)"),
 ) -> None:
@@ -475,11 +476,18 @@ def calibrate_relations_cmd(
         raise EntlinkError(f"--l2 must be a number >= 0 or auto, got {l2!r}")
     if at_least_one not in ("auto", "on", "off"):
         raise EntlinkError(f"--at-least-one must be auto, on or off, got {at_least_one!r}")
+    if entities not in ("auto", "gold", "own"):
+        raise EntlinkError(f"--entities must be gold, own or auto, got {entities!r}")
     use_gpu(gpu_id)
     nlp = spacy.load(pipeline)
     if name not in nlp.pipe_names or type(nlp.get_pipe(name)).__name__ != "RelationExtractor":
         raise EntlinkError(f"--name: no entlink_relations component {name!r} in {pipeline} (it has {nlp.pipe_names})")
     rel = nlp.get_pipe(name)
+    shipped_entities = rel.cfg["entities"]
+    if entities == "own" and not rel.cfg.get("entity_labels"):
+        raise EntlinkError(f"--entities own: {name} in {pipeline} has no entity labels, so no span classifier to fit with")
+    if entities != "auto":
+        rel.cfg["entities"] = "doc" if entities == "gold" else "predict"
     if aggregator and rel.cfg["aggregate"] != "kb_id":
         typer.echo(f"ℹ {name} relates mentions (aggregate = {rel.cfg['aggregate']!r}): no aggregator to fit")
         aggregator = False
@@ -500,7 +508,8 @@ def calibrate_relations_cmd(
         docs = [rel(d) for d in rel._fitting_docs(examples)]
         return score_relations([Example(d, eg.reference) for d, eg in zip(docs, examples)])["rel_micro_f"]
 
-    report = {"dev": str(dev), "documents": len(examples), "f_before": f1()}
+    report = {"dev": str(dev), "documents": len(examples), "entities": "own" if rel.cfg["entities"] == "predict" else "gold",
+              "f_before": f1()}
     typer.echo(f"{dev}: {len(examples):,} documents, relation F1 before {100 * report['f_before']:.2f}")
     cv = None
     # one prediction pass that keeps every scored pair, shared by every fit below
@@ -540,8 +549,9 @@ def calibrate_relations_cmd(
         rel.cfg["at_least_one"] = at_least_one == "on"
     report["at_least_one"] = bool(rel.cfg["at_least_one"])
     report["f_after"] = f1()
-    typer.echo(f"relation F1 on {dev} after fitting (the documents fitted on): {100 * report['f_after']:.2f}"
-               f"{' (at least one relation per document)' if report['at_least_one'] else ''}")
+    typer.echo(f"relation F1 on {dev} after fitting (the documents fitted on, {report['entities']} entities): "
+               f"{100 * report['f_after']:.2f}{' (at least one relation per document)' if report['at_least_one'] else ''}")
+    rel.cfg["entities"] = shipped_entities
     nlp.to_disk(output)
     typer.echo(f"✔ {output}")
     if metrics is not None:

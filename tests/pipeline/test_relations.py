@@ -547,3 +547,39 @@ def test_cross_validating_at_least_one(tmp_path):
     assert rel.cross_validate_at_least_one(egs, folds=3) == scores
     with pytest.raises(ConfigError):
         rel.cross_validate_at_least_one(egs[:1])
+
+
+def test_calibrate_relations_fits_with_gold_or_own_entities_and_keeps_the_shipped_setting(tmp_path):
+    import srsly
+
+    from spacy_entlink.cli import main
+    from spacy_entlink.scoring import score_relations
+
+    nlp, rel = make_nlp(tmp_path, entities="predict")
+    egs = examples(nlp)
+    nlp.initialize(lambda: egs)
+    torch.manual_seed(0)
+    train(nlp, egs, steps=5)
+    nlp.to_disk(tmp_path / "pipe")
+    DocBin(docs=[eg.reference for eg in egs], store_user_data=True).to_disk(tmp_path / "held.spacy")
+    # the F1 the reader gets relating the gold entities, and with its own spans, before any fitting
+    expected = {}
+    for mode, key in (("doc", "gold"), ("predict", "own")):
+        rel.cfg["entities"] = mode
+        docs = [rel(d) for d in rel._fitting_docs(egs)]
+        expected[key] = score_relations([Example(d, eg.reference) for d, eg in zip(docs, egs)])["rel_micro_f"]
+    for choice, key in (("gold", "gold"), ("own", "own"), ("auto", "own")):
+        out = tmp_path / f"cal_{choice}"
+        main(["calibrate-relations", str(tmp_path / "pipe"), str(out), "--dev", str(tmp_path / "held.spacy"),
+              "--entities", choice, "--at-least-one", "off", "--metrics", str(tmp_path / f"{choice}.json")])
+        report = srsly.read_json(tmp_path / f"{choice}.json")
+        assert report["entities"] == key and report["f_before"] == pytest.approx(expected[key])
+        loaded = spacy.load(out).get_pipe("entlink_relations")
+        assert loaded.cfg["entities"] == "predict" and set(loaded.cfg["thresholds"]) == set(loaded.labels)
+    with pytest.raises(SystemExit):
+        main(["calibrate-relations", str(tmp_path / "pipe"), str(tmp_path / "x"), "--dev", str(tmp_path / "held.spacy"),
+              "--entities", "theirs"])
+    saved_cid_pipeline(tmp_path / "cid")  # relates doc.ents only: no span classifier to fit with
+    with pytest.raises(SystemExit):
+        main(["calibrate-relations", str(tmp_path / "cid" / "pipe"), str(tmp_path / "x"), "--dev",
+              str(tmp_path / "cid" / "held.spacy"), "--entities", "own"])
