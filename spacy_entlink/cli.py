@@ -46,15 +46,21 @@ def build_kb(
     exclude_aliases: Optional[Path] = typer.Option(
         None, "--exclude-aliases", help='JSONL of {"id", "text"} aliases to leave out (e.g. a retriever\'s holdout.jsonl)'
     ),
+    merge: bool = typer.Option(
+        False, "--merge-duplicates/--no-merge-duplicates",
+        help="an id given again (e.g. by a second source) adds its names, aliases and parents to the first record instead of being an error",
+    ),
 ) -> None:
     """Build a knowledge base folder from one or more source files."""
     import itertools
 
     from .kb import KnowledgeBase, read_alias_file, read_source
-    from .kb.sources import read_exclusions, without_aliases
+    from .kb.sources import merge_duplicates, read_exclusions, without_aliases
     from .text import NormalizerConfig
 
     records = itertools.chain.from_iterable(read_source(p, format, type) for p in inputs)
+    if merge:
+        records = merge_duplicates(records)
     if exclude_aliases is not None:
         records = without_aliases(records, read_exclusions(exclude_aliases))
     extra = itertools.chain.from_iterable(read_alias_file(p) for p in extra_aliases) if extra_aliases else None

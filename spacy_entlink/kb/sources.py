@@ -199,6 +199,39 @@ def without_aliases(records: Iterable[EntityRecord], exclude: Dict[str, Set[str]
         yield rec
 
 
+def merge_duplicates(records: Iterable[EntityRecord]) -> List[EntityRecord]:
+    """`records` with each id once, in first-seen order: a later record of the same id adds its
+    name and aliases as aliases, its alternative ids and parents, a description where there was
+    none and a higher prior (e.g. an ontology's entities plus a corpus's entities that repeat
+    some of its ids). Records of one id with different non-empty types are an error that names
+    both places."""
+    merged: Dict[str, EntityRecord] = {}
+    for rec in records:
+        first = merged.get(rec.id)
+        if first is None:
+            merged[rec.id] = replace(rec, aliases=list(rec.aliases or ()), alt_ids=list(rec.alt_ids or ()),
+                                     parents=list(rec.parents or ()))
+            continue
+        if rec.type and first.type and rec.type != first.type:
+            raise DataError(rec.source, rec.line, f"entity {rec.id!r} has type {rec.type!r} here and {first.type!r} "
+                            f"in {first.source or 'an earlier source'}, line {first.line}")
+        have = {first.name.strip(), *first.aliases}
+        for text in [rec.name, *(rec.aliases or ())]:
+            text = text.strip() if isinstance(text, str) else text
+            if text and text not in have:
+                have.add(text)
+                first.aliases.append(text)
+        first.alt_ids += [a for a in rec.alt_ids or () if a not in first.alt_ids]
+        first.parents += [p for p in rec.parents or () if p not in first.parents]
+        first.type = first.type or rec.type
+        first.description = first.description or rec.description
+        try:
+            first.prior = max(float(first.prior or 0.0), float(rec.prior or 0.0))
+        except (TypeError, ValueError):
+            raise DataError(rec.source, rec.line, f"prior {rec.prior!r} of entity {rec.id!r} is not a number") from None
+    return list(merged.values())
+
+
 def read_alias_file(path: Union[str, Path]) -> Iterator[EntityRecord]:
     """Extra aliases for existing entities: JSONL lines `{"id": …, "aliases": [...]}`."""
     path = Path(path)

@@ -52,3 +52,43 @@ def test_aliases_from_docs_as_entities_with_types_name_and_type_filter(tmp_path)
     path.write_text("".join(json.dumps({"id": r.id, "name": r.name, "type": r.type, "aliases": r.aliases}) + "\n" for r in records))
     kb = KnowledgeBase.build(read_source(path, type="Disease"), tmp_path / "kb")
     assert kb.get_type(kb.row_of("C1")) == "Chemical"  # a record's own type beats the default
+
+
+def test_merge_duplicates_joins_an_ontology_and_a_corpus_that_repeat_ids(tmp_path):
+    import subprocess
+    import sys
+
+    from spacy_entlink.kb.sources import merge_duplicates
+
+    ontology = tmp_path / "mesh.jsonl"
+    ontology.write_text("\n".join(json.dumps(r) for r in [
+        {"id": "MESH:D002945", "name": "Cisplatin", "type": "Chemical", "parents": ["MESH:D1"]},
+        {"id": "MESH:D1", "name": "Platinum Compounds", "type": "Chemical"},
+    ]) + "\n")
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(json.dumps(r) for r in [
+        {"id": "MESH:D002945", "name": "cis-platinum", "aliases": ["CDDP", "Cisplatin"], "type": "Chemical",
+         "prior": 2.0, "description": "an anticancer drug", "parents": ["MESH:D1", "MESH:D2"]},
+        {"id": "MESH:C9", "name": "only in the corpus", "type": "Chemical"},
+    ]) + "\n")
+    from spacy_entlink.kb import read_source
+
+    records = merge_duplicates([*read_source(ontology), *read_source(corpus)])
+    assert [r.id for r in records] == ["MESH:D002945", "MESH:D1", "MESH:C9"]
+    cis = records[0]
+    assert (cis.name, cis.aliases, cis.prior, cis.description, cis.parents) == (
+        "Cisplatin", ["cis-platinum", "CDDP"], 2.0, "an anticancer drug", ["MESH:D1", "MESH:D2"])
+    kb = KnowledgeBase.build(records, tmp_path / "kb")
+    assert [c.id for c in kb.get_candidates("CDDP")] == ["MESH:D002945"] and len(kb) == 3
+    # without the option a repeated id stays an error naming the file and line; with it the CLI builds
+    run = lambda *extra: subprocess.run([sys.executable, "-m", "spacy_entlink", "build-kb", str(ontology), str(corpus),
+                                         "--output", str(tmp_path / "kb2"), *extra], capture_output=True, text=True)
+    out = run()
+    assert out.returncode == 1 and "corpus.jsonl, line 1" in out.stderr and "duplicate entity id" in out.stderr
+    out = run("--merge-duplicates")
+    assert out.returncode == 0, out.stderr
+    assert [c.id for c in KnowledgeBase(tmp_path / "kb2").get_candidates("cis-platinum")] == ["MESH:D002945"]
+    clash = tmp_path / "clash.jsonl"
+    clash.write_text(json.dumps({"id": "MESH:D1", "name": "platinum", "type": "Disease"}) + "\n")
+    with pytest.raises(DataError, match=r"clash.jsonl.*line 1.*'Disease'.*'Chemical'.*mesh.jsonl, line 2"):
+        merge_duplicates([*read_source(ontology), *read_source(clash)])
