@@ -213,9 +213,9 @@ def merge_duplicates(records: Iterable[EntityRecord]) -> List[EntityRecord]:
                                      parents=list(rec.parents or ()))
             continue
         if rec.type and first.type and rec.type != first.type:
-            raise DataError(rec.source, rec.line, f"entity {rec.id!r} has type {rec.type!r} here and {first.type!r} "
-                            f"in {first.source or 'an earlier source'}, line {first.line}")
-        have = {first.name.strip(), *first.aliases}
+            where = f"{first.source or 'an earlier source'}" + (f", line {first.line}" if first.line is not None else "")
+            raise DataError(rec.source, rec.line, f"entity {rec.id!r} has type {rec.type!r} here and {first.type!r} in {where}")
+        have = {str(first.name or "").strip(), *first.aliases}
         for text in [rec.name, *(rec.aliases or ())]:
             text = text.strip() if isinstance(text, str) else text
             if text and text not in have:
