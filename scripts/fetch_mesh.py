@@ -87,10 +87,10 @@ def main() -> None:
                     help="KB source files (any build-kb format) whose ids and alternative ids are left out")
     args = ap.parse_args()
     excluded = set()
-    for source in args.exclude_ids:
+    if args.exclude_ids:
         from spacy_entlink.errors import DataError
         from spacy_entlink.kb import read_source
-
+    for source in args.exclude_ids:
         try:
             for rec in read_source(source):
                 excluded.update([rec.id, *rec.alt_ids])

@@ -1,7 +1,6 @@
 """scripts/fetch_mesh.py: MeSH's chemical descriptors, told apart by their qualifiers, as a KB source."""
 
 import hashlib
-import importlib.util
 import json
 import sys
 import zipfile
@@ -11,7 +10,8 @@ import pytest
 
 from spacy_entlink.kb.sources import read_jsonl
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fetch_mesh.py"
+from . import load_script
+
 BASE = "https://id.nlm.nih.gov/mesh/"
 CSV = "\n".join([
     "id,scheme,subject",
@@ -29,10 +29,7 @@ CSV = "\n".join([
 
 @pytest.fixture(scope="module")
 def fetch():
-    spec = importlib.util.spec_from_file_location("fetch_mesh", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("fetch_mesh")
 
 
 def _wheel(tmp_path: Path, member: str, text: str) -> Path:

