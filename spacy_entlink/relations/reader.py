@@ -78,6 +78,13 @@ def decode_spans(spans: Spans, logits: torch.Tensor) -> List[Tuple[float, Tuple[
     return sorted(keep, key=lambda c: c[1])
 
 
+def _sequence_limit(tokenizer) -> Optional[int]:
+    """The longest input the tokenizer's encoder takes (its `model_max_length`), or None
+    where the tokenizer names no real limit (relative positions)."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    return int(limit) if isinstance(limit, int) and 0 < limit < 100_000 else None
+
+
 class RelationReader(nn.Module):
     def __init__(self, encoder, tokenizer, *, entity_labels: Sequence[str], max_candidates: int,
                  max_span_width: int = 10, hidden: int = 256, dropout: float = 0.1, max_text_tokens: int = 256,
@@ -94,6 +101,10 @@ class RelationReader(nn.Module):
         self.max_candidates = int(max_candidates)
         self.max_span_width = int(max_span_width)
         self.max_text_tokens = int(max_text_tokens)
+        self.sequence_limit = _sequence_limit(tokenizer)
+        if self.max_text_tokens < 1 or (self.sequence_limit and self.max_text_tokens + 4 > self.sequence_limit):
+            raise ConfigError(f"max_text_tokens = {self.max_text_tokens}: a window must fit the encoder's "
+                              f"{self.sequence_limit or 'sequence'} wordpieces with the candidates and 4 special tokens")
         self.hidden = int(hidden)
         self.dropout_p = float(dropout)
         markers = [marker(i) for i in range(self.max_candidates)]
@@ -201,6 +212,10 @@ class RelationReader(nn.Module):
             cand_words.append(words or [self.tokenizer.sep_token or "."])
         texts = [x.words or ["."] for x in inputs]
         longest = max(self._length(tuple(w)) for w in cand_words)
+        if self.sequence_limit and self.max_text_tokens + longest + 4 > self.sequence_limit:
+            raise ConfigError(
+                f"max_text_tokens = {self.max_text_tokens} plus the candidates' {longest} wordpieces and 4 special "
+                f"tokens exceed the encoder's {self.sequence_limit}: lower max_text_tokens (or max_candidates)")
         enc = self.tokenizer(texts, cand_words, is_split_into_words=True, truncation="only_first",
                              max_length=self.max_text_tokens + longest + 4, padding=True, return_tensors="pt")
         batch = {k: v.to(self.device) for k, v in enc.items()

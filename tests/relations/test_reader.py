@@ -78,3 +78,19 @@ def test_relation_type_sources(tmp_path):
         load_relation_types([{"name": "A"}, {"name": "A"}])
     with pytest.raises(ConfigError, match="no such file"):
         load_relation_types("nonexistent_types.jsonl")
+
+
+def test_windows_longer_than_the_encoder_takes_are_refused_by_name(encoder_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(encoder_dir))
+    tok.model_max_length = 40
+    tok.save_pretrained(str(encoder_dir))
+    with pytest.raises(ConfigError, match="max_text_tokens = 38"):
+        RelationReader.from_pretrained(str(encoder_dir), entity_labels=["Org"], max_candidates=4, hidden=16,
+                                       max_text_tokens=38)
+    r = reader(encoder_dir)  # 32 text wordpieces: fits with a short candidate
+    (out,) = r([ReaderInput("john works for acme".split(), [(0, 1), (3, 4)], ["met"])])
+    assert out.relation_logits.shape == (2, 2, 1)
+    with pytest.raises(ConfigError, match="lower max_text_tokens"):
+        r([ReaderInput("john works for acme".split(), [(0, 1), (3, 4)], ["works for acme corp in paris"])])
