@@ -458,7 +458,7 @@ def calibrate_relations_cmd(
     l2: str = typer.Option("auto", "--l2", help="L2 penalty of the aggregator's standardised weights: a number, or auto (the best of 0.03-10 by F1 on --dev, cross-validated by document over 3 fold splits, decided together with --at-least-one auto)"),
     kb: Optional[Path] = typer.Option(None, "--kb", help="a KB with a hierarchy (e.g. CTD MEDIC's parents): the aggregator's hierarchy features read it; saved with the component"),
     train: Optional[Path] = typer.Option(None, "--train", help=".spacy file of the reader's annotated training documents: how often each id pair was related there, as aggregator features (saved in the cfg)"),
-    entities: str = typer.Option("auto", "--entities", help="the entities to fit with: gold (--dev's annotated entities, as an upstream NER would give them), own (the reader's span classifier), or auto (the component's `entities` setting); the shipped setting is kept either way"),
+    entities: str = typer.Option("auto", "--entities", help="the entities to fit with: gold (--dev's annotated entities, as an upstream NER would give them), own (the reader's span classifier), pipeline (what the components before it in PIPELINE, e.g. NER, dictionary and linker, find in --dev's text), or auto (the component's `entities` setting); the shipped setting is kept either way"),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for what was fitted and the F1 on --dev"),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on, as spacy train's --gpu-id (-1: CPU)"),
 ) -> None:
@@ -482,8 +482,8 @@ def calibrate_relations_cmd(
         raise EntlinkError(f"--l2 must be a number >= 0 or auto, got {l2!r}")
     if at_least_one not in ("auto", "on", "off"):
         raise EntlinkError(f"--at-least-one must be auto, on or off, got {at_least_one!r}")
-    if entities not in ("auto", "gold", "own"):
-        raise EntlinkError(f"--entities must be gold, own or auto, got {entities!r}")
+    if entities not in ("auto", "gold", "own", "pipeline"):
+        raise EntlinkError(f"--entities must be gold, own, pipeline or auto, got {entities!r}")
     use_gpu(gpu_id)
     nlp = spacy.load(pipeline)
     if name not in nlp.pipe_names or type(nlp.get_pipe(name)).__name__ != "RelationExtractor":
@@ -492,8 +492,11 @@ def calibrate_relations_cmd(
     shipped_entities = rel.cfg["entities"]
     if entities == "own" and not rel.cfg.get("entity_labels"):
         raise EntlinkError(f"--entities own: {name} in {pipeline} has no entity labels, so no span classifier to fit with")
+    upstream = nlp.pipe_names[: nlp.pipe_names.index(name)]
+    if entities == "pipeline" and not upstream:
+        raise EntlinkError(f"--entities pipeline: no component runs before {name} in {pipeline} to find the entities")
     if entities != "auto":
-        rel.cfg["entities"] = "doc" if entities == "gold" else "predict"
+        rel.cfg["entities"] = "predict" if entities == "own" else "doc"
     if aggregator and rel.cfg["aggregate"] != "kb_id":
         typer.echo(f"ℹ {name} relates mentions (aggregate = {rel.cfg['aggregate']!r}): no aggregator to fit")
         aggregator = False
@@ -509,12 +512,16 @@ def calibrate_relations_cmd(
     examples = list(Corpus(dev)(nlp))
     if not examples:
         raise EntlinkError(f"--dev: {dev} has no documents")
+    if entities == "pipeline":
+        examples = _with_upstream_entities(nlp, upstream, examples)
+        rel._fit_on_given = True
 
     def f1() -> float:
         docs = [rel(d) for d in rel._fitting_docs(examples)]
         return score_relations([Example(d, eg.reference) for d, eg in zip(docs, examples)])["rel_micro_f"]
 
-    report = {"dev": str(dev), "documents": len(examples), "entities": "own" if rel.cfg["entities"] == "predict" else "gold",
+    report = {"dev": str(dev), "documents": len(examples),
+              "entities": "pipeline" if entities == "pipeline" else "own" if rel.cfg["entities"] == "predict" else "gold",
               "f_before": f1()}
     typer.echo(f"{dev}: {len(examples):,} documents, relation F1 before {100 * report['f_before']:.2f}")
     cv = None
@@ -558,11 +565,28 @@ def calibrate_relations_cmd(
     typer.echo(f"relation F1 on {dev} after fitting (the documents fitted on, {report['entities']} entities): "
                f"{100 * report['f_after']:.2f}{' (at least one relation per document)' if report['at_least_one'] else ''}")
     rel.cfg["entities"] = shipped_entities
+    rel._fit_on_given = False
     nlp.to_disk(output)
     typer.echo(f"✔ {output}")
     if metrics is not None:
         metrics.parent.mkdir(parents=True, exist_ok=True)
         srsly.write_json(metrics, report)
+
+
+def _with_upstream_entities(nlp, names: List[str], examples: List) -> List:
+    """The examples with the entities (and KB ids) that the components `names` of `nlp` find in
+    their predicted docs, which keep the reference's tokens."""
+    from spacy.training import Example
+    from tqdm import tqdm
+
+    docs = [eg.predicted.copy() for eg in examples]
+    for doc in docs:
+        doc.ents = []
+    for pipe_name in names:
+        proc = nlp.get_pipe(pipe_name)
+        docs = list(tqdm(proc.pipe(docs) if hasattr(proc, "pipe") else map(proc, docs), total=len(docs),
+                         desc=f"--entities pipeline: {pipe_name}", disable=len(docs) < 50, leave=False))
+    return [Example(doc, eg.reference) for doc, eg in zip(docs, examples)]
 
 
 @app.command("visualize")

@@ -173,6 +173,7 @@ class RelationExtractor(TorchPipe):
         self.retriever: Optional[Retriever] = None
         self._rng = random.Random(0)
         self._keep_all_pairs = False  # while fitting the aggregator
+        self._fit_on_given = False  # fit with the entities already on the examples' predicted docs
         self.kb: Optional[KnowledgeBase] = None
         self._broader: Dict[str, Set[str]] = {}
         self._counts: Tuple[Any, Optional[RelationCounts]] = (None, None)  # (cfg value, parsed)
@@ -616,8 +617,11 @@ class RelationExtractor(TorchPipe):
 
     def _fitting_docs(self, examples: Sequence[Example]) -> List[Doc]:
         """The docs to predict on when fitting: the gold entities (with their ids) on the text,
-        or the bare text when the reader finds the entities itself."""
-        return [eg.predicted.copy() if self.cfg["entities"] == "predict" else _with_ents(eg) for eg in examples]
+        or the bare text when the reader finds the entities itself, or (`_fit_on_given`) the
+        entities that earlier components put on the examples' predicted docs."""
+        if self.cfg["entities"] == "predict" or self._fit_on_given:
+            return [eg.predicted.copy() for eg in examples]
+        return [_with_ents(eg) for eg in examples]
 
     def _every_pair(self, examples: Sequence[Example]) -> Tuple[List[Doc], List[Dict[str, Any]]]:
         """The fitting docs and one prediction pass over them that keeps every scored pair (it

@@ -583,3 +583,41 @@ def test_calibrate_relations_fits_with_gold_or_own_entities_and_keeps_the_shippe
     with pytest.raises(SystemExit):
         main(["calibrate-relations", str(tmp_path / "cid" / "pipe"), str(tmp_path / "x"), "--dev",
               str(tmp_path / "cid" / "held.spacy"), "--entities", "own"])
+
+
+UPSTREAM_ENTS = {"acme": ("Chemical", "C1"), "ibm": ("Chemical", "C2"), "paris": ("Disease", "D1")}
+
+
+@spacy.Language.component("test_upstream_ents")
+def upstream_ents(doc: Doc) -> Doc:
+    """A stand-in for NER + linker: a few words as entities with ids."""
+    doc.ents = [Span(doc, t.i, t.i + 1, UPSTREAM_ENTS[t.text][0], kb_id=UPSTREAM_ENTS[t.text][1])
+                for t in doc if t.text in UPSTREAM_ENTS]
+    return doc
+
+
+def test_calibrate_relations_fits_on_the_entities_the_pipeline_finds(tmp_path):
+    import srsly
+
+    from spacy_entlink.cli import main
+
+    saved_cid_pipeline(tmp_path)
+    with pytest.raises(SystemExit):  # nothing runs before the relations to find entities
+        main(["calibrate-relations", str(tmp_path / "pipe"), str(tmp_path / "x"), "--dev", str(tmp_path / "held.spacy"),
+              "--entities", "pipeline"])
+    nlp = spacy.load(tmp_path / "pipe")
+    nlp.add_pipe("test_upstream_ents", first=True)
+    nlp.to_disk(tmp_path / "chain")
+    base = [str(tmp_path / "chain"), str(tmp_path / "cal"), "--dev", str(tmp_path / "held.spacy"), "--l2", "1",
+            "--at-least-one", "off"]  # 2 documents: too few to cross-validate
+    main(["calibrate-relations", *base, "--metrics", str(tmp_path / "gold.json")])
+    main(["calibrate-relations", *base, "--entities", "pipeline", "--metrics", str(tmp_path / "m.json")])
+    gold, report = srsly.read_json(tmp_path / "gold.json"), srsly.read_json(tmp_path / "m.json")
+    # gold entities give 2 x 2 id pairs per document; the upstream stand-in finds C1, C2 x D1 and C2 x D1
+    assert gold["entities"] == "gold" and gold["aggregator"]["fitted_on"] == 8
+    assert report["entities"] == "pipeline" and report["aggregator"]["fitted_on"] == 3
+    assert report["aggregator"]["positives"] == 2
+    cal = spacy.load(tmp_path / "cal")
+    assert cal.pipe_names == ["test_upstream_ents", "entlink_relations"]
+    assert cal.get_pipe("entlink_relations").cfg["entities"] == "doc"  # the shipped setting is kept
+    assert cal.get_pipe("entlink_relations").aggregator.fitted_on == 3
