@@ -575,18 +575,14 @@ def calibrate_relations_cmd(
 
 def _with_upstream_entities(nlp, names: List[str], examples: List) -> List:
     """The examples with the entities (and KB ids) that the components `names` of `nlp` find in
-    their predicted docs, which keep the reference's tokens."""
+    their predicted docs (the corpus reader's tokens, no entities yet)."""
     from spacy.training import Example
     from tqdm import tqdm
 
-    docs = [eg.predicted.copy() for eg in examples]
-    for doc in docs:
-        doc.ents = []
-    for pipe_name in names:
-        proc = nlp.get_pipe(pipe_name)
-        docs = list(tqdm(proc.pipe(docs) if hasattr(proc, "pipe") else map(proc, docs), total=len(docs),
-                         desc=f"--entities pipeline: {pipe_name}", disable=len(docs) < 50, leave=False))
-    return [Example(doc, eg.reference) for doc, eg in zip(docs, examples)]
+    with nlp.select_pipes(enable=names):
+        docs = nlp.pipe(eg.predicted.copy() for eg in examples)
+        return [Example(doc, eg.reference) for doc, eg in
+                zip(tqdm(docs, total=len(examples), desc="--entities pipeline", disable=len(examples) < 50, leave=False), examples)]
 
 
 @app.command("visualize")
