@@ -8,7 +8,7 @@ from typing import List, Optional
 import srsly
 import typer
 
-from .errors import EntlinkError
+from .errors import ConfigError, EntlinkError
 from .files import atomic_file
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -571,6 +571,49 @@ def calibrate_relations_cmd(
     if metrics is not None:
         metrics.parent.mkdir(parents=True, exist_ok=True)
         srsly.write_json(metrics, report)
+
+
+@app.command("copy-calibration")
+def copy_calibration_cmd(
+    calibrated: Path = typer.Argument(..., help="pipeline whose entlink_relations calibrate-relations fitted on held-out documents"),
+    pipeline: Path = typer.Argument(..., help="pipeline with an entlink_relations of the same config, e.g. trained on all the documents (the held-out ones too)"),
+    output: Path = typer.Argument(..., help="pipeline folder to write: PIPELINE with CALIBRATED's calibration"),
+    name: str = typer.Option("entlink_relations", help="the component's name in both pipelines"),
+    train: Optional[Path] = typer.Option(None, "--train", help=".spacy file of PIPELINE's annotated training documents: the aggregator's relation counts (else CALIBRATED's are kept)"),
+) -> None:
+    """Give a relation extractor the aggregator, thresholds, at-least-one rule and KB that
+    calibrate-relations fitted for another one, e.g. for the final model trained on the
+    calibration documents too."""
+    import spacy
+    from spacy.training import Corpus
+
+    for path, what in ((calibrated, "CALIBRATED"), (pipeline, "PIPELINE"), (train, "--train")):
+        if path is not None and not path.exists():
+            raise EntlinkError(f"{what}: {path} does not exist")
+    if output.resolve() == pipeline.resolve():
+        raise EntlinkError("OUTPUT must differ from PIPELINE (the model weights are read from PIPELINE)")
+    rels = []
+    for path, what in ((calibrated, "CALIBRATED"), (pipeline, "PIPELINE")):
+        nlp = spacy.load(path)
+        if name not in nlp.pipe_names or type(nlp.get_pipe(name)).__name__ != "RelationExtractor":
+            raise EntlinkError(f"--name: no entlink_relations component {name!r} in {what} {path} (it has {nlp.pipe_names})")
+        rels.append(nlp.get_pipe(name))
+    source, rel = rels
+    if not (source.cfg.get("aggregator") or source.cfg.get("thresholds") or source.cfg.get("at_least_one")):
+        typer.echo(f"⚠ {calibrated}: {name} has no fitted aggregator, thresholds or at-least-one rule "
+                   "(calibrate-relations writes them)", err=True)
+    try:
+        rel.copy_calibration(source)
+    except ConfigError as err:
+        raise EntlinkError(f"{pipeline} vs {calibrated}: {err}") from None
+    rel.cfg["relation_counts"] = srsly.json_loads(srsly.json_dumps(source.cfg.get("relation_counts")))
+    if train is not None:
+        counts = rel.set_relation_counts(Corpus(train)(nlp))
+        typer.echo(f"relation counts from {train}: {sum(counts.related.values()):,} relations, {len(counts.documents):,} ids")
+    nlp.to_disk(output)
+    typer.echo(f"✔ {output}: {name} with the calibration of {calibrated} (threshold {rel.cfg['threshold']}, "
+               f"thresholds {rel.cfg['thresholds']}, at least one {bool(rel.cfg.get('at_least_one'))}, "
+               f"aggregator {'yes' if rel.cfg.get('aggregator') else 'no'})")
 
 
 def _with_upstream_entities(nlp, names: List[str], examples: List) -> List:

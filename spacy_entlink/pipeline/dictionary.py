@@ -5,7 +5,7 @@ import weakref
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
+from typing import AbstractSet, Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy
 import srsly
@@ -130,6 +130,7 @@ class DictionaryMatcher(Pipe):
         self._exact: Optional[ExactMatcher] = None
         self._fuzzy: Optional[FuzzyMatcher] = None
         self._row_ids: Dict[int, Tuple[List[str], str]] = {}
+        self._surface_cache: Dict[str, FrozenSet[str]] = {}
 
     # --- set-up -------------------------------------------------------------------------
     def set_kb(self, kb: KBSource) -> "DictionaryMatcher":
@@ -138,6 +139,7 @@ class DictionaryMatcher(Pipe):
         self.kb = kb
         self._exact = ExactMatcher(kb, max_words=self.cfg["max_words"])
         self._row_ids: Dict[int, Tuple[List[str], str]] = {}  # alias row -> _ids(its entities)
+        self._surface_cache = {}  # KB id -> its name and aliases, folded (_surfaces)
         self._fuzzy = None
         if self.cfg["fuzzy"]:
             if not kb.has_fuzzy_index:
@@ -372,7 +374,7 @@ class DictionaryMatcher(Pipe):
         # every span once, for the span group (without NER spans, the pool itself: its spans
         # are already one per boundary pair, and the chosen ones are the pool's own objects)
         everything = merge_same_boundaries(ner + list(pool.values())) if ner else dict(pool)
-        resolved = self._disambiguate(chosen)
+        resolved = self._resolve(doc, chosen)
         assign = self.cfg["assign_kb_id"]
         ents = []
         for c in chosen:
@@ -418,7 +420,25 @@ class DictionaryMatcher(Pipe):
             for span, (*_, ids) in zip(spans, group):
                 set_span_values(span, span.start_char, span.end_char, 1.0, "exact", ids)
         doc.spans[self.cfg["spans_key"]] = spans
+        if ents is not None and self.cfg["assign_kb_id"] == "unambiguous" and any(len(g[4]) > 1 for g in group):
+            self._resolve_compiled(doc, group)
         return True
+
+    def _resolve_compiled(self, doc: Doc, group: List[Tuple[int, int, str, str, List[str]]]) -> None:
+        """The compiled path resolves by one sense per discourse only: the rest of `_resolve`
+        for the entities it left ambiguous, as the Python path would."""
+        ids = {(start, end): list(i) for start, end, _, _, i in group}
+        ents = list(doc.ents)
+        chosen = [SpanCandidate(e.start, e.end, e.label_, 1.0, ["exact"], ids[(e.start, e.end)]) for e in ents]
+        before = {(e.start, e.end) for e, c in zip(ents, chosen) if len(c.ids) > 1 and e.kb_id}
+        new = self._resolve(doc, chosen, before) - before
+        if not new:
+            return
+        for e, c in zip(ents, chosen):
+            if (e.start, e.end) in new:
+                e.kb_id_ = c.ids[0]
+                set_span_values(e, e.start_char, e.end_char, 1.0, "exact", c.ids)
+        doc.ents = ents
 
     def _row_info(self, alias_row: int) -> Tuple[List[str], str]:
         return self._ids(self.kb.alias_entities(alias_row))
@@ -442,20 +462,54 @@ class DictionaryMatcher(Pipe):
                 )
         return pool
 
-    @staticmethod
-    def _disambiguate(chosen: List[SpanCandidate]) -> Set[Tuple[int, int]]:
-        """One sense per discourse: an ambiguous span whose candidates include exactly one
-        id that another span of the doc has unambiguously moves that id first; returns the
-        (start, end) of the spans so resolved."""
-        sure = {c.ids[0] for c in chosen if len(c.ids) == 1}
-        resolved = set()
+    def _resolve(self, doc: Doc, chosen: List[SpanCandidate],
+                 resolved: Optional[Set[Tuple[int, int]]] = None) -> Set[Tuple[int, int]]:
+        """Resolve ambiguous spans: one sense per discourse (`_disambiguate`, whose result
+        `resolved` may already be); then a span whose text is, letter case and spacing aside, a
+        name or alias of exactly one of its candidates (e.g. "amphetamine" against
+        "Amphetamine" and "Amphetamines", which normalise alike); then one sense per discourse
+        again with those. Each moves the chosen id first; returns the (start, end) of the spans
+        so resolved."""
+        resolved = self._disambiguate(chosen) if resolved is None else set(resolved)
+        by_text = set()
         for c in chosen:
-            if len(c.ids) > 1:
+            if len(c.ids) > 1 and (c.start, c.end) not in resolved:
+                text = " ".join(doc[c.start : c.end].text.split()).casefold()
+                hits = [i for i in c.ids if text in self._surfaces(i)]
+                if len(hits) == 1:
+                    _move_first(c, hits[0])
+                    by_text.add((c.start, c.end))
+        if by_text:
+            resolved |= by_text
+            resolved |= self._disambiguate(chosen, resolved)
+        return resolved
+
+    def _surfaces(self, kb_id: str) -> FrozenSet[str]:
+        """The name and aliases of `kb_id`, letter case and spacing folded."""
+        found = self._surface_cache.get(kb_id)
+        if found is None:
+            if len(self._surface_cache) > _ROW_IDS_MAX:
+                self._surface_cache.clear()
+            kb = self.kb
+            row = kb.row_of(kb_id)
+            texts = [] if row is None else [kb.get_name(row), *kb.get_aliases(row)]
+            found = self._surface_cache[kb_id] = frozenset(" ".join(t.split()).casefold() for t in texts)
+        return found
+
+    @staticmethod
+    def _disambiguate(chosen: List[SpanCandidate], resolved: AbstractSet[Tuple[int, int]] = frozenset()) -> Set[Tuple[int, int]]:
+        """One sense per discourse: an ambiguous span whose candidates include exactly one
+        id that another span of the doc has for sure (one id, or one of `resolved`) moves that
+        id first; returns the (start, end) of the spans so resolved."""
+        sure = {c.ids[0] for c in chosen if len(c.ids) == 1 or (c.start, c.end) in resolved}
+        out = set()
+        for c in chosen:
+            if len(c.ids) > 1 and (c.start, c.end) not in resolved:
                 hits = [i for i in c.ids if i in sure]
                 if len(hits) == 1:
-                    c.ids = hits + [i for i in c.ids if i != hits[0]]
-                    resolved.add((c.start, c.end))
-        return resolved
+                    _move_first(c, hits[0])
+                    out.add((c.start, c.end))
+        return out
 
     # --- serialization --------------------------------------------------------------------
     def to_disk(self, path, *, exclude: Iterable[str] = tuple()) -> None:
@@ -583,3 +637,7 @@ def _read_exclusions(source: Union[str, Path, List[str]]) -> List[str]:
     if not path.exists():
         raise ConfigError(f"exclusion list {path} not found")
     return [line.strip() for line in path.read_text(encoding="utf8").splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _move_first(candidate: SpanCandidate, kb_id: str) -> None:
+    candidate.ids = [kb_id] + [i for i in candidate.ids if i != kb_id]

@@ -16,6 +16,7 @@ from collections import Counter
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
+import srsly
 import torch
 from spacy import util
 from spacy.language import Language
@@ -69,6 +70,7 @@ DEFAULT_CONFIG = {
 
 ENTITY_MODES = ("doc", "predict")
 THRESHOLD_GRID = tuple(round(float(t), 2) for t in np.arange(0.05, 0.96, 0.05))
+CALIBRATION_KEYS = ("aggregator", "thresholds", "threshold", "at_least_one")  # what calibrate-relations fits
 L2_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # aggregator penalties `cross_validate_l2` compares
 AGGREGATES = ("mention", "kb_id")
 
@@ -653,6 +655,22 @@ class RelationExtractor(TorchPipe):
                 y.append(int(((h,), label, (t,)) in gold))
             out.append((X, y))
         return out
+
+    def copy_calibration(self, other: "RelationExtractor") -> None:
+        """Take `other`'s fitted aggregator, thresholds and at-least-one rule, and its KB (for
+        the hierarchy features): e.g. those fitted on held-out documents for a reader of the same
+        config, before this one was trained on all the documents. The relation counts stay this
+        component's (`set_relation_counts` with its own training documents)."""
+        if other.labels != self.labels:
+            raise ConfigError(f"{self.name}: relation types {list(self.labels)} differ from the calibrated "
+                              f"component's {list(other.labels)}")
+        if other.cfg["aggregate"] != self.cfg["aggregate"]:
+            raise ConfigError(f"{self.name}: aggregate = {self.cfg['aggregate']!r}, the calibrated component's "
+                              f"is {other.cfg['aggregate']!r}")
+        for key in CALIBRATION_KEYS:
+            self.cfg[key] = srsly.json_loads(srsly.json_dumps(other.cfg.get(key)))
+        if other.kb is not None:
+            self.set_kb(other.kb)
 
     def fit_aggregator(self, examples: Iterable[Example], l2: float = 1.0,
                        every_pair: Optional[Tuple[List[Doc], List[Dict[str, Any]]]] = None) -> Aggregator:

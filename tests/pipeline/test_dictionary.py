@@ -143,6 +143,43 @@ def test_assign_kb_id_policies(tmp_path):
     assert [e.kb_id_ for e in doc.ents] == ["B", "B"]
 
 
+@pytest.mark.parametrize("path", ["compiled", "python", "with ner"])
+def test_a_span_whose_text_names_one_candidate_gets_that_id(tmp_path, monkeypatch, path):
+    """Names that normalise alike ("Amphetamine", "Amphetamines") are told apart by the span's
+    own text, letter case and spacing aside, on every path the dictionary can take."""
+    from spacy_entlink.kb import EntityRecord, KnowledgeBase
+    from spacy_entlink.matching.native import extension
+    from spacy_entlink.pipeline.dictionary import DictionaryMatcher
+
+    kb = KnowledgeBase.build([
+        EntityRecord("D1", "Amphetamine", type="Chemical"), EntityRecord("D2", "Amphetamines", type="Chemical"),
+        EntityRecord("E", "Ethanol", ["alcohol"], type="Chemical"), EntityRecord("A", "Alcohols", type="Chemical"),
+        EntityRecord("C1", "cold", type="Disease"), EntityRecord("C2", "common cold", ["Cold"], type="Disease"),
+    ], tmp_path / "kb")
+    assert kb.normalize("Amphetamines") == kb.normalize("amphetamine")  # the dictionary alone cannot tell them apart
+    compiled = []
+    original = DictionaryMatcher._annotate_exact
+    monkeypatch.setattr(DictionaryMatcher, "_annotate_exact", lambda self, *a: compiled.append(original(self, *a)) or compiled[-1])
+    nlp = spacy.blank("en")
+    dictionary = nlp.add_pipe("entlink_dictionary", config={"abbreviations": path == "python", "fuzzy": False})
+    dictionary.set_kb(kb)
+    text = "Amphetamine or  AMPHETAMINES with alcohol, not Alcohols; a cold."
+    if path == "with ner":
+        at = text.index("alcohol")
+        doc = _with_ner(nlp, text, [(0, 11, "Chemical"), (at, at + 7, "Chemical")])
+    else:
+        doc = nlp(text)
+    if path == "compiled" and extension() is not None:
+        assert compiled == [True]  # the compiled path ran
+    elif path != "compiled":
+        assert not any(compiled)
+    assert [(e.text, e.kb_id_) for e in doc.ents] == [
+        ("Amphetamine", "D1"), ("AMPHETAMINES", "D2"), ("alcohol", "E"), ("Alcohols", "A"), ("cold", ""),
+    ]  # "cold" names both C1 and (as "Cold") C2: still ambiguous
+    candidates = {s.text: s._.entlink_candidates for s in doc.spans["entlink_candidates"]}
+    assert candidates["AMPHETAMINES"] == ["D2", "D1"] and candidates["alcohol"] == ["E", "A"]
+
+
 def test_empty_and_whitespace_docs(nlp):
     for text in ["", "   ", "\n\n", "!!! ..."]:
         doc = nlp(text)

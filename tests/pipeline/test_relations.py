@@ -450,6 +450,54 @@ def test_calibrate_relations_cli(tmp_path):
         main(["calibrate-relations", str(tmp_path / "pipe"), str(tmp_path / "pipe"), "--dev", str(tmp_path / "held.spacy")])
 
 
+def test_copy_calibration_cli_gives_a_retrained_reader_the_fitted_calibration(tmp_path):
+    from spacy_entlink.cli import main
+
+    saved_cid_pipeline(tmp_path)
+    hierarchy_kb(tmp_path / "kb")
+    main(["calibrate-relations", str(tmp_path / "pipe"), str(tmp_path / "cal"), "--dev", str(tmp_path / "held.spacy"),
+          "--kb", str(tmp_path / "kb"), "--train", str(tmp_path / "held.spacy"), "--at-least-one", "on"])
+    # "the final model": the same config trained further on all the documents
+    nlp = spacy.load(tmp_path / "pipe")
+    egs = list(Corpus(str(tmp_path / "held.spacy"))(nlp))
+    torch.manual_seed(1)
+    train(nlp, egs, steps=3)
+    nlp.to_disk(tmp_path / "final")
+    one = DocBin(docs=[egs[0].reference], store_user_data=True)
+    one.to_disk(tmp_path / "one.spacy")
+    main(["copy-calibration", str(tmp_path / "cal"), str(tmp_path / "final"), str(tmp_path / "out"), "--train", str(tmp_path / "one.spacy")])
+    cal = spacy.load(tmp_path / "cal").get_pipe("entlink_relations")
+    out_nlp = spacy.load(tmp_path / "out")
+    out = out_nlp.get_pipe("entlink_relations")
+    for key in ("aggregator", "thresholds", "threshold", "at_least_one"):
+        assert out.cfg[key] == cal.cfg[key], key
+    assert out.cfg["at_least_one"] is True and out.aggregator is not None
+    assert out.kb is not None and out._ancestors()("D3") == {"D1"}
+    # the relation counts are the final reader's training documents', the weights the final reader's
+    assert out.relation_counts.related == {"C1\tCID\tD1": 1} != cal.relation_counts.related
+    final = spacy.load(tmp_path / "final").get_pipe("entlink_relations")
+    assert all(torch.equal(a, b) for a, b in zip(out.reader.parameters(), final.reader.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(out.reader.parameters(), cal.reader.parameters()))
+    # what it predicts: the final reader, scored by the calibration
+    final.copy_calibration(cal)
+    final.cfg["relation_counts"] = out.cfg["relation_counts"]
+    docs = out._fitting_docs(egs)
+    assert _relations(out, [d.copy() for d in docs]) == _relations(final, [d.copy() for d in docs])
+    # without --train the calibrated component's counts are kept
+    main(["copy-calibration", str(tmp_path / "cal"), str(tmp_path / "final"), str(tmp_path / "out2")])
+    assert spacy.load(tmp_path / "out2").get_pipe("entlink_relations").relation_counts.related == cal.relation_counts.related
+    other, _ = make_nlp(tmp_path / "other")  # CoNLL04's relation types
+    other.initialize(lambda: examples(other))
+    other.to_disk(tmp_path / "conll")
+    for bad in ([str(tmp_path / "cal"), str(tmp_path / "conll"), str(tmp_path / "x")],  # other relation types
+                [str(tmp_path / "cal"), str(tmp_path / "final"), str(tmp_path / "final")],  # OUTPUT == PIPELINE
+                [str(tmp_path / "missing"), str(tmp_path / "final"), str(tmp_path / "x")],
+                [str(tmp_path / "cal"), str(tmp_path / "final"), str(tmp_path / "x"), "--name", "nope"]):
+        with pytest.raises(SystemExit):
+            main(["copy-calibration", *bad])
+    assert not (tmp_path / "x").exists()
+
+
 def _relations(rel, docs):
     return [[(r.head if isinstance(r.head, str) else (r.head.start, r.head.end), r.label,
               r.tail if isinstance(r.tail, str) else (r.tail.start, r.tail.end), r.score)
