@@ -579,7 +579,7 @@ def copy_calibration_cmd(
     pipeline: Path = typer.Argument(..., help="pipeline with an entlink_relations of the same config, e.g. trained on all the documents (the held-out ones too)"),
     output: Path = typer.Argument(..., help="pipeline folder to write: PIPELINE with CALIBRATED's calibration"),
     name: str = typer.Option("entlink_relations", help="the component's name in both pipelines"),
-    train: Optional[Path] = typer.Option(None, "--train", help=".spacy file of PIPELINE's annotated training documents: the aggregator's relation counts (else CALIBRATED's are kept)"),
+    train: Optional[Path] = typer.Option(None, "--train", help=".spacy file of PIPELINE's annotated training documents: the aggregator's relation counts (else PIPELINE's own, or where it has none CALIBRATED's)"),
 ) -> None:
     """Give a relation extractor the aggregator, thresholds, at-least-one rule and KB that
     calibrate-relations fitted for another one, e.g. for the final model trained on the
@@ -606,7 +606,8 @@ def copy_calibration_cmd(
         rel.copy_calibration(source)
     except ConfigError as err:
         raise EntlinkError(f"{pipeline} vs {calibrated}: {err}") from None
-    rel.cfg["relation_counts"] = srsly.json_loads(srsly.json_dumps(source.cfg.get("relation_counts")))
+    if not rel.cfg.get("relation_counts"):
+        rel.cfg["relation_counts"] = srsly.json_loads(srsly.json_dumps(source.cfg.get("relation_counts")))
     if train is not None:
         counts = rel.set_relation_counts(Corpus(train)(nlp))
         typer.echo(f"relation counts from {train}: {sum(counts.related.values()):,} relations, {len(counts.documents):,} ids")

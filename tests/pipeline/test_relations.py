@@ -483,9 +483,11 @@ def test_copy_calibration_cli_gives_a_retrained_reader_the_fitted_calibration(tm
     final.cfg["relation_counts"] = out.cfg["relation_counts"]
     docs = out._fitting_docs(egs)
     assert _relations(out, [d.copy() for d in docs]) == _relations(final, [d.copy() for d in docs])
-    # without --train the calibrated component's counts are kept
+    # without --train: the pipeline's own counts, or where it has none the calibrated component's
     main(["copy-calibration", str(tmp_path / "cal"), str(tmp_path / "final"), str(tmp_path / "out2")])
     assert spacy.load(tmp_path / "out2").get_pipe("entlink_relations").relation_counts.related == cal.relation_counts.related
+    main(["copy-calibration", str(tmp_path / "cal"), str(tmp_path / "out"), str(tmp_path / "out3")])
+    assert spacy.load(tmp_path / "out3").get_pipe("entlink_relations").relation_counts.related == {"C1\tCID\tD1": 1}
     other, _ = make_nlp(tmp_path / "other")  # CoNLL04's relation types
     other.initialize(lambda: examples(other))
     other.to_disk(tmp_path / "conll")
