@@ -393,7 +393,7 @@ def run_task(name: str, pipeline: Path, train: Path, dev: Path, args) -> List[Di
             add(system + ", per-label thresholds 2-fold cross-fitted on dev", out,
                 seconds + (ner_s if system.startswith("NER") else 0.0))
     rel.cfg["entities"] = mode
-    if not args.skip_baseline:
+    if not args.skip_baseline and (args.baseline_for is None or name in args.baseline_for):
         aggregate = rel.cfg.get("aggregate", "mention")
         types = rel.types if rel.cfg.get("type_constraints", True) else ()
         train_docs = list(DocBin(store_user_data=True).from_disk(train).get_docs(nlp.vocab))
@@ -447,6 +447,9 @@ def main() -> None:
     ap.add_argument("--baseline-epochs", type=int, default=5)
     ap.add_argument("--baseline-model", default="", help="encoder of the baseline (empty: embedded MiniLM)")
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--baseline-for", nargs="+", default=None, metavar="NAME",
+                    help="train and run the pooled-vector baseline and the encoder floor for these tasks only "
+                         "(default: every task; the floor of one task serves the others with its encoder and dev set)")
     ap.add_argument("--per-pair", nargs="+", default=[], metavar="NAME",
                     help="for these tasks also train and run the per-pair baseline (one encoder pass per pair; "
                          "sentence-level data: a document-level task makes hundreds of 512-piece passes per document)")
@@ -481,6 +484,11 @@ def main() -> None:
         for path in paths:
             if not path.exists():
                 ap.error(f"{name}: {path} does not exist")
+    names = {n for n, *_ in tasks}
+    for option, given in (("--baseline-for", args.baseline_for or []), ("--per-pair", args.per_pair), ("--ner", args.ner)):
+        for n in given:
+            if n not in names:
+                ap.error(f"{option} {n}: no --task of that name (tasks: {', '.join(sorted(names))})")
     rows = []
     for name, pipeline, train, dev in tasks:
         torch.manual_seed(0)

@@ -486,9 +486,7 @@ def calibrate_relations_cmd(
         raise EntlinkError(f"--entities must be gold, own, pipeline or auto, got {entities!r}")
     use_gpu(gpu_id)
     nlp = spacy.load(pipeline)
-    if name not in nlp.pipe_names or type(nlp.get_pipe(name)).__name__ != "RelationExtractor":
-        raise EntlinkError(f"--name: no entlink_relations component {name!r} in {pipeline} (it has {nlp.pipe_names})")
-    rel = nlp.get_pipe(name)
+    rel = _relation_extractor(nlp, name, pipeline)
     shipped_entities = rel.cfg["entities"]
     if entities == "own" and not rel.cfg.get("entity_labels"):
         raise EntlinkError(f"--entities own: {name} in {pipeline} has no entity labels, so no span classifier to fit with")
@@ -592,13 +590,9 @@ def copy_calibration_cmd(
             raise EntlinkError(f"{what}: {path} does not exist")
     if output.resolve() == pipeline.resolve():
         raise EntlinkError("OUTPUT must differ from PIPELINE (the model weights are read from PIPELINE)")
-    rels = []
-    for path, what in ((calibrated, "CALIBRATED"), (pipeline, "PIPELINE")):
-        nlp = spacy.load(path)
-        if name not in nlp.pipe_names or type(nlp.get_pipe(name)).__name__ != "RelationExtractor":
-            raise EntlinkError(f"--name: no entlink_relations component {name!r} in {what} {path} (it has {nlp.pipe_names})")
-        rels.append(nlp.get_pipe(name))
-    source, rel = rels
+    source = _relation_extractor(spacy.load(calibrated), name, calibrated)
+    nlp = spacy.load(pipeline)
+    rel = _relation_extractor(nlp, name, pipeline)
     if not (source.cfg.get("aggregator") or source.cfg.get("thresholds") or source.cfg.get("at_least_one")):
         typer.echo(f"⚠ {calibrated}: {name} has no fitted aggregator, thresholds or at-least-one rule "
                    "(calibrate-relations writes them)", err=True)
@@ -615,6 +609,13 @@ def copy_calibration_cmd(
     typer.echo(f"✔ {output}: {name} with the calibration of {calibrated} (threshold {rel.cfg['threshold']}, "
                f"thresholds {rel.cfg['thresholds']}, at least one {bool(rel.cfg.get('at_least_one'))}, "
                f"aggregator {'yes' if rel.cfg.get('aggregator') else 'no'})")
+
+
+def _relation_extractor(nlp, name: str, path: Path):
+    """The entlink_relations component `name` of the pipeline loaded from `path`."""
+    if name not in nlp.pipe_names or type(nlp.get_pipe(name)).__name__ != "RelationExtractor":
+        raise EntlinkError(f"--name: no entlink_relations component {name!r} in {path} (it has {nlp.pipe_names})")
+    return nlp.get_pipe(name)
 
 
 def _with_upstream_entities(nlp, names: List[str], examples: List) -> List:
