@@ -420,8 +420,10 @@ class DictionaryMatcher(Pipe):
             for span, (*_, ids) in zip(spans, group):
                 set_span_values(span, span.start_char, span.end_char, 1.0, "exact", ids)
         doc.spans[self.cfg["spans_key"]] = spans
-        if ents is not None and self.cfg["assign_kb_id"] == "unambiguous" and any(len(g[4]) > 1 for g in group):
-            self._resolve_compiled(doc, group)
+        if ents is not None and self.cfg["assign_kb_id"] == "unambiguous":
+            ambiguous = [(start, end) for start, end, _, _, ids in group if len(ids) > 1]
+            if ambiguous and _an_entity_without_id(doc, ambiguous):
+                self._resolve_compiled(doc, group)
         return True
 
     def _resolve_compiled(self, doc: Doc, group: List[Tuple[int, int, str, str, List[str]]]) -> None:
@@ -641,3 +643,10 @@ def _read_exclusions(source: Union[str, Path, List[str]]) -> List[str]:
 
 def _move_first(candidate: SpanCandidate, kb_id: str) -> None:
     candidate.ids = [kb_id] + [i for i in candidate.ids if i != kb_id]
+
+
+def _an_entity_without_id(doc: Doc, spans: List[Tuple[int, int]]) -> bool:
+    """Whether one of the token spans `spans` is an entity of `doc` without a KB id."""
+    tags = doc.to_array([ENT_IOB, ENT_KB_ID])
+    n = len(doc)
+    return any(tags[start, 0] == 3 and tags[start, 1] == 0 and (end == n or tags[end, 0] != 1) for start, end in spans)
