@@ -7,7 +7,8 @@ linked P/R/F (boundaries and id right) and words/second, for:
   entlink_dictionary exact; + fuzzy; + abbreviations; exact + abbreviations;
   + alias exclusions tuned on BC5CDR *train* (never on dev);
   MEDIC with adjectival variants of names; and MEDIC (+ adjectives) plus BC5CDR *train*
-  gold mention texts as extra aliases.
+  gold mention texts as extra aliases; the first and last also without the surface rule (an
+  ambiguous span's own text naming one candidate), as before it.
 
     python bench/bc5cdr_dictionary.py --data ../shared/data --kb kb/medic --output metrics/bench.json
 """
@@ -124,17 +125,22 @@ def main() -> None:
     print(f"PhraseMatcher built in {time.perf_counter() - t0:.1f} s")
     record("PhraseMatcher(LOWER) + longest", pm)
 
-    def run(name: str, kb_: KnowledgeBase, tune: bool = False, **cfg) -> None:
+    def run(name: str, kb_: KnowledgeBase, tune: bool = False, surface: bool = True, **cfg) -> None:
         comp_nlp = spacy.blank("en")
         comp = comp_nlp.add_pipe("entlink_dictionary", config={"fusion": "dictionary_only", "default_label": "Disease", **cfg})
         comp.set_kb(kb_)
+        if not surface:  # ambiguous spans resolved by one sense per discourse only (before the surface rule)
+            comp._surfaces = lambda kb_id: frozenset()
         excluded = comp.tune(train_examples, min_precision=0.3, min_count=3) if tune else None
         record(name, lambda d: list(comp(d).ents))
         if excluded is not None:
             results[name]["n_excluded"] = len(excluded)
 
     train_examples = [Example(nlp.make_doc(d.text), d) for d in train]
+    run("exact (warm-up, not reported)", kb, fuzzy=False, abbreviations=False)
+    del results["exact (warm-up, not reported)"]
     run("exact", kb, fuzzy=False, abbreviations=False)
+    run("exact, without the surface rule", kb, surface=False, fuzzy=False, abbreviations=False)
     run("exact + fuzzy", kb, fuzzy=True, abbreviations=False)
     run("exact + abbreviations", kb, fuzzy=False, abbreviations=True)
     run("exact + fuzzy + abbreviations", kb, fuzzy=True, abbreviations=True)
@@ -153,6 +159,7 @@ def main() -> None:
                                extra_aliases=aliases_from_docs(train), adjectives=True)
     run("MEDIC + train aliases, exact + abbreviations + tuned", plus, tune=True, fuzzy=False)
     run("MEDIC + train aliases, exact + fuzzy + abbreviations + tuned", plus, tune=True, fuzzy=True)
+    run("… the same without the surface rule", plus, tune=True, surface=False, fuzzy=True)
 
     header = f"{'system':52} {'P':>6} {'R':>6} {'F':>6} {'norm acc':>9} {'linked F':>9} {'words/s':>10}"
     print(header)
