@@ -600,8 +600,6 @@ def copy_calibration_cmd(
         rel.copy_calibration(source)
     except ConfigError as err:
         raise EntlinkError(f"{pipeline} vs {calibrated}: {err}") from None
-    if not rel.cfg.get("relation_counts"):
-        rel.cfg["relation_counts"] = srsly.json_loads(srsly.json_dumps(source.cfg.get("relation_counts")))
     if train is not None:
         counts = rel.set_relation_counts(Corpus(train)(nlp))
         typer.echo(f"relation counts from {train}: {sum(counts.related.values()):,} relations, {len(counts.documents):,} ids")

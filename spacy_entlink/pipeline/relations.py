@@ -11,12 +11,12 @@ chemical-induced-disease relations are annotated: scored by the best mention pai
 aggregator over all the pairs fitted on held-out documents (`fit_aggregator`).
 """
 
+import copy
 import random
 from collections import Counter
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
-import srsly
 import torch
 from spacy import util
 from spacy.language import Language
@@ -660,15 +660,16 @@ class RelationExtractor(TorchPipe):
         """Take `other`'s fitted aggregator, thresholds and at-least-one rule, and its KB (for
         the hierarchy features): e.g. those fitted on held-out documents for a reader of the same
         config, before this one was trained on all the documents. The relation counts stay this
-        component's (`set_relation_counts` with its own training documents)."""
+        component's (`set_relation_counts` with its own training documents); without any, it
+        takes `other`'s."""
         if other.labels != self.labels:
             raise ConfigError(f"{self.name}: relation types {list(self.labels)} differ from the calibrated "
                               f"component's {list(other.labels)}")
         if other.cfg["aggregate"] != self.cfg["aggregate"]:
             raise ConfigError(f"{self.name}: aggregate = {self.cfg['aggregate']!r}, the calibrated component's "
                               f"is {other.cfg['aggregate']!r}")
-        for key in CALIBRATION_KEYS:
-            self.cfg[key] = srsly.json_loads(srsly.json_dumps(other.cfg.get(key)))
+        for key in CALIBRATION_KEYS + (() if self.cfg.get("relation_counts") else ("relation_counts",)):
+            self.cfg[key] = copy.deepcopy(other.cfg.get(key))
         if other.kb is not None:
             self.set_kb(other.kb)
 
@@ -705,7 +706,7 @@ class RelationExtractor(TorchPipe):
         order = list(range(len(examples)))
         random.Random(seed).shuffle(order)
         fold_of = {i: j % k for j, i in enumerate(order)}
-        keys = ("aggregator", "thresholds", "threshold", "at_least_one")
+        keys = CALIBRATION_KEYS
         saved = {key: self.cfg.get(key) for key in keys}
         counts = {False: [0, 0, 0], True: [0, 0, 0]}  # tp, fp, fn
 
