@@ -80,7 +80,8 @@ CANDIDATE_TEXTS = ("name+description", "name")
 
 def relation_reader_model(name: str = "", retriever: str = "", max_candidates: int = 8, max_span_width: int = 10,
                           hidden: int = 256, max_text_tokens: int = 256,
-                          candidate_text: str = "name+description", typed_spans: bool = False) -> Model:
+                          candidate_text: str = "name+description", typed_spans: bool = False,
+                          admissible_candidates: bool = False) -> Model:
     """`spacy_entlink.RelationReader.v1`: the reader (and retriever) of `entlink_relations`.
 
     `name`: the reader's Hugging Face encoder (empty: the embedded all-MiniLM-L6-v2);
@@ -89,7 +90,12 @@ def relation_reader_model(name: str = "", retriever: str = "", max_candidates: i
     `candidate_text`: what the reader reads after each candidate's marker, "name+description"
     or "name" (a shorter input, so a faster reader; the retriever always embeds both);
     `typed_spans`: the relation heads also read each entity's label (the component's
-    `entity_labels`, from the config or the training entities), as typed entity markers do.
+    `entity_labels`, from the config or the training entities), as typed entity markers do;
+    `admissible_candidates`: with entities from `doc.ents` (`entities = "doc"`) and type
+    constraints, a window's candidates are only the relation types its entities' labels admit
+    (CoNLL04: one type in half the sentences), so its input is shorter and the reader faster;
+    the same rule holds in training. With `entities = "predict"` the labels are not known
+    before the pass, and every type is read.
     Weights load when the component is initialised or read from disk.
     """
     if max_candidates < 1 or max_span_width < 1 or hidden < 8 or max_text_tokens < 16:
@@ -100,7 +106,7 @@ def relation_reader_model(name: str = "", retriever: str = "", max_candidates: i
                  attrs={"name": name or "", "retriever": retriever or "", "max_candidates": int(max_candidates),
                         "max_span_width": int(max_span_width), "hidden": int(hidden),
                         "max_text_tokens": int(max_text_tokens), "candidate_text": candidate_text,
-                        "typed_spans": bool(typed_spans)})
+                        "typed_spans": bool(typed_spans), "admissible_candidates": bool(admissible_candidates)})
 
 
 def _no_forward(model: Model, X: Any, is_train: bool):
@@ -317,12 +323,22 @@ class RelationExtractor(TorchPipe):
         return make_windows(reader.word_pieces(words), reader.max_text_tokens,
                             int(self.cfg.get("window_overlap", 64)), sents)
 
-    def _candidates(self, texts: Sequence[str], gold: Optional[Sequence[Set[int]]] = None) -> List[List[int]]:
+    def _candidates(self, texts: Sequence[str], gold: Optional[Sequence[Set[int]]] = None,
+                    admissible: Optional[Sequence[Set[int]]] = None) -> List[List[int]]:
+        """Candidate type indices per window: every type, or the retriever's top k (in
+        training: the gold types plus retrieved negatives); only `admissible`'s, where given."""
         k = self.model.attrs["max_candidates"]
         if not self.needs_retriever:
-            return [list(range(len(self.types))) for _ in texts]
+            every = list(range(len(self.types)))
+            return [every if admissible is None else [c for c in every if c in admissible[i]] for i in range(len(texts))]
         assert self.retriever is not None
-        found = self.retriever.retrieve(texts, k)
+        if admissible is None:
+            found = self.retriever.retrieve(texts, k)
+        else:  # the best k of the admissible types
+            ranked = self.retriever.retrieve(texts, len(self.types))
+            found = [[c for c in r if c in a][:k] for r, a in zip(ranked, admissible)]
+            if gold is not None:
+                gold = [g & a for g, a in zip(gold, admissible)]
         if gold is None:
             return found
         out = []
@@ -360,7 +376,11 @@ class RelationExtractor(TorchPipe):
                 text = doc[w.start : w.end].text if w.end > w.start else ""
                 plans.append((d, w, args, text, pairs))
         gold_types = [{index[label] for labels in p[4].values() for label in labels} for p in plans]
-        cands = self._candidates([p[3] for p in plans], gold_types if gold else None)
+        admissible = None
+        if self._admissible_only():
+            every = range(len(self.types))
+            admissible = [set(self._admissible(p[2], every)) for p in plans]
+        cands = self._candidates([p[3] for p in plans], gold_types if gold else None, admissible)
         inputs, meta = [], []
         for (d, w, args, _, pairs), cand in zip(plans, cands):
             doc = docs[d]
@@ -414,13 +434,21 @@ class RelationExtractor(TorchPipe):
 
     def _can_relate(self, args: Sequence[Arg], cand: Sequence[int]) -> bool:
         """Whether some candidate type may join two of `args` (type constraints applied)."""
-        if len(args) < 2 or not cand:
-            return False
+        return bool(self._admissible(args, cand))
+
+    def _admissible(self, args: Sequence[Arg], cand: Iterable[int]) -> List[int]:
+        """The candidate types that may join two of `args` (all of them without type constraints)."""
+        if len(args) < 2:
+            return []
         if not self.cfg.get("type_constraints", True):
-            return True
+            return list(cand)
         labels = Counter(a[2] for a in args)
-        return any(self.types[c].allows(h, t) and (h != t or labels[h] > 1)
-                   for c in cand for h in labels for t in labels)
+        return [c for c in cand if any(self.types[c].allows(h, t) and (h != t or labels[h] > 1)
+                                       for h in labels for t in labels)]
+
+    def _admissible_only(self) -> bool:
+        """Whether windows read only the types their entity labels admit (`admissible_candidates`)."""
+        return bool(self.model.attrs.get("admissible_candidates")) and self.cfg["entities"] == "doc"
 
     def _note_best(self, result: Dict[str, Any], spans: Sequence[Arg], cand: Sequence[int], probs: np.ndarray) -> None:
         """Keep in `result["best"]` the window's most probable allowed pair if it beats the one kept."""
@@ -550,6 +578,11 @@ class RelationExtractor(TorchPipe):
         if not docs:
             return losses
         inputs, meta = self._inputs(docs, gold=True)
+        if self._admissible_only():  # a window without an admissible type has nothing to learn
+            keep = [i for i, x in enumerate(inputs) if x.candidates]
+            inputs, meta = [inputs[i] for i in keep], [meta[i] for i in keep]
+            if not inputs:
+                return losses
         reader.train()
         try:
             bs = int(self.cfg.get("batch_size", 8))

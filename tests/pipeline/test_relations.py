@@ -250,6 +250,62 @@ def test_the_reader_can_read_names_only(tmp_path):
         make_nlp(tmp_path / "bad", model_cfg={"candidate_text": "descriptions"})
 
 
+def test_admissible_candidates_read_only_the_types_the_entity_labels_admit(tmp_path):
+    nlp, rel = make_nlp(tmp_path, type_constraints=True,
+                        model_cfg={"candidate_text": "name", "admissible_candidates": True})
+    egs = examples(nlp)
+    nlp.initialize(lambda: egs)
+    inputs, meta = rel._inputs([eg.reference for eg in egs], gold=True)
+    names = [[rel.types[c].name for c in m[3]] for m in meta]
+    # Peop+Org+Loc admits three types; Peop+Loc one; Org+Loc one; Loc+Loc one (Kill needs two Peop)
+    assert names == [["Work_For", "OrgBased_In", "Live_In"], ["Live_In"], ["OrgBased_In"], ["Located_In"]]
+    assert [x.candidates for x in inputs][1] == ["live in"]
+    # every gold relation keeps its candidate, at the marker of its (shifted) position
+    assert [sorted(x.gold_relations) for x in inputs] == [[(0, 1, 0), (1, 2, 1)], [(0, 1, 0)], [(0, 1, 0)], [(0, 1, 0)]]
+    torch.manual_seed(0)
+    losses = train(nlp, egs, steps=30)
+    assert losses[-1] < 0.5 * losses[0]
+    seen = []
+    forward = rel.reader.forward
+    rel.reader.forward = lambda xs, **kw: seen.extend(len(x.candidates) for x in xs) or forward(xs, **kw)
+    docs = [gold_doc(nlp, t, e, []) for t, e, _ in SENTS]
+    for d in docs:
+        d._.entlink_relations = []
+    out = list(rel.pipe(docs))
+    assert sorted(seen) == [1, 1, 1, 3]
+    found = {(r.head.text, r.label, r.tail.text) for r in out[1]._.entlink_relations}
+    assert found <= {("mary jones", "Live_In", "london")}
+    # saved and loaded, the setting holds; with the reader's own spans every type is read
+    nlp.to_disk(tmp_path / "pipeline")
+    again = spacy.load(tmp_path / "pipeline").get_pipe("entlink_relations")
+    assert [len(m[3]) for m in again._inputs([egs[1].reference], gold=False)[1]] == [1]
+    again.cfg["entities"] = "predict"
+    assert [len(m[3]) for m in again._inputs([egs[1].reference], gold=False)[1]] == [5]
+
+
+def test_admissible_candidates_with_a_retriever(tmp_path):
+    types = [{"name": n, "description": d, "head_types": [h], "tail_types": [t]} for n, d, h, t in [
+        ("Work_For", "works for", "Peop", "Org"), ("Live_In", "lives in", "Peop", "Loc"),
+        ("OrgBased_In", "based in", "Org", "Loc"), ("Located_In", "located in", "Loc", "Loc"),
+        ("Kill", "killed", "Peop", "Peop"), ("Owns", "owns", "Peop", "Org")]]
+    nlp, rel = make_nlp(tmp_path, relation_types=types, max_candidates=2, type_constraints=True,
+                        model_cfg={"admissible_candidates": True})
+    egs = examples(nlp)
+    nlp.initialize(lambda: egs)
+    assert rel.needs_retriever
+    allowed = {"Work_For": {"Peop", "Org"}, "Owns": {"Peop", "Org"}, "Live_In": {"Peop", "Loc"},
+               "OrgBased_In": {"Org", "Loc"}, "Located_In": {"Loc"}, "Kill": {"Peop"}}
+    for gold in (True, False):
+        _, meta = rel._inputs([eg.reference for eg in egs], gold=gold)
+        for m in meta:
+            labels = {a[2] for a in m[2]}
+            assert 0 < len(m[3]) <= 2 and all(allowed[rel.types[c].name] <= labels for c in m[3])
+    _, meta = rel._inputs([egs[1].reference], gold=True)
+    assert [rel.types[c].name for c in meta[0][3]] == ["Live_In"]  # the one admissible type
+    losses = train(nlp, egs, steps=15)
+    assert losses[-1] < losses[0]
+
+
 def test_typed_spans_read_the_entity_labels(tmp_path):
     nlp, rel = make_nlp(tmp_path, model_cfg={"typed_spans": True})
     egs = examples(nlp)
