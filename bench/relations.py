@@ -23,6 +23,8 @@ Systems, all on the same dev documents:
   encoder floor           the baseline's encoder alone over the dev texts (tokenisation and
                           forward pass, same batches and precision, no heads): the speed no
                           system that runs this encoder once over each text can beat.
+Every system batches texts (the per-pair baseline: marked pairs) of similar length together, as the
+reader batches its windows.
 Strict micro F1: head and tail offsets and entity types and the relation label must match.
 Words/second counts dev words over the wall time of each system's prediction on this CPU. With
 `--speed-repeats N` the three rows the speed claims compare (the reader with gold entities, the
@@ -174,6 +176,7 @@ def baseline_predict(model: PairwiseBaseline, docs: List[Doc], threshold: float,
     head/tail entity types (as the reader's `type_constraints`); with `aggregate="kb_id"` the
     best mention pair per (head id, label, tail id), as the reader aggregates."""
     allowed = {t.name: t for t in types}
+    docs = by_length(docs)
     for i in range(0, len(docs), batch):
         part = docs[i : i + batch]
         for logits, d in zip(model(part), part):
@@ -186,7 +189,6 @@ def baseline_predict(model: PairwiseBaseline, docs: List[Doc], threshold: float,
             d._.entlink_relations = [Relation(h, label, t, p) for (h, label, t), p in rels.items()]
 
 
-@torch.no_grad()
 def fastest(run, make_input, repeats: int):
     """`run(make_input())` `repeats` times (at least once): the first result and the fastest
     pass's seconds (the input is made outside the timing)."""
@@ -200,9 +202,17 @@ def fastest(run, make_input, repeats: int):
     return first, best
 
 
+def by_length(docs: Sequence[Doc]) -> List[Doc]:
+    """`docs` shortest first: batches of similar lengths pad less (the reader batches its windows so)."""
+    return sorted(docs, key=len)
+
+
+@torch.no_grad()
 def encoder_floor(model: PairwiseBaseline, docs: List[Doc], batch: int = 16) -> float:
-    """Seconds to tokenise and encode `docs` with the baseline's encoder alone (its batches)."""
+    """Seconds to tokenise and encode `docs` with the baseline's encoder alone (its batch size,
+    texts of similar length batched together)."""
     t = time.perf_counter()
+    docs = by_length(docs)
     for i in range(0, len(docs), batch):
         words = [[tok.text for tok in d] or ["."] for d in docs[i : i + batch]]
         enc = model.tokenizer(words, is_split_into_words=True, truncation=True, max_length=512, padding=True,
@@ -298,7 +308,7 @@ def per_pair_predict(model: PerPairBaseline, docs: List[Doc], threshold: float, 
         ents = d.ents
         return not allowed or any(t.allows(ents[a].label_, ents[b].label_) for t in allowed.values())
 
-    pairs = [p for p in ordered_pairs(docs) if possible(*p)]
+    pairs = sorted((p for p in ordered_pairs(docs) if possible(*p)), key=lambda p: len(p[0]))  # similar lengths batched
     found: Dict[int, Dict[tuple, float]] = {id(d): {} for d in docs}
     for i in range(0, len(pairs), batch):
         part = pairs[i : i + batch]
