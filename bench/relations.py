@@ -27,10 +27,12 @@ Every system batches texts (the per-pair baseline: marked pairs) of similar leng
 reader batches its windows.
 Strict micro F1: head and tail offsets and entity types and the relation label must match.
 Words/second counts dev words over the wall time of each system's prediction on this CPU. With
-`--speed-repeats N` the three rows the speed claims compare (the reader with gold entities, the
-per-pair baseline with gold entities, the encoder floor) are each timed N times, one after
-another, and the fastest pass counts (their F is that of the first pass; predictions repeat);
-`--speed-for` names the tasks this applies to (default: all).
+`--speed-repeats N` the rows the speed claims compare (each reader with gold entities, the
+per-pair baseline with gold entities, the encoder floor) are timed again after every task has run,
+in N rounds that interleave them (a disturbance of the shared machine hits them alike), and
+their fastest pass counts (F is that of the first pass: predictions repeat); `--speed-for` names
+the tasks whose rows take part (default: all). A table of each reader's multiple of the per-pair
+baseline and of the floor follows.
 
     python bench/relations.py --fit-thresholds \\
         --task conll04 training/relations_conll04/model-best corpus/conll04_train.spacy corpus/conll04_dev.spacy \\
@@ -189,17 +191,26 @@ def baseline_predict(model: PairwiseBaseline, docs: List[Doc], threshold: float,
             d._.entlink_relations = [Relation(h, label, t, p) for (h, label, t), p in rels.items()]
 
 
-def fastest(run, make_input, repeats: int):
-    """`run(make_input())` `repeats` times (at least once): the first result and the fastest
-    pass's seconds (the input is made outside the timing)."""
-    first, best = None, float("inf")
-    for k in range(max(1, repeats)):
-        x = make_input()
-        t = time.perf_counter()
-        out = run(x)
-        best = min(best, time.perf_counter() - t)
-        first = out if k == 0 else first
-    return first, best
+def timed(run, make_input):
+    """`run(make_input())` and its seconds (the input is made outside the timing)."""
+    x = make_input()
+    t = time.perf_counter()
+    out = run(x)
+    return out, time.perf_counter() - t
+
+
+def interleaved_speed(entries: List[Dict], rounds: int) -> None:
+    """Time every entry's `run(make_input())` once per round, the entries in turn, and set its
+    row's words/s from the fastest pass (at least the pass that made the row)."""
+    for k in range(rounds):
+        for e in entries:
+            _, seconds = timed(e["run"], e["make_input"])
+            e["seconds"] = min(e["seconds"], seconds)
+        print(f"speed round {k + 1}: " + ", ".join(f"{e['row']['task']}/{e['row']['system']} "
+                                                 f"{e['words'] / e['seconds']:,.0f}" for e in entries), flush=True)
+    for e in entries:
+        e["row"]["words_per_s"] = e["words"] / e["seconds"]
+        e["row"]["speed"] = f"fastest of {rounds + 1} passes, {rounds} of them interleaved"
 
 
 def by_length(docs: Sequence[Doc]) -> List[Doc]:
@@ -341,7 +352,20 @@ def arguments_found(gold: Sequence[Doc], docs: Sequence[Doc]) -> float:
     return found / max(total, 1)
 
 
-def run_task(name: str, pipeline: Path, train: Path, dev: Path, args) -> List[Dict]:
+def speed_multiples(rows: List[Dict]) -> List[Dict]:
+    """Each interleaved reader row's words/s as a multiple of the per-pair baseline's and of the
+    encoder floor's (empty without both)."""
+    per_pair = [r for r in rows if r["system"] == "per-pair baseline, gold entities"]
+    floor = [r for r in rows if r["system"].startswith("encoder floor")]
+    if not per_pair or not floor:
+        return []
+    return [{"task": r["task"], "rel_f": r["rel_f"], "words_per_s": r["words_per_s"],
+             "x_per_pair": r["words_per_s"] / per_pair[0]["words_per_s"], "per_pair_f": per_pair[0]["rel_f"],
+             "x_floor": r["words_per_s"] / floor[0]["words_per_s"]}
+            for r in rows if r["system"] == "reader, gold entities"]
+
+
+def run_task(name: str, pipeline: Path, train: Path, dev: Path, args, speed: List[Dict]) -> List[Dict]:
     """All systems of one dataset, on its dev documents, one after another in this process."""
     nlp = spacy.load(pipeline)
     print(f"{name}: torch modules on " + ", ".join(f"{k} {'/'.join(v)}" for k, v in torch_devices(nlp).items()))
@@ -362,7 +386,12 @@ def run_task(name: str, pipeline: Path, train: Path, dev: Path, args) -> List[Di
               f"R {100 * row['rel_r']:5.1f})  ents F {100 * (row['ents_f'] or 0):6.2f}  {row['words_per_s']:8,.0f} words/s")
 
     mode = rel.cfg["entities"]
-    repeats = args.speed_repeats if args.speed_for is None or name in args.speed_for else 1
+    timing = args.speed_repeats > 1 and (args.speed_for is None or name in args.speed_for)
+
+    def again(run, make_input, seconds: float) -> None:
+        """Time the row just added again in the interleaved rounds (`--speed-repeats`)."""
+        if timing:
+            speed.append({"row": rows[-1], "run": run, "make_input": make_input, "seconds": seconds, "words": words})
     predicted_ents = None
     ner_ents, ner_s = None, 0.0
     if args.ner.get(name):  # an upstream NER pipeline finds the entities; the reader relates them
@@ -376,9 +405,21 @@ def run_task(name: str, pipeline: Path, train: Path, dev: Path, args) -> List[Di
             fitted = rel.fit_thresholds([Example(nlp.make_doc(g.text), g) for g in gold])
             print(f"[{name}] thresholds fitted on dev: {fitted}")
         rel.cfg["entities"] = "doc"
-        docs, seconds = fastest(lambda ds: list(nlp.pipe(ds)), lambda: [with_ents(d, d.ents) for d in gold],
-                                1 if suffix else repeats)
+
+        def read(ds: List[Doc]) -> List[Doc]:
+            was, rel.cfg["entities"] = rel.cfg["entities"], "doc"
+            try:
+                return list(nlp.pipe(ds))
+            finally:
+                rel.cfg["entities"] = was
+
+        def gold_docs() -> List[Doc]:
+            return [with_ents(d, d.ents) for d in gold]
+
+        docs, seconds = timed(read, gold_docs)
         add("reader, gold entities" + suffix, docs, seconds)
+        if not suffix:
+            again(read, gold_docs, seconds)
         if ner_ents is not None:
             docs = [with_ents(d, ents) for d, ents in zip(gold, ner_ents)]
             found = arguments_found(gold, docs)
@@ -441,9 +482,15 @@ def run_task(name: str, pipeline: Path, train: Path, dev: Path, args) -> List[Di
                 t = time.perf_counter()
                 baseline_predict(model, docs, 0.5, types, aggregate)
                 add("NER pipeline + pairwise baseline, end to end", docs, ner_s + time.perf_counter() - t)
-            floor_s = min(encoder_floor(model, gold) for _ in range(repeats))
+            floor_s = encoder_floor(model, gold)
         rows.append({"task": name, "system": "encoder floor (baseline's encoder alone, no heads)", "rel_f": None,
                      "rel_p": None, "rel_r": None, "ents_f": None, "words_per_s": words / floor_s})
+
+        def floor(_) -> None:
+            with inference_precision(args.baseline_precision, torch.device("cpu")):
+                encoder_floor(model, gold)
+
+        again(floor, lambda: None, floor_s)
         print(f"[{name}] {'encoder floor (no heads)':<40} {'':>44} {words / floor_s:8,.0f} words/s")
     if name in args.per_pair:
         aggregate = rel.cfg.get("aggregate", "mention")
@@ -457,13 +504,18 @@ def run_task(name: str, pipeline: Path, train: Path, dev: Path, args) -> List[Di
             for system, ents in [("gold entities", [list(d.ents) for d in gold])] + (
                     [("NER pipeline's entities, end to end", ner_ents)] if ner_ents is not None else []):
                 def run(ds: List[Doc]) -> List[Doc]:
-                    per_pair_predict(model, ds, 0.5, types, aggregate)
+                    with inference_precision(args.baseline_precision, torch.device("cpu")):
+                        per_pair_predict(model, ds, 0.5, types, aggregate)
                     return ds
 
-                docs, seconds = fastest(run, lambda: [with_ents(d, e) for d, e in zip(gold, ents)],
-                                        repeats if system == "gold entities" else 1)
+                def marked(ents=ents) -> List[Doc]:
+                    return [with_ents(d, e) for d, e in zip(gold, ents)]
+
+                docs, seconds = timed(run, marked)
                 add(f"per-pair baseline, {system}", docs, seconds + (ner_s if "NER" in system else 0.0),
                     train_s=train_s, pairs=len(ordered_pairs(docs)))
+                if system == "gold entities":
+                    again(run, marked, seconds)
     return rows
 
 
@@ -488,8 +540,8 @@ def main() -> None:
     ap.add_argument("--baseline-precision", default="auto", choices=["float32", "bfloat16", "auto"],
                     help="inference precision of the baseline (the reader uses its component setting)")
     ap.add_argument("--speed-repeats", type=int, default=1,
-                    help="time the reader (gold entities), the per-pair baseline (gold entities) and the encoder "
-                         "floor this many times each; the fastest pass counts")
+                    help="after all tasks, time the readers (gold entities), the per-pair baseline (gold entities) "
+                         "and the encoder floor again in this many interleaved rounds; the fastest pass counts")
     ap.add_argument("--speed-for", nargs="+", default=None, metavar="NAME",
                     help="apply --speed-repeats to these tasks only (default: every task)")
     ap.add_argument("--fit-thresholds", action="store_true",
@@ -527,11 +579,14 @@ def main() -> None:
         for n in given:
             if n not in names:
                 ap.error(f"{option} {n}: no --task of that name (tasks: {', '.join(sorted(names))})")
-    rows = []
+    rows: List[Dict] = []
+    speed: List[Dict] = []
     for name, pipeline, train, dev in tasks:
         torch.manual_seed(0)
         random.seed(0)
-        rows += run_task(name, pipeline, train, dev, args)
+        rows += run_task(name, pipeline, train, dev, args, speed)
+    if speed:
+        interleaved_speed(speed, args.speed_repeats)
     print("\n| task | system | rel F | P | R | ents F | words/s |\n|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         if r["rel_f"] is None:
@@ -540,10 +595,16 @@ def main() -> None:
         ents = "(gold)" if "gold entities" in r["system"] else f"{100 * (r['ents_f'] or 0):.2f}"
         print(f"| {r['task']} | {r['system']} | {100 * r['rel_f']:.2f} | {100 * r['rel_p']:.1f} | "
               f"{100 * r['rel_r']:.1f} | {ents} | {r['words_per_s']:,.0f} |")
+    multiples = speed_multiples([e["row"] for e in speed])
+    if multiples:
+        print("\n| reader (gold entities) | rel F | words/s | × per-pair baseline (F) | × encoder floor |\n|---|---:|---:|---:|---:|")
+        for m in multiples:
+            print(f"| {m['task']} | {100 * m['rel_f']:.2f} | {m['words_per_s']:,.0f} | {m['x_per_pair']:.2f} "
+                  f"({100 * m['per_pair_f']:.2f}) | {m['x_floor']:.2f} |")
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps({"tasks": [[n, str(p), str(t), str(d)] for n, p, t, d in tasks],
-                                           "rows": rows}, indent=2))
+                                           "rows": rows, "speed_multiples": multiples}, indent=2))
         print(f"✔ {args.output}")
 
 

@@ -316,12 +316,13 @@ class RelationExtractor(TorchPipe):
         return self.reader
 
     # --- windows and inputs -------------------------------------------------------------
-    def _windows(self, doc: Doc) -> List[Window]:
+    def _windows(self, doc: Doc, pieces: Optional[List[int]] = None) -> List[Window]:
+        """The reader's windows over `doc` (`pieces`: its wordpieces per token, if known)."""
         reader = self._require()
-        words = [t.text for t in doc]
+        if pieces is None:
+            pieces = reader.word_pieces([t.text for t in doc])
         sents = [t.is_sent_start for t in doc] if doc.has_annotation("SENT_START") else None
-        return make_windows(reader.word_pieces(words), reader.max_text_tokens,
-                            int(self.cfg.get("window_overlap", 64)), sents)
+        return make_windows(pieces, reader.max_text_tokens, int(self.cfg.get("window_overlap", 64)), sents)
 
     def _candidates(self, texts: Sequence[str], gold: Optional[Sequence[Set[int]]] = None,
                     admissible: Optional[Sequence[Set[int]]] = None) -> List[List[int]]:
@@ -361,9 +362,10 @@ class RelationExtractor(TorchPipe):
         index = {t.name: i for i, t in enumerate(self.types)}
         ent_index = {label: i + 1 for i, label in enumerate(self._require().entity_labels)}
         plans = []
+        pieces = self._require().word_pieces_of([[t.text for t in doc] for doc in docs])
         for d, doc in enumerate(docs):
             rels = self._gold_relations(doc) if gold else {}
-            for w in self._windows(doc):
+            for w in self._windows(doc, pieces[d]):
                 args = [(e.start, e.end, e.label_, e.kb_id_) for e in doc.ents if e.start >= w.start and e.end <= w.end]
                 pairs = {}
                 if gold:

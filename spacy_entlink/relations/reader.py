@@ -190,14 +190,23 @@ class RelationReader(nn.Module):
     def word_pieces(self, words: Sequence[str]) -> List[int]:
         """Wordpieces per word (at least 1), to cut windows by. A text longer than the encoder's
         maximum is expected here (it is cut into windows), so the tokenizer is not asked to warn."""
-        if not words:
-            return []
-        enc = self.tokenizer(list(words), is_split_into_words=True, add_special_tokens=False, verbose=False)
-        counts = [0] * len(words)
-        for w in enc.word_ids():
-            if w is not None:
-                counts[w] += 1
-        return [max(c, 1) for c in counts]
+        return self.word_pieces_of([words])[0]
+
+    def word_pieces_of(self, texts: Sequence[Sequence[str]]) -> List[List[int]]:
+        """`word_pieces` of several texts, tokenised in one call."""
+        full = [i for i, words in enumerate(texts) if len(words)]
+        out: List[List[int]] = [[] for _ in texts]
+        if not full:
+            return out
+        enc = self.tokenizer([list(texts[i]) for i in full], is_split_into_words=True, add_special_tokens=False,
+                             verbose=False)
+        for b, i in enumerate(full):
+            counts = [0] * len(texts[i])
+            for w in enc.word_ids(b):
+                if w is not None:
+                    counts[w] += 1
+            out[i] = [max(c, 1) for c in counts]
+        return out
 
     def _encode(self, inputs: Sequence[ReaderInput]):
         cand_words = []
@@ -254,17 +263,18 @@ class RelationReader(nn.Module):
         return starts, ends
 
     def _span_repr(self, h: torch.Tensor, cum: torch.Tensor, spans: Spans, first: Dict[int, int],
-                   last: Dict[int, int]) -> torch.Tensor:
+                   last: Dict[int, int], positions: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
         if not spans:
             return h.new_zeros((0, 3 * h.shape[-1] + 32))
-        starts, ends = self._positions(spans, first, last, h.device)
+        starts, ends = positions if positions is not None else self._positions(spans, first, last, h.device)
         mean = (cum[ends + 1] - cum[starts]) / (ends + 1 - starts).clamp(min=1).unsqueeze(-1).to(h.dtype)
         widths = torch.tensor([min(e - s, self.max_span_width) for s, e in spans], device=h.device)
         return torch.cat([h[starts], h[ends], mean, self.width(widths)], dim=-1)
 
-    def _between(self, cum: torch.Tensor, spans: Spans, first: Dict[int, int], last: Dict[int, int]) -> torch.Tensor:
-        """[n, n, hidden size]: mean of the wordpieces strictly between span i and span j."""
-        starts, ends = self._positions(spans, first, last, cum.device)
+    @staticmethod
+    def _between(cum: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+        """[n, n, hidden size]: mean of the wordpieces strictly between span i and span j
+        (`starts`, `ends`: the spans' first and last wordpiece positions)."""
         lo = torch.minimum(ends[:, None], ends[None, :]) + 1
         hi = torch.maximum(starts[:, None], starts[None, :])
         hi = torch.maximum(hi, lo)
@@ -280,10 +290,12 @@ class RelationReader(nn.Module):
         (`ReaderOutput.entities`: (score, span, label index))."""
         hidden, firsts, lasts, markers = self._encode(inputs)
         hidden = self.dropout(hidden)
+        size = hidden.shape[-1]
         out = []
+        span_parts, between_parts, marker_parts = [], [], []
         for b, x in enumerate(inputs):
             h = hidden[b]
-            cum = torch.cat([h.new_zeros((1, h.shape[-1])), h.cumsum(0)])
+            cum = torch.cat([h.new_zeros((1, size)), h.cumsum(0)])
             entity_spans: Spans = []
             entity_logits = None
             entities: List[Tuple[float, Tuple[int, int], int]] = []
@@ -294,16 +306,30 @@ class RelationReader(nn.Module):
                     entities = decode_spans(entity_spans, entity_logits)
                     x.spans = [sp for _, sp, _ in entities]
                     x.span_labels = [label + 1 for _, _, label in entities]
-            spans = self._span_repr(h, cum, x.spans, firsts[b], lasts[b])
+            positions = self._positions(x.spans, firsts[b], lasts[b], h.device) if x.spans else None
+            spans = self._span_repr(h, cum, x.spans, firsts[b], lasts[b], positions)
             if self.typed_spans:
                 labels = x.span_labels if len(x.span_labels) == len(x.spans) else [0] * len(x.spans)
                 spans = torch.cat([spans, self.span_type(torch.tensor(labels, dtype=torch.long, device=h.device))], -1)
-            m = h[torch.tensor(markers[b], dtype=torch.long, device=h.device)] if x.candidates else h[:0]
-            pair = self.head_proj(spans)[:, None, :] + self.tail_proj(spans)[None, :, :]
-            if len(x.spans):
-                pair = pair + self.between_proj(self._between(cum, x.spans, firsts[b], lasts[b]))
-            logits = self.dropout(torch.nn.functional.gelu(pair)) @ self.rel_proj(m).T + self.rel_bias(m).squeeze(-1)
-            out.append(ReaderOutput(logits, entity_spans, entity_logits, entities))
+            span_parts.append(spans)
+            between_parts.append(self._between(cum, *positions).reshape(-1, size) if positions is not None
+                                 else h.new_zeros((0, size)))
+            marker_parts.append(h[torch.tensor(markers[b], dtype=torch.long, device=h.device)] if x.candidates
+                                else h[:0])
+            out.append(ReaderOutput(None, entity_spans, entity_logits, entities))  # type: ignore[arg-type]
+        # the heads' linear layers once over all the windows' spans, pairs and candidates
+        heads = self.head_proj(torch.cat(span_parts)).split([len(p) for p in span_parts])
+        tails = self.tail_proj(torch.cat(span_parts)).split([len(p) for p in span_parts])
+        betweens = self.between_proj(torch.cat(between_parts)).split([len(p) for p in between_parts])
+        rels_all = torch.cat(marker_parts)
+        rel_w = self.rel_proj(rels_all).split([len(p) for p in marker_parts])
+        rel_b = self.rel_bias(rels_all).squeeze(-1).split([len(p) for p in marker_parts])
+        for b, x in enumerate(inputs):
+            n = len(x.spans)
+            pair = heads[b][:, None, :] + tails[b][None, :, :]
+            if n:
+                pair = pair + betweens[b].reshape(n, n, -1)
+            out[b].relation_logits = self.dropout(torch.nn.functional.gelu(pair)) @ rel_w[b].T + rel_b[b]
         return out
 
     # --- training -------------------------------------------------------------------------

@@ -65,6 +65,13 @@ def test_long_text_is_windowed_without_the_tokenizer_length_warning(encoder_dir)
     assert not [m for m in records.messages if "longer than the specified maximum" in m]
 
 
+def test_word_pieces_of_several_texts_in_one_call(encoder_dir):
+    r = reader(encoder_dir)
+    texts = [["john", "smithsonian", "works"], [], ["acme", "corporation", "in", "paris", "."], ["x"]]
+    assert r.word_pieces_of(texts) == [r.word_pieces(t) for t in texts]
+    assert r.word_pieces_of(texts)[1] == [] and r.word_pieces_of([]) == []
+
+
 def test_relation_type_sources(tmp_path):
     assert [t.name for t in load_relation_types("conll04")] == [t.name for t in BUILTIN["conll04"]]
     path = tmp_path / "types.jsonl"
