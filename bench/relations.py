@@ -30,7 +30,7 @@ Words/second counts dev words over the wall time of each system's prediction on 
 `--speed-repeats N` the rows the speed claims compare (each reader with gold entities, the
 per-pair baseline with gold entities, the encoder floor) are timed again after every task has run,
 in N rounds that interleave them (a disturbance of the shared machine hits them alike), and
-their fastest pass counts (F is that of the first pass: predictions repeat); `--speed-for` names
+their fastest round counts (F is that of the first pass: predictions repeat); `--speed-for` names
 the tasks whose rows take part (default: all). A table of each reader's multiple of the per-pair
 baseline and of the floor follows.
 
@@ -201,16 +201,21 @@ def timed(run, make_input):
 
 def interleaved_speed(entries: List[Dict], rounds: int) -> None:
     """Time every entry's `run(make_input())` once per round, the entries in turn, and set its
-    row's words/s from the fastest pass (at least the pass that made the row)."""
+    row's words/s from its fastest round (the pass that made the row, timed while its task ran,
+    is kept as `words_per_s_in_task`)."""
+    best = [float("inf")] * len(entries)
     for k in range(rounds):
-        for e in entries:
+        for i, e in enumerate(entries):
             _, seconds = timed(e["run"], e["make_input"])
-            e["seconds"] = min(e["seconds"], seconds)
-        print(f"speed round {k + 1}: " + ", ".join(f"{e['row']['task']}/{e['row']['system']} "
-                                                 f"{e['words'] / e['seconds']:,.0f}" for e in entries), flush=True)
-    for e in entries:
-        e["row"]["words_per_s"] = e["words"] / e["seconds"]
-        e["row"]["speed"] = f"fastest of {rounds + 1} passes, {rounds} of them interleaved"
+            best[i] = min(best[i], seconds)
+            e.setdefault("rounds", []).append(e["words"] / seconds)
+        print(f"speed round {k + 1}: " + ", ".join(f"{e['row']['task']}/{e['row']['system']} {e['rounds'][-1]:,.0f}"
+                                                 for e in entries) + " words/s", flush=True)
+    for e, seconds in zip(entries, best):
+        e["row"]["words_per_s_in_task"] = e["row"]["words_per_s"]
+        e["row"]["words_per_s"] = e["words"] / seconds
+        e["row"]["words_per_s_rounds"] = e["rounds"]
+        e["row"]["speed"] = f"fastest of {rounds} interleaved rounds"
 
 
 def by_length(docs: Sequence[Doc]) -> List[Doc]:
@@ -388,10 +393,10 @@ def run_task(name: str, pipeline: Path, train: Path, dev: Path, args, speed: Lis
     mode = rel.cfg["entities"]
     timing = args.speed_repeats > 1 and (args.speed_for is None or name in args.speed_for)
 
-    def again(run, make_input, seconds: float) -> None:
+    def again(run, make_input) -> None:
         """Time the row just added again in the interleaved rounds (`--speed-repeats`)."""
         if timing:
-            speed.append({"row": rows[-1], "run": run, "make_input": make_input, "seconds": seconds, "words": words})
+            speed.append({"row": rows[-1], "run": run, "make_input": make_input, "words": words})
     predicted_ents = None
     ner_ents, ner_s = None, 0.0
     if args.ner.get(name):  # an upstream NER pipeline finds the entities; the reader relates them
@@ -419,7 +424,7 @@ def run_task(name: str, pipeline: Path, train: Path, dev: Path, args, speed: Lis
         docs, seconds = timed(read, gold_docs)
         add("reader, gold entities" + suffix, docs, seconds)
         if not suffix:
-            again(read, gold_docs, seconds)
+            again(read, gold_docs)
         if ner_ents is not None:
             docs = [with_ents(d, ents) for d, ents in zip(gold, ner_ents)]
             found = arguments_found(gold, docs)
@@ -490,7 +495,7 @@ def run_task(name: str, pipeline: Path, train: Path, dev: Path, args, speed: Lis
             with inference_precision(args.baseline_precision, torch.device("cpu")):
                 encoder_floor(model, gold)
 
-        again(floor, lambda: None, floor_s)
+        again(floor, lambda: None)
         print(f"[{name}] {'encoder floor (no heads)':<40} {'':>44} {words / floor_s:8,.0f} words/s")
     if name in args.per_pair:
         aggregate = rel.cfg.get("aggregate", "mention")
@@ -515,7 +520,7 @@ def run_task(name: str, pipeline: Path, train: Path, dev: Path, args, speed: Lis
                 add(f"per-pair baseline, {system}", docs, seconds + (ner_s if "NER" in system else 0.0),
                     train_s=train_s, pairs=len(ordered_pairs(docs)))
                 if system == "gold entities":
-                    again(run, marked, seconds)
+                    again(run, marked)
     return rows
 
 
@@ -541,7 +546,7 @@ def main() -> None:
                     help="inference precision of the baseline (the reader uses its component setting)")
     ap.add_argument("--speed-repeats", type=int, default=1,
                     help="after all tasks, time the readers (gold entities), the per-pair baseline (gold entities) "
-                         "and the encoder floor again in this many interleaved rounds; the fastest pass counts")
+                         "and the encoder floor again in this many interleaved rounds; the fastest round counts")
     ap.add_argument("--speed-for", nargs="+", default=None, metavar="NAME",
                     help="apply --speed-repeats to these tasks only (default: every task)")
     ap.add_argument("--fit-thresholds", action="store_true",
