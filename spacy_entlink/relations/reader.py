@@ -291,8 +291,7 @@ class RelationReader(nn.Module):
         hidden, firsts, lasts, markers = self._encode(inputs)
         hidden = self.dropout(hidden)
         size = hidden.shape[-1]
-        out = []
-        span_parts, between_parts, marker_parts = [], [], []
+        windows, span_parts, marker_parts = [], [], []
         for b, x in enumerate(inputs):
             h = hidden[b]
             cum = torch.cat([h.new_zeros((1, size)), h.cumsum(0)])
@@ -312,24 +311,24 @@ class RelationReader(nn.Module):
                 labels = x.span_labels if len(x.span_labels) == len(x.spans) else [0] * len(x.spans)
                 spans = torch.cat([spans, self.span_type(torch.tensor(labels, dtype=torch.long, device=h.device))], -1)
             span_parts.append(spans)
-            between_parts.append(self._between(cum, *positions).reshape(-1, size) if positions is not None
-                                 else h.new_zeros((0, size)))
             marker_parts.append(h[torch.tensor(markers[b], dtype=torch.long, device=h.device)] if x.candidates
                                 else h[:0])
-            out.append(ReaderOutput(None, entity_spans, entity_logits, entities))  # type: ignore[arg-type]
-        # the heads' linear layers once over all the windows' spans, pairs and candidates
-        heads = self.head_proj(torch.cat(span_parts)).split([len(p) for p in span_parts])
-        tails = self.tail_proj(torch.cat(span_parts)).split([len(p) for p in span_parts])
-        betweens = self.between_proj(torch.cat(between_parts)).split([len(p) for p in between_parts])
-        rels_all = torch.cat(marker_parts)
-        rel_w = self.rel_proj(rels_all).split([len(p) for p in marker_parts])
-        rel_b = self.rel_bias(rels_all).squeeze(-1).split([len(p) for p in marker_parts])
-        for b, x in enumerate(inputs):
-            n = len(x.spans)
+            windows.append((cum, positions, entity_spans, entity_logits, entities))
+        # the span and candidate projections run once over all the windows (the pair-between
+        # means, n² per window, stay per window)
+        every_span = torch.cat(span_parts)
+        sizes = [len(p) for p in span_parts]
+        heads, tails = self.head_proj(every_span).split(sizes), self.tail_proj(every_span).split(sizes)
+        every_marker = torch.cat(marker_parts)
+        sizes = [len(p) for p in marker_parts]
+        rel_w, rel_b = self.rel_proj(every_marker).split(sizes), self.rel_bias(every_marker).squeeze(-1).split(sizes)
+        out = []
+        for b, (cum, positions, entity_spans, entity_logits, entities) in enumerate(windows):
             pair = heads[b][:, None, :] + tails[b][None, :, :]
-            if n:
-                pair = pair + betweens[b].reshape(n, n, -1)
-            out[b].relation_logits = self.dropout(torch.nn.functional.gelu(pair)) @ rel_w[b].T + rel_b[b]
+            if positions is not None:
+                pair = pair + self.between_proj(self._between(cum, *positions))
+            logits = self.dropout(torch.nn.functional.gelu(pair)) @ rel_w[b].T + rel_b[b]
+            out.append(ReaderOutput(logits, entity_spans, entity_logits, entities))
         return out
 
     # --- training -------------------------------------------------------------------------
