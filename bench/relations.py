@@ -546,7 +546,8 @@ def main() -> None:
                     help="inference precision of the baseline (the reader uses its component setting)")
     ap.add_argument("--speed-repeats", type=int, default=1,
                     help="after all tasks, time the readers (gold entities), the per-pair baseline (gold entities) "
-                         "and the encoder floor again in this many interleaved rounds; the fastest round counts")
+                         "and the encoder floor again in this many interleaved rounds; the fastest round counts "
+                         "(1, the default: no rounds, each row's one pass counts)")
     ap.add_argument("--speed-for", nargs="+", default=None, metavar="NAME",
                     help="apply --speed-repeats to these tasks only (default: every task)")
     ap.add_argument("--fit-thresholds", action="store_true",
