@@ -325,13 +325,12 @@ class RelationExtractor(TorchPipe):
         return make_windows(pieces, reader.max_text_tokens, int(self.cfg.get("window_overlap", 64)), sents)
 
     def _candidates(self, texts: Sequence[str], gold: Optional[Sequence[Set[int]]] = None,
-                    admissible: Optional[Sequence[Set[int]]] = None) -> List[List[int]]:
+                    admissible: Optional[Sequence[List[int]]] = None) -> List[List[int]]:
         """Candidate type indices per window: every type, or the retriever's top k (in
         training: the gold types plus retrieved negatives); only `admissible`'s, where given."""
         k = self.model.attrs["max_candidates"]
         if not self.needs_retriever:
-            every = list(range(len(self.types)))
-            return [every if admissible is None else [c for c in every if c in admissible[i]] for i in range(len(texts))]
+            return [list(range(len(self.types))) for _ in texts] if admissible is None else [list(a) for a in admissible]
         assert self.retriever is not None
         if admissible is None:
             found = self.retriever.retrieve(texts, k)
@@ -339,7 +338,7 @@ class RelationExtractor(TorchPipe):
             ranked = self.retriever.retrieve(texts, len(self.types))
             found = [[c for c in r if c in a][:k] for r, a in zip(ranked, admissible)]
             if gold is not None:
-                gold = [g & a for g, a in zip(gold, admissible)]
+                gold = [g & set(a) for g, a in zip(gold, admissible)]
         if gold is None:
             return found
         out = []
@@ -380,8 +379,7 @@ class RelationExtractor(TorchPipe):
         gold_types = [{index[label] for labels in p[4].values() for label in labels} for p in plans]
         admissible = None
         if self._admissible_only():
-            every = range(len(self.types))
-            admissible = [set(self._admissible(p[2], every)) for p in plans]
+            admissible = [self._admissible(p[2], range(len(self.types))) for p in plans]
         cands = self._candidates([p[3] for p in plans], gold_types if gold else None, admissible)
         inputs, meta = [], []
         for (d, w, args, _, pairs), cand in zip(plans, cands):
