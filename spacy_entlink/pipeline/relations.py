@@ -361,10 +361,10 @@ class RelationExtractor(TorchPipe):
         index = {t.name: i for i, t in enumerate(self.types)}
         ent_index = {label: i + 1 for i, label in enumerate(self._require().entity_labels)}
         plans = []
-        pieces = self._require().word_pieces_of([[t.text for t in doc] for doc in docs])
+        piece_ids = self._require().word_piece_ids([[t.text for t in doc] for doc in docs])
         for d, doc in enumerate(docs):
             rels = self._gold_relations(doc) if gold else {}
-            for w in self._windows(doc, pieces[d]):
+            for w in self._windows(doc, [max(len(p), 1) for p in piece_ids[d]]):
                 args = [(e.start, e.end, e.label_, e.kb_id_) for e in doc.ents if e.start >= w.start and e.end <= w.end]
                 pairs = {}
                 if gold:
@@ -386,7 +386,7 @@ class RelationExtractor(TorchPipe):
             doc = docs[d]
             x = ReaderInput([t.text for t in doc[w.start : w.end]], [(a[0] - w.start, a[1] - w.start) for a in args],
                             [self._reader_text(c) for c in cand], enumerate_spans=predict_entities,
-                            span_labels=[ent_index.get(a[2], 0) for a in args])
+                            span_labels=[ent_index.get(a[2], 0) for a in args], piece_ids=piece_ids[d][w.start : w.end])
             pos = {c: k for k, c in enumerate(cand)}
             for (i, j), labels in pairs.items():
                 for label in labels:

@@ -49,6 +49,7 @@ class ReaderInput:
     gold_relations: Dict[Tuple[int, int, int], float] = field(default_factory=dict)  # (head, tail, cand) -> 1
     gold_entities: Dict[Tuple[int, int], int] = field(default_factory=dict)  # span -> entity label index (1-based)
     span_labels: List[int] = field(default_factory=list)  # per span: entity label index (1-based; 0 unknown)
+    piece_ids: Optional[List[List[int]]] = None  # per word: its wordpiece ids, where already tokenised
 
 
 @dataclass
@@ -194,19 +195,113 @@ class RelationReader(nn.Module):
 
     def word_pieces_of(self, texts: Sequence[Sequence[str]]) -> List[List[int]]:
         """`word_pieces` of several texts, tokenised in one call."""
+        return [[max(len(p), 1) for p in text] for text in self.word_piece_ids(texts)]
+
+    def word_piece_ids(self, texts: Sequence[Sequence[str]]) -> List[List[List[int]]]:
+        """Per text, per word: its wordpiece ids (no special tokens), from one tokenizer call.
+        Given to the reader as `ReaderInput.piece_ids`, they spare it tokenising the text again."""
         full = [i for i, words in enumerate(texts) if len(words)]
-        out: List[List[int]] = [[] for _ in texts]
+        out: List[List[List[int]]] = [[] for _ in texts]
         if not full:
             return out
         enc = self.tokenizer([list(texts[i]) for i in full], is_split_into_words=True, add_special_tokens=False,
                              verbose=False)
         for b, i in enumerate(full):
-            counts = [0] * len(texts[i])
-            for w in enc.word_ids(b):
+            pieces: List[List[int]] = [[] for _ in texts[i]]
+            for w, t in zip(enc.word_ids(b), enc["input_ids"][b]):
                 if w is not None:
-                    counts[w] += 1
-            out[i] = [max(c, 1) for c in counts]
+                    pieces[w].append(t)
+            out[i] = pieces
         return out
+
+    def _pair_template(self) -> Optional[Tuple[List[int], List[int], List[int], List[int], Tuple[int, int]]]:
+        """How the tokenizer joins a text and a candidate block: (special ids before, between,
+        after; their token type ids; the type ids of the two sequences), or None where inputs
+        cannot be assembled from per-word wordpieces (a slow tokenizer, left padding or
+        truncation, or wordpieces that depend on a word's neighbours)."""
+        if "_template" in self.__dict__:
+            return self.__dict__["_template"]
+        template = None
+        tok = self.tokenizer
+        try:
+            if getattr(tok, "is_fast", False) and tok.padding_side == "right" and tok.truncation_side == "right" \
+                    and tok.pad_token_id is not None:
+                alone = self.word_piece_ids([["paris"], ["london", "paris"]])
+                enc = tok(["london"], ["paris"], is_split_into_words=True, return_token_type_ids=True)
+                seq = enc.sequence_ids(0)
+                ids, types = enc["input_ids"], enc["token_type_ids"]
+                regions: List[List[int]] = [[], [], []]  # positions of the specials before, between, after
+                part, seqs = 0, [[], []]
+                for pos, s in enumerate(seq):
+                    if s is None:
+                        regions[part].append(pos)
+                    else:
+                        seqs[s].append(pos)
+                        part = s + 1
+                contiguous = all(p == list(range(p[0], p[-1] + 1)) for p in seqs if p)
+                if alone[0][0] == alone[1][1] and contiguous and seqs[0] and seqs[1] and seqs[0][-1] < seqs[1][0] and [ids[p] for p in seqs[0]] == alone[1][0] \
+                        and [ids[p] for p in seqs[1]] == alone[0][0] \
+                        and all(r == sorted(r) for r in regions) and (not regions[1] or seqs[0][-1] < regions[1][0]):
+                    template = ([ids[p] for p in regions[0]], [ids[p] for p in regions[1]], [ids[p] for p in regions[2]],
+                                [types[p] for r in regions for p in r], (types[seqs[0][0]], types[seqs[1][0]]))
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+            template = None
+        self.__dict__["_template"] = template
+        return template
+
+    def _assembled(self, inputs: Sequence[ReaderInput], cand_words: List[List[str]], max_length: int):
+        """The encoder's inputs built from the windows' `piece_ids` and cached candidate-block
+        wordpieces, as the tokenizer would make them; with the wordpiece positions of each
+        window's words and candidate markers. None where the tokenizer allows no assembly."""
+        template = self._pair_template()
+        if template is None or any(x.piece_ids is None or len(x.piece_ids) != len(x.words) or not x.words
+                                   for x in inputs):
+            return None
+        before, between, after, special_types, (type_a, type_b) = template
+        n_before, n_between, n_after = len(before), len(between), len(after)
+        marker_set = {m: i for i, m in enumerate(self.marker_ids)}
+        rows, type_rows, firsts, lasts, markers = [], [], [], [], []
+        for x, words in zip(inputs, cand_words):
+            cand = self._block_ids(tuple(words))
+            room = max(0, max_length - n_before - n_between - n_after - len(cand))
+            text: List[int] = []
+            first: Dict[int, int] = {}
+            last: Dict[int, int] = {}
+            for w, pieces in enumerate(x.piece_ids):
+                if not pieces:
+                    continue
+                if len(text) + len(pieces) > room:
+                    pieces = pieces[: room - len(text)]
+                    if not pieces:
+                        break
+                first[w] = n_before + len(text)
+                text.extend(pieces)
+                last[w] = n_before + len(text) - 1
+            start = n_before + len(text) + n_between
+            found = {marker_set[t]: start + k for k, t in enumerate(cand) if t in marker_set}
+            markers.append([found.get(i, 0) for i in range(len(x.candidates))])
+            rows.append(before + text + between + cand + after)
+            type_rows.append(special_types[:n_before] + [type_a] * len(text) + special_types[n_before : n_before + n_between]
+                             + [type_b] * len(cand) + special_types[n_before + n_between :])
+            firsts.append(first)
+            lasts.append(last)
+        width = max(len(r) for r in rows)
+        pad, pad_type = self.tokenizer.pad_token_id, getattr(self.tokenizer, "pad_token_type_id", 0)
+        batch = {"input_ids": torch.tensor([r + [pad] * (width - len(r)) for r in rows]),
+                 "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])}
+        if "token_type_ids" in self.tokenizer.model_input_names:
+            batch["token_type_ids"] = torch.tensor([r + [pad_type] * (width - len(r)) for r in type_rows])
+        return batch, firsts, lasts, markers
+
+    def _block_ids(self, words: Tuple[str, ...]) -> List[int]:
+        """The wordpiece ids of a candidate block (cached: a pipeline has few distinct blocks)."""
+        cache = self.__dict__.setdefault("_blocks", {})
+        if words not in cache:
+            if len(cache) > 10_000:
+                cache.clear()
+            cache[words] = self.tokenizer(list(words), is_split_into_words=True, add_special_tokens=False,
+                                          verbose=False)["input_ids"]
+        return cache[words]
 
     def _encode(self, inputs: Sequence[ReaderInput]):
         cand_words = []
@@ -219,14 +314,20 @@ class RelationReader(nn.Module):
                 words.append(marker(i))
                 words.extend(text.split())
             cand_words.append(words or [self.tokenizer.sep_token or "."])
-        texts = [x.words or ["."] for x in inputs]
         longest = max(self._length(tuple(w)) for w in cand_words)
         if self.sequence_limit and self.max_text_tokens + longest + 4 > self.sequence_limit:
             raise ConfigError(
                 f"max_text_tokens = {self.max_text_tokens} plus the candidates' {longest} wordpieces and 4 special "
                 f"tokens exceed the encoder's {self.sequence_limit}: lower max_text_tokens (or max_candidates)")
+        max_length = self.max_text_tokens + longest + 4
+        assembled = self._assembled(inputs, cand_words, max_length)
+        if assembled is not None:
+            batch, firsts, lasts, markers = assembled
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            return self.encoder(**batch).last_hidden_state, firsts, lasts, markers
+        texts = [x.words or ["."] for x in inputs]
         enc = self.tokenizer(texts, cand_words, is_split_into_words=True, truncation="only_first",
-                             max_length=self.max_text_tokens + longest + 4, padding=True, return_tensors="pt")
+                             max_length=max_length, padding=True, return_tensors="pt")
         batch = {k: v.to(self.device) for k, v in enc.items()
                  if k in ("input_ids", "attention_mask", "token_type_ids")}
         hidden = self.encoder(**batch).last_hidden_state
@@ -249,11 +350,7 @@ class RelationReader(nn.Module):
         return hidden, firsts, lasts, markers
 
     def _length(self, words: Tuple[str, ...]) -> int:
-        cache = self.__dict__.setdefault("_lengths", {})
-        if words not in cache:
-            cache[words] = len(self.tokenizer(list(words), is_split_into_words=True, add_special_tokens=False,
-                                              verbose=False)["input_ids"])
-        return cache[words]
+        return len(self._block_ids(words))
 
     def _positions(self, spans: Spans, first: Dict[int, int], last: Dict[int, int], device) -> Tuple[torch.Tensor, torch.Tensor]:
         # a word cut off by truncation falls back to the last encoded position

@@ -212,6 +212,27 @@ def test_windows_no_relation_type_can_join_get_no_forward_pass(tmp_path):
     assert calls == [1]
 
 
+def test_the_pipeline_hands_the_reader_each_windows_wordpieces(tmp_path):
+    nlp, rel = make_nlp(tmp_path)
+    egs = examples(nlp)
+    nlp.initialize(lambda: egs)
+    train(nlp, egs, steps=3)
+    rel.cfg["threshold"] = 0.0
+    words = ("john smith works for acme corp in paris . " * 30).split()  # several windows
+    doc = Doc(nlp.vocab, words=words)
+    doc.ents = [Span(doc, i, i + 2, label="Peop") for i in range(0, len(words), 9)]
+    docs = [doc, gold_doc(nlp, *SENTS[1][:2], [])]
+    inputs, meta = rel._inputs(docs, gold=False)
+    assert len(inputs) > 2 and all(x.piece_ids is not None and len(x.piece_ids) == len(x.words) for x in inputs)
+    assert inputs[1].piece_ids == rel.reader.word_piece_ids([inputs[1].words])[0]
+    found = [[(r.head.start, r.label, r.tail.start, round(r.score, 6)) for r in d._.entlink_relations]
+             for d in rel.pipe([d.copy() for d in docs])]
+    rel.reader.__dict__["_template"] = None  # the tokenizer's own pair encoding instead
+    plain = [[(r.head.start, r.label, r.tail.start, round(r.score, 6)) for r in d._.entlink_relations]
+             for d in rel.pipe([d.copy() for d in docs])]
+    assert found == plain and found[0]
+
+
 def test_precision_setting(tmp_path):
     with pytest.raises(ConfigError, match="precision"):
         make_nlp(tmp_path, precision="half")

@@ -32,3 +32,25 @@ def tiny_encoder(folder: Path, *, layers: int = 1, hidden: int = 32, max_positio
 def encoder_dir(tmp_path) -> Path:
     tiny_encoder(tmp_path / "enc")
     return tmp_path / "enc"
+
+
+def tiny_roberta(folder: Path, *, hidden: int = 32):
+    """A tiny RoBERTa with a byte-level BPE tokenizer (4 special tokens around a pair, no
+    token type ids), saved in `folder`."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+
+    torch.manual_seed(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator([" ".join(WORDS)] * 4, vocab_size=400, min_frequency=1,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.save_model(str(folder))
+    tok = RobertaTokenizerFast(vocab_file=str(folder / "vocab.json"), merges_file=str(folder / "merges.txt"),
+                               add_prefix_space=True)
+    cfg = RobertaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=2 * hidden, max_position_embeddings=130, pad_token_id=tok.pad_token_id)
+    model = RobertaModel(cfg)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return model, tok

@@ -72,6 +72,52 @@ def test_word_pieces_of_several_texts_in_one_call(encoder_dir):
     assert r.word_pieces_of(texts)[1] == [] and r.word_pieces_of([]) == []
 
 
+def _encodings(r, inputs):
+    """Outputs and wordpiece positions with the windows' own wordpieces and with the tokenizer's."""
+    import copy
+
+    with torch.no_grad():
+        assembled = r(inputs), r._encode(inputs)
+        plain = [copy.copy(x) for x in inputs]
+        for x in plain:
+            x.piece_ids = None
+        return assembled, (r(plain), r._encode(plain))
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta"])
+def test_inputs_assembled_from_known_wordpieces_equal_the_tokenizers(tmp_path, kind):
+    from .conftest import tiny_encoder, tiny_roberta
+
+    (tiny_encoder if kind == "bert" else tiny_roberta)(tmp_path / kind)
+    r = reader(tmp_path / kind)
+    assert r._pair_template() is not None
+    texts = [("john smithsonian works for acme corporation in paris . " * 6).split(),  # cut to max_text_tokens
+             "mary \n jones lives in london".split(" "), "ibm".split()]
+    ids = r.word_piece_ids(texts)
+    assert (ids[1][1] == []) == (kind == "bert")  # BERT's tokenizer gives a line break no wordpiece
+    assert [max(len(p), 1) for p in ids[0]] == r.word_pieces(texts[0])
+    inputs = [ReaderInput(texts[0], [(0, 2), (4, 6), (50, 52)], ["work for", "kill"], piece_ids=ids[0]),
+              ReaderInput(texts[1], [(0, 3), (5, 6)], ["live in", "work for", "located in"], piece_ids=ids[1]),
+              ReaderInput(texts[2], [(0, 1)], ["x"], piece_ids=ids[2])]
+    (outs, (hidden, *positions)), (plain, (plain_hidden, *plain_positions)) = _encodings(r, inputs)
+    assert positions == plain_positions and hidden.shape == plain_hidden.shape
+    assert positions[0][0] and max(positions[1][0]) < len(texts[0]) - 1  # the first text is truncated
+    assert torch.equal(hidden, plain_hidden)
+    for a, b in zip(outs, plain):
+        assert torch.equal(a.relation_logits, b.relation_logits)
+
+
+def test_a_tokenizer_padding_on_the_left_is_asked_to_tokenise(encoder_dir):
+    r = reader(encoder_dir)
+    r.tokenizer.padding_side = "left"
+    assert r._pair_template() is None
+    words = "mary jones lives in london".split()
+    inputs = [ReaderInput(words, [(0, 2), (4, 5)], ["live in"], piece_ids=r.word_piece_ids([words])[0]),
+              ReaderInput(["ibm"], [(0, 1)], ["x", "y"], piece_ids=r.word_piece_ids([["ibm"]])[0])]
+    (outs, _), (plain, _) = _encodings(r, inputs)
+    assert torch.equal(outs[0].relation_logits, plain[0].relation_logits)
+
+
 def test_relation_type_sources(tmp_path):
     assert [t.name for t in load_relation_types("conll04")] == [t.name for t in BUILTIN["conll04"]]
     path = tmp_path / "types.jsonl"
