@@ -81,7 +81,7 @@ CANDIDATE_TEXTS = ("name+description", "name")
 def relation_reader_model(name: str = "", retriever: str = "", max_candidates: int = 8, max_span_width: int = 10,
                           hidden: int = 256, max_text_tokens: int = 256,
                           candidate_text: str = "name+description", typed_spans: bool = False,
-                          admissible_candidates: bool = False) -> Model:
+                          admissible_candidates: bool = False, entity_marker: str = "") -> Model:
     """`spacy_entlink.RelationReader.v1`: the reader (and retriever) of `entlink_relations`.
 
     `name`: the reader's Hugging Face encoder (empty: the embedded all-MiniLM-L6-v2);
@@ -96,6 +96,9 @@ def relation_reader_model(name: str = "", retriever: str = "", max_candidates: i
     (CoNLL04: one type in half the sentences), so its input is shorter and the reader faster;
     the same rule holds in training. With `entities = "predict"` the labels are not known
     before the pass, and every type is read.
+    `entity_marker`: a word (e.g. "*") written before and after every entity span of the text
+    the encoder reads, so that its layers see where the entities are (entity markers); only
+    with `entities = "doc"`, whose spans are known before the pass. Empty: no markers.
     Weights load when the component is initialised or read from disk.
     """
     if max_candidates < 1 or max_span_width < 1 or hidden < 8 or max_text_tokens < 16:
@@ -106,7 +109,8 @@ def relation_reader_model(name: str = "", retriever: str = "", max_candidates: i
                  attrs={"name": name or "", "retriever": retriever or "", "max_candidates": int(max_candidates),
                         "max_span_width": int(max_span_width), "hidden": int(hidden),
                         "max_text_tokens": int(max_text_tokens), "candidate_text": candidate_text,
-                        "typed_spans": bool(typed_spans), "admissible_candidates": bool(admissible_candidates)})
+                        "typed_spans": bool(typed_spans), "admissible_candidates": bool(admissible_candidates),
+                        "entity_marker": entity_marker or ""})
 
 
 def _no_forward(model: Model, X: Any, is_train: bool):
@@ -167,6 +171,9 @@ class RelationExtractor(TorchPipe):
         self.scorer = scorer
         check_choice("entities", cfg.get("entities", "doc"), ENTITY_MODES)
         check_choice("aggregate", cfg.get("aggregate", "mention"), AGGREGATES)
+        if model.attrs.get("entity_marker") and cfg.get("entities", "doc") == "predict":
+            raise ConfigError(f"{name}: model.entity_marker needs entities = \"doc\" (the reader's own spans are "
+                              "found in the same pass, so no markers can be written around them)")
         check_precision(cfg.get("precision", "auto"), name)
         th = float(cfg.get("threshold", 0.5))
         if not 0.0 <= th <= 1.0:
@@ -230,7 +237,7 @@ class RelationExtractor(TorchPipe):
         self.reader = RelationReader.from_pretrained(
             a["name"], entity_labels=list(entity_labels), max_candidates=a["max_candidates"],
             max_span_width=a["max_span_width"], hidden=a["hidden"], max_text_tokens=a["max_text_tokens"],
-            typed_spans=a.get("typed_spans", False)).eval()
+            typed_spans=a.get("typed_spans", False), entity_marker=a.get("entity_marker", "")).eval()
         if self.needs_retriever:
             self.retriever = Retriever.from_pretrained(a["retriever"]).eval()
         self._forget_optimizer()
@@ -320,9 +327,18 @@ class RelationExtractor(TorchPipe):
         """The reader's windows over `doc` (`pieces`: its wordpieces per token, if known)."""
         reader = self._require()
         if pieces is None:
-            pieces = reader.word_pieces([t.text for t in doc])
+            pieces = self._window_pieces(doc, reader.word_piece_ids([[t.text for t in doc]])[0])
         sents = [t.is_sent_start for t in doc] if doc.has_annotation("SENT_START") else None
         return make_windows(pieces, reader.max_text_tokens, int(self.cfg.get("window_overlap", 64)), sents)
+
+    def _window_pieces(self, doc: Doc, ids: Sequence[Sequence[int]]) -> List[int]:
+        """Wordpieces per token to cut `doc` into windows by, the entity markers counted."""
+        pieces = [max(len(p), 1) for p in ids]
+        mark = self._require().marker_pieces()
+        if mark and self.cfg["entities"] == "doc":
+            for i in {e.start for e in doc.ents} | {e.end - 1 for e in doc.ents}:
+                pieces[i] += mark
+        return pieces
 
     def _candidates(self, texts: Sequence[str], gold: Optional[Sequence[Set[int]]] = None,
                     admissible: Optional[Sequence[List[int]]] = None) -> List[List[int]]:
@@ -364,7 +380,7 @@ class RelationExtractor(TorchPipe):
         piece_ids = self._require().word_piece_ids([[t.text for t in doc] for doc in docs])
         for d, doc in enumerate(docs):
             rels = self._gold_relations(doc) if gold else {}
-            for w in self._windows(doc, [max(len(p), 1) for p in piece_ids[d]]):
+            for w in self._windows(doc, self._window_pieces(doc, piece_ids[d])):
                 args = [(e.start, e.end, e.label_, e.kb_id_) for e in doc.ents if e.start >= w.start and e.end <= w.end]
                 pairs = {}
                 if gold:

@@ -6,7 +6,10 @@ Span representation: the first wordpiece of its first word, the last wordpiece o
 word, the mean of its wordpieces and a width embedding; with `typed_spans`, the relation
 heads also read an embedding of each span's entity label (from the upstream NER, the gold
 entities, or the reader's own span classifier), so "Peop … Loc" and "Org … Loc" need not be
-told apart from the words alone. A relation logit is
+told apart from the words alone. With `entity_marker` (e.g. "*"), each entity span is written between
+two markers in the text the encoder reads (`* aspirin * induced * asthma *`), so every layer
+sees where the entities are; a span is then represented from its markers (first and last
+wordpiece) and what lies between them. A relation logit is
 `GELU(H·s_head + T·s_tail + C·c_ht) · R·m_k`, where `c_ht` is the mean of the wordpieces between
 the two spans and `m_k` the encoder state of the candidate marker `[R-k]`: all pairs and all
 candidates come from one matrix product (means from one cumulative sum), never a pass per pair
@@ -19,7 +22,7 @@ tokenizer and its added markers), `heads.safetensors` and `reader.json`.
 import inspect
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -89,8 +92,11 @@ def _sequence_limit(tokenizer) -> Optional[int]:
 class RelationReader(nn.Module):
     def __init__(self, encoder, tokenizer, *, entity_labels: Sequence[str], max_candidates: int,
                  max_span_width: int = 10, hidden: int = 256, dropout: float = 0.1, max_text_tokens: int = 256,
-                 typed_spans: bool = False):
+                 typed_spans: bool = False, entity_marker: str = ""):
         super().__init__()
+        if entity_marker and (entity_marker.split() != [entity_marker]):
+            raise ConfigError(f"entity_marker {entity_marker!r}: expected one word without spaces (e.g. \"*\"), or empty")
+        self.entity_marker = entity_marker or ""
         if max_candidates < 1 or max_span_width < 1 or hidden < 1:
             raise ConfigError("max_candidates, max_span_width and hidden must be positive")
         if typed_spans and not entity_labels:
@@ -159,7 +165,8 @@ class RelationReader(nn.Module):
     def settings(self) -> Dict:
         return {"entity_labels": self.entity_labels, "max_candidates": self.max_candidates,
                 "max_span_width": self.max_span_width, "hidden": self.hidden, "dropout": self.dropout_p,
-                "max_text_tokens": self.max_text_tokens, "typed_spans": self.typed_spans}
+                "max_text_tokens": self.max_text_tokens, "typed_spans": self.typed_spans,
+                "entity_marker": self.entity_marker}
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "RelationReader":
@@ -303,6 +310,37 @@ class RelationReader(nn.Module):
                                           verbose=False)["input_ids"]
         return cache[words]
 
+    def marker_pieces(self) -> int:
+        """Wordpieces of one entity marker (0 without markers), for cutting windows."""
+        return len(self._block_ids((self.entity_marker,))) if self.entity_marker else 0
+
+    def _marked(self, x: ReaderInput) -> ReaderInput:
+        """`x` with `entity_marker` written before and after its spans, the spans widened to
+        their markers (unchanged without markers, or for enumerated spans)."""
+        if not self.entity_marker or x.enumerate_spans or not x.spans:
+            return x
+        starts, ends = {s for s, _ in x.spans}, {e - 1 for _, e in x.spans}
+        mark = self._block_ids((self.entity_marker,)) if x.piece_ids is not None else []
+        words: List[str] = []
+        pieces: Optional[List[List[int]]] = [] if x.piece_ids is not None else None
+        opened: Dict[int, int] = {}
+        closed: Dict[int, int] = {}
+        for i, word in enumerate(x.words):
+            if i in starts:
+                opened[i] = len(words)
+                words.append(self.entity_marker)
+                if pieces is not None:
+                    pieces.append(list(mark))
+            words.append(word)
+            if pieces is not None:
+                pieces.append(x.piece_ids[i])
+            if i in ends:
+                words.append(self.entity_marker)
+                closed[i] = len(words)
+                if pieces is not None:
+                    pieces.append(list(mark))
+        return replace(x, words=words, spans=[(opened[s], closed[e - 1]) for s, e in x.spans], piece_ids=pieces)
+
     def _encode(self, inputs: Sequence[ReaderInput]):
         cand_words = []
         for x in inputs:
@@ -385,6 +423,7 @@ class RelationReader(nn.Module):
         every span up to `max_span_width` words. With `decode_entities` the window's spans are
         first replaced, in the same encoder pass, by its best non-overlapping entity spans
         (`ReaderOutput.entities`: (score, span, label index))."""
+        inputs = [self._marked(x) for x in inputs]
         hidden, firsts, lasts, markers = self._encode(inputs)
         hidden = self.dropout(hidden)
         size = hidden.shape[-1]

@@ -233,6 +233,29 @@ def test_the_pipeline_hands_the_reader_each_windows_wordpieces(tmp_path):
     assert found == plain and found[0]
 
 
+def test_entity_markers_in_training_and_windows(tmp_path):
+    nlp, rel = make_nlp(tmp_path, model_cfg={"entity_marker": "-"})
+    egs = examples(nlp)
+    nlp.initialize(lambda: egs)
+    assert rel.reader.entity_marker == "-"
+    losses = train(nlp, egs, steps=15)
+    assert losses[-1] < losses[0]
+    words = ("john smith works for acme corp in paris . " * 30).split()
+    doc = Doc(nlp.vocab, words=words)
+    doc.ents = [Span(doc, i, i + 2, label="Peop") for i in range(0, len(words), 9)] + [
+        Span(doc, i, i + 2, label="Org") for i in range(4, len(words), 9)]
+    inputs, _ = rel._inputs([doc], gold=False)
+    assert len(inputs) > 2
+    for x in inputs:  # the windows leave room for the markers: nothing is cut off
+        marked = rel.reader._marked(x)
+        assert sum(len(p) for p in marked.piece_ids) <= rel.reader.max_text_tokens
+        assert marked.words.count("-") == 2 * len(x.spans)
+    out = rel(doc)
+    assert out._.entlink_relations is not None
+    with pytest.raises(ConfigError, match="entity_marker"):
+        make_nlp(tmp_path / "p", entities="predict", model_cfg={"entity_marker": "-"})
+
+
 def test_precision_setting(tmp_path):
     with pytest.raises(ConfigError, match="precision"):
         make_nlp(tmp_path, precision="half")

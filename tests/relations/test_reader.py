@@ -118,6 +118,34 @@ def test_a_tokenizer_padding_on_the_left_is_asked_to_tokenise(encoder_dir):
     assert torch.equal(outs[0].relation_logits, plain[0].relation_logits)
 
 
+def test_entity_markers_surround_each_span_and_the_spans_read_them(encoder_dir, tmp_path):
+    torch.manual_seed(0)
+    r = RelationReader.from_pretrained(str(encoder_dir), entity_labels=["Org", "Peop"], max_candidates=4, hidden=16,
+                                       max_text_tokens=32, entity_marker="-").eval()
+    words = "john smith works for acme corp in paris".split()
+    x = ReaderInput(words, [(0, 2), (4, 6), (5, 6), (7, 8)], ["work for", "live in"], piece_ids=r.word_piece_ids([words])[0])
+    m = r._marked(x)
+    assert m.words == "- john smith - works for - acme - corp - in - paris -".split()
+    assert m.spans == [(0, 4), (6, 11), (8, 11), (12, 15)] and len(m.piece_ids) == len(m.words)
+    assert x.spans == [(0, 2), (4, 6), (5, 6), (7, 8)]  # the caller's input is left as it was
+    assert r.marker_pieces() == 1
+    (out, _), (plain, _) = _encodings(r, [x])
+    assert out[0].relation_logits.shape == (4, 4, 2) and torch.equal(out[0].relation_logits, plain[0].relation_logits)
+    unmarked = reader(encoder_dir)
+    unmarked.load_state_dict(r.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(unmarked([x])[0].relation_logits, out[0].relation_logits)
+    r.save(tmp_path / "marked")
+    again = RelationReader.load(tmp_path / "marked")
+    assert again.entity_marker == "-"
+    with torch.no_grad():
+        assert torch.allclose(again([x])[0].relation_logits, out[0].relation_logits, atol=1e-6)
+    spans = ReaderInput(words, [], ["x"], enumerate_spans=True)
+    assert r._marked(spans) is spans  # enumerated spans are not known before the pass: no markers
+    with pytest.raises(ConfigError, match="entity_marker"):
+        RelationReader.from_pretrained(str(encoder_dir), entity_labels=[], max_candidates=2, entity_marker="a b")
+
+
 def test_relation_type_sources(tmp_path):
     assert [t.name for t in load_relation_types("conll04")] == [t.name for t in BUILTIN["conll04"]]
     path = tmp_path / "types.jsonl"
