@@ -320,9 +320,10 @@ class RelationReader(nn.Module):
         if not self.entity_marker or x.enumerate_spans or not x.spans:
             return x
         starts, ends = {s for s, _ in x.spans}, {e - 1 for _, e in x.spans}
-        mark = self._block_ids((self.entity_marker,)) if x.piece_ids is not None else []
+        known = x.piece_ids is not None and len(x.piece_ids) == len(x.words)
+        mark = self._block_ids((self.entity_marker,)) if known else []
         words: List[str] = []
-        pieces: Optional[List[List[int]]] = [] if x.piece_ids is not None else None
+        pieces: Optional[List[List[int]]] = [] if known else None
         opened: Dict[int, int] = {}
         closed: Dict[int, int] = {}
         for i, word in enumerate(x.words):
@@ -333,7 +334,7 @@ class RelationReader(nn.Module):
                     pieces.append(list(mark))
             words.append(word)
             if pieces is not None:
-                pieces.append(x.piece_ids[i])
+                pieces.append(x.piece_ids[i])  # type: ignore[index]
             if i in ends:
                 words.append(self.entity_marker)
                 closed[i] = len(words)
