@@ -245,10 +245,11 @@ class RelationReader(nn.Module):
                     else:
                         seqs[s].append(pos)
                         part = s + 1
-                contiguous = all(p == list(range(p[0], p[-1] + 1)) for p in seqs if p)
-                if alone[0][0] == alone[1][1] and contiguous and seqs[0] and seqs[1] and seqs[0][-1] < seqs[1][0] and [ids[p] for p in seqs[0]] == alone[1][0] \
-                        and [ids[p] for p in seqs[1]] == alone[0][0] \
-                        and all(r == sorted(r) for r in regions) and (not regions[1] or seqs[0][-1] < regions[1][0]):
+                context_free = alone[0][0] == alone[1][1]  # "paris" alone and after "london"
+                in_order = bool(seqs[0] and seqs[1]) and all(p == list(range(p[0], p[-1] + 1)) for p in seqs) \
+                    and seqs[0][-1] < seqs[1][0] and (not regions[1] or seqs[0][-1] < regions[1][0] < seqs[1][0])
+                same_pieces = [ids[p] for p in seqs[0]] == alone[1][0] and [ids[p] for p in seqs[1]] == alone[0][0]
+                if context_free and in_order and same_pieces:
                     template = ([ids[p] for p in regions[0]], [ids[p] for p in regions[1]], [ids[p] for p in regions[2]],
                                 [types[p] for r in regions for p in r], (types[seqs[0][0]], types[seqs[1][0]]))
         except (TypeError, ValueError, KeyError, IndexError, AttributeError):
