@@ -120,6 +120,7 @@ class RelationReader(nn.Module):
             tokenizer.add_special_tokens({"additional_special_tokens": markers}, replace_additional_special_tokens=False)
             encoder.resize_token_embeddings(len(tokenizer))
         self.marker_ids = tokenizer.convert_tokens_to_ids(markers)
+        self._marker_index = {m: i for i, m in enumerate(self.marker_ids)}  # token id -> candidate position
         size = encoder.config.hidden_size
         span_dim = 3 * size + 32
         self.width = nn.Embedding(self.max_span_width + 1, 32)
@@ -267,7 +268,7 @@ class RelationReader(nn.Module):
             return None
         before, between, after, special_types, (type_a, type_b) = template
         n_before, n_between, n_after = len(before), len(between), len(after)
-        marker_set = {m: i for i, m in enumerate(self.marker_ids)}
+        marker_set = self._marker_index
         rows, type_rows, firsts, lasts, markers = [], [], [], [], []
         for x, words in zip(inputs, cand_words):
             cand = self._block_ids(tuple(words))
@@ -372,7 +373,7 @@ class RelationReader(nn.Module):
                  if k in ("input_ids", "attention_mask", "token_type_ids")}
         hidden = self.encoder(**batch).last_hidden_state
         firsts, lasts, markers = [], [], []
-        marker_set = {m: i for i, m in enumerate(self.marker_ids)}
+        marker_set = self._marker_index
         ids = enc["input_ids"].tolist()
         for b, x in enumerate(inputs):
             first: Dict[int, int] = {}

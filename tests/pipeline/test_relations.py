@@ -57,6 +57,25 @@ def train(nlp, egs, steps=40):
     return losses
 
 
+def trained(tmp_path, steps, threshold, **cfg):
+    """A tiny pipeline initialised and trained `steps` updates on `SENTS`, with `threshold`."""
+    nlp, rel = make_nlp(tmp_path, **cfg)
+    egs = examples(nlp)
+    nlp.initialize(lambda: egs)
+    train(nlp, egs, steps=steps)
+    rel.cfg["threshold"] = threshold
+    return nlp, rel, egs
+
+
+def repeated_doc(nlp, copies, labels=("Peop", "Org")):
+    """`copies` times SENTS[0]'s words, its first entity labelled labels[0], its second labels[1]."""
+    words = ("john smith works for acme corp in paris . " * copies).split()
+    doc = Doc(nlp.vocab, words=words)
+    doc.ents = [Span(doc, i + offset, i + offset + 2, label=label)
+                for offset, label in zip((0, 4), labels) for i in range(0, len(words), 9)]
+    return doc
+
+
 def test_training_reduces_loss_and_predicts_span_relations(tmp_path):
     nlp, rel = make_nlp(tmp_path)
     egs = examples(nlp)
@@ -75,11 +94,7 @@ def test_training_reduces_loss_and_predicts_span_relations(tmp_path):
 
 
 def test_relations_survive_docbin_and_to_disk(tmp_path):
-    nlp, rel = make_nlp(tmp_path)
-    egs = examples(nlp)
-    nlp.initialize(lambda: egs)
-    train(nlp, egs, steps=15)
-    rel.cfg["threshold"] = 0.3
+    nlp, rel, egs = trained(tmp_path, 15, 0.3)
     text, ents, _ = SENTS[0]
     doc = nlp(gold_doc(nlp, text, ents, []))
     before = [(r.head.text, r.label, r.tail.text, round(r.score, 5)) for r in doc._.entlink_relations]
@@ -213,23 +228,19 @@ def test_windows_no_relation_type_can_join_get_no_forward_pass(tmp_path):
 
 
 def test_the_pipeline_hands_the_reader_each_windows_wordpieces(tmp_path):
-    nlp, rel = make_nlp(tmp_path)
-    egs = examples(nlp)
-    nlp.initialize(lambda: egs)
-    train(nlp, egs, steps=3)
-    rel.cfg["threshold"] = 0.0
-    words = ("john smith works for acme corp in paris . " * 30).split()  # several windows
-    doc = Doc(nlp.vocab, words=words)
-    doc.ents = [Span(doc, i, i + 2, label="Peop") for i in range(0, len(words), 9)]
-    docs = [doc, gold_doc(nlp, *SENTS[1][:2], [])]
+    nlp, rel, _ = trained(tmp_path, 3, 0.0)
+    docs = [repeated_doc(nlp, 30, labels=("Peop",)), gold_doc(nlp, *SENTS[1][:2], [])]  # several windows, one
     inputs, meta = rel._inputs(docs, gold=False)
     assert len(inputs) > 2 and all(x.piece_ids is not None and len(x.piece_ids) == len(x.words) for x in inputs)
     assert inputs[1].piece_ids == rel.reader.word_piece_ids([inputs[1].words])[0]
-    found = [[(r.head.start, r.label, r.tail.start, round(r.score, 6)) for r in d._.entlink_relations]
-             for d in rel.pipe([d.copy() for d in docs])]
+
+    def relations():
+        return [[(r.head.start, r.label, r.tail.start, round(r.score, 6)) for r in d._.entlink_relations]
+                for d in rel.pipe([d.copy() for d in docs])]
+
+    found = relations()
     rel.reader.__dict__["_template"] = None  # the tokenizer's own pair encoding instead
-    plain = [[(r.head.start, r.label, r.tail.start, round(r.score, 6)) for r in d._.entlink_relations]
-             for d in rel.pipe([d.copy() for d in docs])]
+    plain = relations()
     assert found == plain and found[0]
 
 
@@ -240,10 +251,7 @@ def test_entity_markers_in_training_and_windows(tmp_path):
     assert rel.reader.entity_marker == "-"
     losses = train(nlp, egs, steps=15)
     assert losses[-1] < losses[0]
-    words = ("john smith works for acme corp in paris . " * 30).split()
-    doc = Doc(nlp.vocab, words=words)
-    doc.ents = [Span(doc, i, i + 2, label="Peop") for i in range(0, len(words), 9)] + [
-        Span(doc, i, i + 2, label="Org") for i in range(4, len(words), 9)]
+    doc = repeated_doc(nlp, 30)
     inputs, _ = rel._inputs([doc], gold=False)
     assert len(inputs) > 2
     for x in inputs:  # the windows leave room for the markers: nothing is cut off
