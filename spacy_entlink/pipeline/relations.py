@@ -32,7 +32,7 @@ from ..kb.registry import KBSource, resolve_kb
 from ..models.hf import check_precision
 from ..relations.aggregate import Aggregator, MentionStats, RelationCounts, collect_evidence, document_features
 from ..relations.labels import RelationType, load_relation_types
-from ..relations.reader import ReaderInput, RelationReader, evaluating
+from ..relations.reader import PAIR_LOSSES, ReaderInput, RelationReader, evaluating
 from ..relations.retriever import Retriever
 from ..relations.windows import Window, make_windows
 from .torch_pipe import TorchPipe
@@ -81,7 +81,8 @@ CANDIDATE_TEXTS = ("name+description", "name")
 def relation_reader_model(name: str = "", retriever: str = "", max_candidates: int = 8, max_span_width: int = 10,
                           hidden: int = 256, max_text_tokens: int = 256,
                           candidate_text: str = "name+description", typed_spans: bool = False,
-                          admissible_candidates: bool = False, entity_marker: str = "") -> Model:
+                          admissible_candidates: bool = False, entity_marker: str = "",
+                          pair_loss: str = "mention") -> Model:
     """`spacy_entlink.RelationReader.v1`: the reader (and retriever) of `entlink_relations`.
 
     `name`: the reader's Hugging Face encoder (empty: the embedded all-MiniLM-L6-v2);
@@ -99,18 +100,23 @@ def relation_reader_model(name: str = "", retriever: str = "", max_candidates: i
     `entity_marker`: a word (e.g. "*") written before and after every entity span of the text
     the encoder reads, so that its layers see where the entities are (entity markers); only
     with `entities = "doc"`, whose spans are known before the pass. Empty: no markers.
+    `pair_loss`: "mention" trains every mention pair on its own target; "logsumexp" (with
+    `aggregate = "kb_id"`) trains each pair of KB ids in a window as one bag whose logit is the
+    log-sum-exp of its mention pairs' logits, so that mention pairs of a related id pair that do
+    not state the relation are not pushed up (multi-instance learning, as in BRAN).
     Weights load when the component is initialised or read from disk.
     """
     if max_candidates < 1 or max_span_width < 1 or hidden < 8 or max_text_tokens < 16:
         raise ConfigError("spacy_entlink.RelationReader.v1: max_candidates and max_span_width must be >= 1, "
                           "hidden >= 8 and max_text_tokens >= 16")
     check_choice("candidate_text", candidate_text, CANDIDATE_TEXTS)
+    check_choice("pair_loss", pair_loss, PAIR_LOSSES)
     return Model("entlink_relation_reader", _no_forward,
                  attrs={"name": name or "", "retriever": retriever or "", "max_candidates": int(max_candidates),
                         "max_span_width": int(max_span_width), "hidden": int(hidden),
                         "max_text_tokens": int(max_text_tokens), "candidate_text": candidate_text,
                         "typed_spans": bool(typed_spans), "admissible_candidates": bool(admissible_candidates),
-                        "entity_marker": entity_marker or ""})
+                        "entity_marker": entity_marker or "", "pair_loss": pair_loss})
 
 
 def _no_forward(model: Model, X: Any, is_train: bool):
@@ -174,6 +180,9 @@ class RelationExtractor(TorchPipe):
         if model.attrs.get("entity_marker") and cfg.get("entities", "doc") == "predict":
             raise ConfigError(f"{name}: model.entity_marker needs entities = \"doc\" (the reader's own spans are "
                               "found in the same pass, so no markers can be written around them)")
+        if model.attrs.get("pair_loss", "mention") != "mention" and cfg.get("aggregate", "mention") != "kb_id":
+            raise ConfigError(f"{name}: model.pair_loss = {model.attrs['pair_loss']!r} needs aggregate = \"kb_id\" "
+                              "(its bags are the mention pairs of one pair of KB ids)")
         check_precision(cfg.get("precision", "auto"), name)
         th = float(cfg.get("threshold", 0.5))
         if not 0.0 <= th <= 1.0:
@@ -218,7 +227,22 @@ class RelationExtractor(TorchPipe):
     def _aggregating(self) -> bool:
         """Whether every mention pair is kept for an id-pair aggregation (thresholds then apply
         to the aggregated score, not to single pairs)."""
-        return self.cfg["aggregate"] == "kb_id" and (self._keep_all_pairs or bool(self.cfg.get("aggregator")))
+        return self.cfg["aggregate"] == "kb_id" and (self._keep_all_pairs or bool(self.cfg.get("aggregator"))
+                                                     or self._pooled())
+
+    def _pooled(self) -> bool:
+        """Whether an id pair's own score pools all its mention pairs (`pair_loss = "logsumexp"`)."""
+        return self.model.attrs.get("pair_loss", "mention") == "logsumexp"
+
+    def _id_pair_score(self, probs: Sequence[float]) -> float:
+        """An id pair's score without an aggregator: its best mention pair's probability, or, for
+        a reader trained with `pair_loss = "logsumexp"`, the sigmoid of the log-sum-exp of its
+        mention pairs' logits, as in training."""
+        if not self._pooled():
+            return max(probs)
+        p = np.clip(np.asarray(probs, dtype=np.float64), 1e-6, 1 - 1e-6)
+        z = float(np.logaddexp.reduce(np.log(p) - np.log1p(-p)))
+        return float(1.0 / (1.0 + np.exp(-z)))
 
     def _threshold(self, label: str) -> float:
         return float(self.cfg["thresholds"].get(label, self.cfg["threshold"]))
@@ -237,7 +261,8 @@ class RelationExtractor(TorchPipe):
         self.reader = RelationReader.from_pretrained(
             a["name"], entity_labels=list(entity_labels), max_candidates=a["max_candidates"],
             max_span_width=a["max_span_width"], hidden=a["hidden"], max_text_tokens=a["max_text_tokens"],
-            typed_spans=a.get("typed_spans", False), entity_marker=a.get("entity_marker", "")).eval()
+            typed_spans=a.get("typed_spans", False), entity_marker=a.get("entity_marker", ""),
+            pair_loss=a.get("pair_loss", "mention")).eval()
         if self.needs_retriever:
             self.retriever = Retriever.from_pretrained(a["retriever"]).eval()
         self._forget_optimizer()
@@ -402,7 +427,8 @@ class RelationExtractor(TorchPipe):
             doc = docs[d]
             x = ReaderInput([t.text for t in doc[w.start : w.end]], [(a[0] - w.start, a[1] - w.start) for a in args],
                             [self._reader_text(c) for c in cand], enumerate_spans=predict_entities,
-                            span_labels=[ent_index.get(a[2], 0) for a in args], piece_ids=piece_ids[d][w.start : w.end])
+                            span_labels=[ent_index.get(a[2], 0) for a in args], piece_ids=piece_ids[d][w.start : w.end],
+                            span_groups=self._span_groups(args) if gold else [])
             pos = {c: k for k, c in enumerate(cand)}
             for (i, j), labels in pairs.items():
                 for label in labels:
@@ -413,6 +439,18 @@ class RelationExtractor(TorchPipe):
             inputs.append(x)
             meta.append((d, w, args, cand))
         return inputs, meta
+
+    def _span_groups(self, args: Sequence["Arg"]) -> List[int]:
+        """Per argument, its bag for the reader's `pair_loss`: one per KB id with `aggregate =
+        "kb_id"` (an argument without an id is a bag of its own), else one per argument."""
+        by_id: Dict[str, int] = {}
+        out = []
+        for i, a in enumerate(args):
+            if self.cfg["aggregate"] == "kb_id" and a[3]:
+                out.append(by_id.setdefault(a[3], len(args) + len(by_id)))
+            else:
+                out.append(i)
+        return out
 
     def _gold_relations(self, doc: Doc) -> Dict:
         """Gold relations keyed for lookup: (head key, label, tail key), keys being token
@@ -542,7 +580,7 @@ class RelationExtractor(TorchPipe):
                 evidence = collect_evidence(pairs)
                 x = document_features(evidence, MentionStats(doc), ancestors, counts) if aggregator is not None else {}
                 for key, ev in evidence.items():
-                    scored[key] = max(ev.probs) if aggregator is None else aggregator.probability(x[key])
+                    scored[key] = self._id_pair_score(ev.probs) if aggregator is None else aggregator.probability(x[key])
             else:
                 for head, label, tail, score in pairs:
                     scored[(head, label, tail)] = max(score, scored.get((head, label, tail), 0.0))

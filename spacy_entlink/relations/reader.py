@@ -35,6 +35,8 @@ from ..models.hf import from_pretrained as hf_load, resolve_model_name
 
 Spans = List[Tuple[int, int]]  # word offsets (start, end exclusive) within a window
 TYPE_DIM = 32  # size of the entity-label embedding of `typed_spans`
+PAIR_LOSSES = ("mention", "logsumexp")
+MASKED = -1e4  # a logit that no pair of a bag has (finite, so that empty bags give no NaN gradient)
 
 
 def marker(i: int) -> str:
@@ -53,6 +55,7 @@ class ReaderInput:
     gold_entities: Dict[Tuple[int, int], int] = field(default_factory=dict)  # span -> entity label index (1-based)
     span_labels: List[int] = field(default_factory=list)  # per span: entity label index (1-based; 0 unknown)
     piece_ids: Optional[List[List[int]]] = None  # per word: its wordpiece ids, where already tokenised
+    span_groups: List[int] = field(default_factory=list)  # per span: its bag (e.g. KB id) for `pair_loss = "logsumexp"`
 
 
 @dataclass
@@ -92,8 +95,11 @@ def _sequence_limit(tokenizer) -> Optional[int]:
 class RelationReader(nn.Module):
     def __init__(self, encoder, tokenizer, *, entity_labels: Sequence[str], max_candidates: int,
                  max_span_width: int = 10, hidden: int = 256, dropout: float = 0.1, max_text_tokens: int = 256,
-                 typed_spans: bool = False, entity_marker: str = ""):
+                 typed_spans: bool = False, entity_marker: str = "", pair_loss: str = "mention"):
         super().__init__()
+        if pair_loss not in PAIR_LOSSES:
+            raise ConfigError(f"pair_loss {pair_loss!r}: expected one of {', '.join(PAIR_LOSSES)}")
+        self.pair_loss = pair_loss
         if entity_marker and (entity_marker.split() != [entity_marker]):
             raise ConfigError(f"entity_marker {entity_marker!r}: expected one word without spaces (e.g. \"*\"), or empty")
         self.entity_marker = entity_marker or ""
@@ -167,7 +173,7 @@ class RelationReader(nn.Module):
         return {"entity_labels": self.entity_labels, "max_candidates": self.max_candidates,
                 "max_span_width": self.max_span_width, "hidden": self.hidden, "dropout": self.dropout_p,
                 "max_text_tokens": self.max_text_tokens, "typed_spans": self.typed_spans,
-                "entity_marker": self.entity_marker}
+                "entity_marker": self.entity_marker, "pair_loss": self.pair_loss}
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "RelationReader":
@@ -473,24 +479,57 @@ class RelationReader(nn.Module):
     # --- training -------------------------------------------------------------------------
     def loss(self, inputs: Sequence[ReaderInput]) -> torch.Tensor:
         """Binary cross-entropy over every (head, tail, candidate) of every window (the
-        diagonal excluded), plus span classification loss where `enumerate_spans` is set."""
+        diagonal excluded), plus span classification loss where `enumerate_spans` is set. With
+        `pair_loss = "logsumexp"`, the terms are per (head bag, tail bag, candidate) instead,
+        a bag pair's logit being the log-sum-exp of its mention pairs' (multi-instance
+        learning: one mention pair that states the relation suffices)."""
         outputs = self.forward(inputs)
         rel_terms, ent_terms = [], []
         for x, o in zip(inputs, outputs):
             n, k = len(x.spans), len(x.candidates)
             if n > 1 and k:
-                target = torch.zeros((n, n, k), device=o.relation_logits.device)
-                for (i, j, c), v in x.gold_relations.items():
-                    target[i, j, c] = v
-                off_diag = ~torch.eye(n, dtype=torch.bool, device=target.device)
-                rel_terms.append(nn.functional.binary_cross_entropy_with_logits(
-                    o.relation_logits[off_diag], target[off_diag], reduction="sum") / max(1, k))
+                bags = len(x.span_groups) == n and self.pair_loss == "logsumexp"
+                logits, target = self._bag_logits(x, o.relation_logits) if bags else self._pair_logits(x, o.relation_logits)
+                if logits.numel():
+                    rel_terms.append(nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum")
+                                     / max(1, k))
             if o.entity_logits is not None and len(o.entity_spans):
                 gold = torch.tensor([x.gold_entities.get(sp, 0) for sp in o.entity_spans], device=o.entity_logits.device)
                 ent_terms.append(nn.functional.cross_entropy(o.entity_logits, gold, reduction="sum")
                                  / max(1, len(x.gold_entities) + 1))
         total = sum(rel_terms, torch.zeros((), device=self.device)) + sum(ent_terms, torch.zeros((), device=self.device))
         return total / max(1, len(inputs))
+
+    @staticmethod
+    def _pair_logits(x: ReaderInput, logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Every off-diagonal (head, tail, candidate) logit and its target."""
+        n, _, k = logits.shape
+        target = torch.zeros((n, n, k), device=logits.device)
+        for (i, j, c), v in x.gold_relations.items():
+            target[i, j, c] = v
+        off_diag = ~torch.eye(n, dtype=torch.bool, device=logits.device)
+        return logits[off_diag], target[off_diag]
+
+    @staticmethod
+    def _bag_logits(x: ReaderInput, logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Per pair of distinct bags (`x.span_groups`) and candidate: the log-sum-exp of the
+        logits of its mention pairs, and its target (1 if any of its mention pairs is gold)."""
+        n, _, k = logits.shape
+        names = sorted(set(x.span_groups))
+        index = {g: b for b, g in enumerate(names)}
+        groups = torch.tensor([index[g] for g in x.span_groups], device=logits.device)
+        member = groups[None, :] == torch.arange(len(names), device=logits.device)[:, None]  # [bags, n]
+        off = torch.full_like(member, MASKED, dtype=logits.dtype).masked_fill(member, 0.0)  # 0 in, MASKED out
+        eye = torch.eye(n, dtype=torch.bool, device=logits.device)
+        masked = logits.masked_fill(eye[:, :, None], MASKED)
+        by_head = torch.logsumexp(masked[None] + off[:, :, None, None], dim=1)  # [bags, n, k]
+        pooled = torch.logsumexp(by_head[:, None] + off[None, :, :, None], dim=2)  # [bags, bags, k]
+        target = torch.zeros_like(pooled)
+        for (i, j, c), v in x.gold_relations.items():
+            hb, tb = int(groups[i]), int(groups[j])
+            target[hb, tb, c] = max(float(target[hb, tb, c]), v)
+        distinct = ~torch.eye(len(names), dtype=torch.bool, device=logits.device)
+        return pooled[distinct], target[distinct]
 
 
 @contextmanager

@@ -453,6 +453,42 @@ def test_fitted_aggregator_scores_id_pairs_and_is_saved(tmp_path):
         [[(r.head, r.tail, round(r.score, 5)) for r in d._.entlink_relations] for d in out]
 
 
+def test_logsumexp_pair_loss_trains_one_bag_per_pair_of_ids(tmp_path):
+    nlp, rel = make_nlp(tmp_path, relation_types="cid", aggregate="kb_id", type_constraints=True,
+                        model_cfg={"pair_loss": "logsumexp"})
+    egs = cid_examples(nlp)
+    nlp.initialize(lambda: egs)
+    assert rel.reader.pair_loss == "logsumexp"
+    inputs, meta = rel._inputs([egs[0].reference], gold=True)
+    (x,), (m,) = inputs, meta
+    assert [a[3] for a in m[2]] == ["C1", "D1", "C2", "D2", "C1"]
+    assert x.span_groups[0] == x.span_groups[4] and len(set(x.span_groups)) == 4  # the two C1 mentions share a bag
+    assert rel._inputs([egs[0].reference], gold=False)[0][0].span_groups == []  # prediction needs no bags
+    torch.manual_seed(0)
+    losses = train(nlp, egs, steps=30)
+    assert losses[-1] < 0.5 * losses[0]
+    rel.cfg["threshold"] = 0.5
+    found = {(d.text, r.head, r.tail) for d in (rel(eg.reference.copy()) for eg in egs) for r in d._.entlink_relations}
+    gold = {(eg.reference.text, r.head, r.tail) for eg in egs for r in eg.reference._.entlink_relations}
+    assert found == gold
+    # without an aggregator an id pair scores as in training: sigmoid of the log-sum-exp of its pairs' logits
+    from spacy_entlink.relations.aggregate import collect_evidence
+
+    assert rel._id_pair_score([0.5, 0.5]) == pytest.approx(2 / 3) and rel._id_pair_score([0.2]) == pytest.approx(0.2)
+    rel.cfg["threshold"] = 0.0
+    docs = rel._fitting_docs(egs)
+    expected = {}
+    for doc, res in zip(docs, rel.predict(docs)):
+        for (h, _, t), ev in collect_evidence(rel._scored_pairs(doc, res)).items():
+            expected[(doc.text, h, t)] = rel._id_pair_score(ev.probs)
+    got = {(d.text, r.head, r.tail): r.score for d in (rel(d) for d in rel._fitting_docs(egs)) for r in d._.entlink_relations}
+    assert got == pytest.approx(expected) and len(got) == 8
+    nlp.to_disk(tmp_path / "pipe")
+    assert spacy.load(tmp_path / "pipe").get_pipe("entlink_relations").reader.pair_loss == "logsumexp"
+    with pytest.raises(ConfigError, match="pair_loss"):
+        make_nlp(tmp_path, relation_types="cid", aggregate="mention", model_cfg={"pair_loss": "logsumexp"})
+
+
 def hierarchy_kb(path):
     """D3 and D2 are narrower than D1."""
     from spacy_entlink.kb import EntityRecord, KnowledgeBase

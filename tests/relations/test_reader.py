@@ -175,3 +175,51 @@ def test_windows_longer_than_the_encoder_takes_are_refused_by_name(encoder_dir):
     assert out.relation_logits.shape == (2, 2, 1)
     with pytest.raises(ConfigError, match="lower max_text_tokens"):
         r([ReaderInput("john works for acme".split(), [(0, 1), (3, 4)], ["works for acme corp in paris"])])
+
+
+def _brute_bags(logits, groups, gold):
+    """Per pair of distinct bags: the log-sum-exp over its mention pairs, and its target."""
+    out = {}
+    for i, gi in enumerate(groups):
+        for j, gj in enumerate(groups):
+            if i != j and gi != gj:
+                for c in range(logits.shape[-1]):
+                    out.setdefault((gi, gj, c), ([], 0.0))
+                    vals, t = out[(gi, gj, c)]
+                    out[(gi, gj, c)] = (vals + [logits[i, j, c]], max(t, gold.get((i, j, c), 0.0)))
+    return {k: (torch.logsumexp(torch.stack(v), 0), t) for k, (v, t) in out.items()}
+
+
+def test_bag_logits_are_the_log_sum_exp_of_each_id_pairs_mention_pairs():
+    torch.manual_seed(0)
+    logits = torch.randn(5, 5, 2)
+    groups = [7, 7, 3, 9, 9]  # bag 3 is a single mention: paired with itself it has no mention pair
+    gold = {(0, 3, 1): 1.0, (1, 4, 1): 1.0}
+    x = ReaderInput(list("abcde"), [(i, i + 1) for i in range(5)], ["p", "q"], gold_relations=gold, span_groups=groups)
+    pooled, target = (t.reshape(-1) for t in RelationReader._bag_logits(x, logits))
+    expected = _brute_bags(logits, groups, gold)
+    assert len(pooled) == len(expected) == 3 * 2 * 2  # 3 bags: 6 ordered pairs of distinct bags, 2 candidates
+    got = sorted(zip(pooled.tolist(), target.tolist()))
+    want = sorted((float(v), t) for v, t in expected.values())
+    assert all(abs(a[0] - b[0]) < 1e-5 and a[1] == b[1] for a, b in zip(got, want))
+    assert sum(target.tolist()) == 1.0  # both gold mention pairs lie in the bag pair (7, 9) on candidate 1
+
+
+def test_logsumexp_pair_loss_on_single_mention_bags_is_the_mention_loss(encoder_dir):
+    torch.manual_seed(0)
+    bag = RelationReader.from_pretrained(str(encoder_dir), entity_labels=[], max_candidates=2, hidden=16,
+                                         max_text_tokens=32, pair_loss="logsumexp").eval()
+    words = "aspirin caused asthma and aspirin worsened rash".split()
+    spans = [(0, 1), (2, 3), (4, 5), (6, 7)]
+    gold = {(0, 1, 0): 1.0, (2, 1, 0): 1.0}
+    single = ReaderInput(words, spans, ["cid"], gold_relations=gold, span_groups=[0, 1, 2, 3])
+    mention = ReaderInput(words, spans, ["cid"], gold_relations=gold)
+    assert torch.allclose(bag.loss([single]), bag.loss([mention]))
+    by_id = ReaderInput(words, spans, ["cid"], gold_relations=gold, span_groups=[0, 1, 0, 2])
+    loss = bag.loss([by_id])
+    assert not torch.allclose(loss, bag.loss([mention]))
+    bag.zero_grad()
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in bag.parameters() if p.grad is not None)
+    with pytest.raises(ConfigError, match="pair_loss"):
+        RelationReader.from_pretrained(str(encoder_dir), entity_labels=[], max_candidates=2, pair_loss="max")
