@@ -428,7 +428,7 @@ class RelationExtractor(TorchPipe):
             x = ReaderInput([t.text for t in doc[w.start : w.end]], [(a[0] - w.start, a[1] - w.start) for a in args],
                             [self._reader_text(c) for c in cand], enumerate_spans=predict_entities,
                             span_labels=[ent_index.get(a[2], 0) for a in args], piece_ids=piece_ids[d][w.start : w.end],
-                            span_groups=self._span_groups(args) if gold else [])
+                            span_groups=self._span_groups(args) if gold and self._pooled() else [])
             pos = {c: k for k, c in enumerate(cand)}
             for (i, j), labels in pairs.items():
                 for label in labels:
