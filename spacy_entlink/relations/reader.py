@@ -517,17 +517,22 @@ class RelationReader(nn.Module):
         n, _, k = logits.shape
         names = sorted(set(x.span_groups))
         index = {g: b for b, g in enumerate(names)}
-        groups = torch.tensor([index[g] for g in x.span_groups], device=logits.device)
+        bag_of = [index[g] for g in x.span_groups]
+        groups = torch.tensor(bag_of, device=logits.device)
         member = groups[None, :] == torch.arange(len(names), device=logits.device)[:, None]  # [bags, n]
         off = torch.full_like(member, MASKED, dtype=logits.dtype).masked_fill(member, 0.0)  # 0 in, MASKED out
         eye = torch.eye(n, dtype=torch.bool, device=logits.device)
         masked = logits.masked_fill(eye[:, :, None], MASKED)
         by_head = torch.logsumexp(masked[None] + off[:, :, None, None], dim=1)  # [bags, n, k]
         pooled = torch.logsumexp(by_head[:, None] + off[None, :, :, None], dim=2)  # [bags, bags, k]
-        target = torch.zeros_like(pooled)
+        gold: Dict[Tuple[int, int, int], float] = {}
         for (i, j, c), v in x.gold_relations.items():
-            hb, tb = int(groups[i]), int(groups[j])
-            target[hb, tb, c] = max(float(target[hb, tb, c]), v)
+            key = (bag_of[i], bag_of[j], c)
+            gold[key] = max(gold.get(key, 0.0), v)
+        target = torch.zeros(pooled.shape)
+        for key, v in gold.items():
+            target[key] = v
+        target = target.to(device=logits.device, dtype=logits.dtype)
         distinct = ~torch.eye(len(names), dtype=torch.bool, device=logits.device)
         return pooled[distinct], target[distinct]
 
