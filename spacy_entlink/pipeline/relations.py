@@ -30,7 +30,8 @@ from ..extensions import Relation, install_extensions
 from ..kb import KnowledgeBase
 from ..kb.registry import KBSource, resolve_kb
 from ..models.hf import check_precision
-from ..relations.aggregate import Aggregator, MentionStats, RelationCounts, collect_evidence, document_features
+from ..relations.aggregate import (Aggregator, MentionStats, RelationCounts, collect_evidence, document_features,
+                                   pooled_probability)
 from ..relations.labels import RelationType, load_relation_types
 from ..relations.reader import PAIR_LOSSES, ReaderInput, RelationReader, evaluating
 from ..relations.retriever import Retriever
@@ -238,11 +239,7 @@ class RelationExtractor(TorchPipe):
         """An id pair's score without an aggregator: its best mention pair's probability, or, for
         a reader trained with `pair_loss = "logsumexp"`, the sigmoid of the log-sum-exp of its
         mention pairs' logits, as in training."""
-        if not self._pooled():
-            return max(probs)
-        p = np.clip(np.asarray(probs, dtype=np.float64), 1e-6, 1 - 1e-6)
-        z = float(np.logaddexp.reduce(np.log(p) - np.log1p(-p)))
-        return float(1.0 / (1.0 + np.exp(-z)))
+        return pooled_probability(probs) if self._pooled() else max(probs)
 
     def _threshold(self, label: str) -> float:
         return float(self.cfg["thresholds"].get(label, self.cfg["threshold"]))
@@ -440,17 +437,12 @@ class RelationExtractor(TorchPipe):
             meta.append((d, w, args, cand))
         return inputs, meta
 
-    def _span_groups(self, args: Sequence["Arg"]) -> List[int]:
-        """Per argument, its bag for the reader's `pair_loss`: one per KB id with `aggregate =
-        "kb_id"` (an argument without an id is a bag of its own), else one per argument."""
+    @staticmethod
+    def _span_groups(args: Sequence["Arg"]) -> List[int]:
+        """Per argument, its bag for the reader's `pair_loss`: one per KB id (an argument
+        without an id is a bag of its own; the loss needs `aggregate = "kb_id"`)."""
         by_id: Dict[str, int] = {}
-        out = []
-        for i, a in enumerate(args):
-            if self.cfg["aggregate"] == "kb_id" and a[3]:
-                out.append(by_id.setdefault(a[3], len(args) + len(by_id)))
-            else:
-                out.append(i)
-        return out
+        return [by_id.setdefault(a[3], len(args) + len(by_id)) if a[3] else i for i, a in enumerate(args)]
 
     def _gold_relations(self, doc: Doc) -> Dict:
         """Gold relations keyed for lookup: (head key, label, tail key), keys being token

@@ -66,6 +66,13 @@ def _logit(p: float) -> float:
     return float(np.log(p / (1.0 - p)))
 
 
+def pooled_probability(probs: Sequence[float]) -> float:
+    """P(relation) of an id pair as a reader trained on bags of its mention pairs scores it:
+    the sigmoid of the log-sum-exp of the pairs' log-odds."""
+    z = float(np.logaddexp.reduce([_logit(p) for p in probs]))
+    return float(1.0 / (1.0 + np.exp(-z)))
+
+
 def collect_evidence(pairs: Iterable[Tuple[Span, str, Span, float]]) -> Dict[Tuple[str, str, str], Evidence]:
     """Group scored mention pairs (head, label, tail, probability) by (head id, label, tail id),
     for linked heads and tails with distinct ids."""

@@ -29,7 +29,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from ..errors import ConfigError, KBFormatError
+from ..errors import ConfigError, KBFormatError, check_choice
 from ..files import read_json_file
 from ..models.hf import from_pretrained as hf_load, resolve_model_name
 
@@ -97,9 +97,7 @@ class RelationReader(nn.Module):
                  max_span_width: int = 10, hidden: int = 256, dropout: float = 0.1, max_text_tokens: int = 256,
                  typed_spans: bool = False, entity_marker: str = "", pair_loss: str = "mention"):
         super().__init__()
-        if pair_loss not in PAIR_LOSSES:
-            raise ConfigError(f"pair_loss {pair_loss!r}: expected one of {', '.join(PAIR_LOSSES)}")
-        self.pair_loss = pair_loss
+        self.pair_loss = check_choice("pair_loss", pair_loss, PAIR_LOSSES)
         if entity_marker and (entity_marker.split() != [entity_marker]):
             raise ConfigError(f"entity_marker {entity_marker!r}: expected one word without spaces (e.g. \"*\"), or empty")
         self.entity_marker = entity_marker or ""
