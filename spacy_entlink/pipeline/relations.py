@@ -104,7 +104,8 @@ def relation_reader_model(name: str = "", retriever: str = "", max_candidates: i
     `pair_loss`: "mention" trains every mention pair on its own target; "logsumexp" (with
     `aggregate = "kb_id"`) trains each pair of KB ids in a window as one bag whose logit is the
     log-sum-exp of its mention pairs' logits, so that mention pairs of a related id pair that do
-    not state the relation are not pushed up (multi-instance learning, as in BRAN).
+    not state the relation are not pushed up (multi-instance learning, as in BRAN);
+    "mention+logsumexp" sums both losses, so that single mention pairs stay scored on their own.
     Weights load when the component is initialised or read from disk.
     """
     if max_candidates < 1 or max_span_width < 1 or hidden < 8 or max_text_tokens < 16:
@@ -232,8 +233,9 @@ class RelationExtractor(TorchPipe):
                                                      or self._pooled())
 
     def _pooled(self) -> bool:
-        """Whether an id pair's own score pools all its mention pairs (`pair_loss = "logsumexp"`)."""
-        return self.model.attrs.get("pair_loss", "mention") == "logsumexp"
+        """Whether an id pair's own score pools all its mention pairs (a reader trained on bags,
+        `pair_loss` "logsumexp" or "mention+logsumexp")."""
+        return self.model.attrs.get("pair_loss", "mention") != "mention"
 
     def _id_pair_score(self, probs: Sequence[float]) -> float:
         """An id pair's score without an aggregator: its best mention pair's probability, or, for

@@ -35,7 +35,7 @@ from ..models.hf import from_pretrained as hf_load, resolve_model_name
 
 Spans = List[Tuple[int, int]]  # word offsets (start, end exclusive) within a window
 TYPE_DIM = 32  # size of the entity-label embedding of `typed_spans`
-PAIR_LOSSES = ("mention", "logsumexp")
+PAIR_LOSSES = ("mention", "logsumexp", "mention+logsumexp")
 MASKED = -1e4  # a logit that no pair of a bag has (finite, so that empty bags give no NaN gradient)
 
 
@@ -480,17 +480,21 @@ class RelationReader(nn.Module):
         diagonal excluded), plus span classification loss where `enumerate_spans` is set. With
         `pair_loss = "logsumexp"`, the terms are per (head bag, tail bag, candidate) instead,
         a bag pair's logit being the log-sum-exp of its mention pairs' (multi-instance
-        learning: one mention pair that states the relation suffices)."""
+        learning: one mention pair that states the relation suffices); "mention+logsumexp" sums
+        both kinds of terms."""
         outputs = self.forward(inputs)
         rel_terms, ent_terms = [], []
         for x, o in zip(inputs, outputs):
             n, k = len(x.spans), len(x.candidates)
             if n > 1 and k:
-                bags = len(x.span_groups) == n and self.pair_loss == "logsumexp"
-                logits, target = self._bag_logits(x, o.relation_logits) if bags else self._pair_logits(x, o.relation_logits)
-                if logits.numel():
-                    rel_terms.append(nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum")
-                                     / max(1, k))
+                bags = len(x.span_groups) == n and self.pair_loss != "mention"
+                parts = [self._bag_logits(x, o.relation_logits)] if bags else []
+                if not bags or self.pair_loss == "mention+logsumexp":
+                    parts.append(self._pair_logits(x, o.relation_logits))
+                for logits, target in parts:
+                    if logits.numel():
+                        rel_terms.append(nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum")
+                                         / max(1, k))
             if o.entity_logits is not None and len(o.entity_spans):
                 gold = torch.tensor([x.gold_entities.get(sp, 0) for sp in o.entity_spans], device=o.entity_logits.device)
                 ent_terms.append(nn.functional.cross_entropy(o.entity_logits, gold, reduction="sum")

@@ -453,12 +453,13 @@ def test_fitted_aggregator_scores_id_pairs_and_is_saved(tmp_path):
         [[(r.head, r.tail, round(r.score, 5)) for r in d._.entlink_relations] for d in out]
 
 
-def test_logsumexp_pair_loss_trains_one_bag_per_pair_of_ids(tmp_path):
+@pytest.mark.parametrize("pair_loss", ["logsumexp", "mention+logsumexp"])
+def test_bag_pair_losses_train_one_bag_per_pair_of_ids(tmp_path, pair_loss):
     nlp, rel = make_nlp(tmp_path, relation_types="cid", aggregate="kb_id", type_constraints=True,
-                        model_cfg={"pair_loss": "logsumexp"})
+                        model_cfg={"pair_loss": pair_loss})
     egs = cid_examples(nlp)
     nlp.initialize(lambda: egs)
-    assert rel.reader.pair_loss == "logsumexp"
+    assert rel.reader.pair_loss == pair_loss
     inputs, meta = rel._inputs([egs[0].reference], gold=True)
     (x,), (m,) = inputs, meta
     assert [a[3] for a in m[2]] == ["C1", "D1", "C2", "D2", "C1"]
@@ -484,9 +485,9 @@ def test_logsumexp_pair_loss_trains_one_bag_per_pair_of_ids(tmp_path):
     got = {(d.text, r.head, r.tail): r.score for d in (rel(d) for d in rel._fitting_docs(egs)) for r in d._.entlink_relations}
     assert got == pytest.approx(expected) and len(got) == 8
     nlp.to_disk(tmp_path / "pipe")
-    assert spacy.load(tmp_path / "pipe").get_pipe("entlink_relations").reader.pair_loss == "logsumexp"
+    assert spacy.load(tmp_path / "pipe").get_pipe("entlink_relations").reader.pair_loss == pair_loss
     with pytest.raises(ConfigError, match="pair_loss"):
-        make_nlp(tmp_path, relation_types="cid", aggregate="mention", model_cfg={"pair_loss": "logsumexp"})
+        make_nlp(tmp_path, relation_types="cid", aggregate="mention", model_cfg={"pair_loss": pair_loss})
 
 
 def hierarchy_kb(path):

@@ -223,3 +223,21 @@ def test_logsumexp_pair_loss_on_single_mention_bags_is_the_mention_loss(encoder_
     assert all(torch.isfinite(p.grad).all() for p in bag.parameters() if p.grad is not None)
     with pytest.raises(ConfigError, match="pair_loss"):
         RelationReader.from_pretrained(str(encoder_dir), entity_labels=[], max_candidates=2, pair_loss="max")
+
+
+def test_mention_plus_logsumexp_pair_loss_is_the_sum_of_both(encoder_dir):
+    def make(pair_loss):
+        torch.manual_seed(0)
+        return RelationReader.from_pretrained(str(encoder_dir), entity_labels=[], max_candidates=2, hidden=16,
+                                              max_text_tokens=32, pair_loss=pair_loss).eval()
+
+    words = "aspirin caused asthma and aspirin worsened rash".split()
+    spans = [(0, 1), (2, 3), (4, 5), (6, 7)]
+    gold = {(0, 1, 0): 1.0, (2, 1, 0): 1.0}
+    x = ReaderInput(words, spans, ["cid"], gold_relations=gold, span_groups=[0, 1, 0, 2])
+    both, bag, mention = make("mention+logsumexp"), make("logsumexp"), make("mention")
+    assert torch.allclose(both.loss([x]), bag.loss([x]) + mention.loss([x]))
+    assert both.loss([x]) > bag.loss([x]) > 0
+    # without bags (no span groups) only the mention terms are left
+    plain = ReaderInput(words, spans, ["cid"], gold_relations=gold)
+    assert torch.allclose(both.loss([plain]), mention.loss([plain]))
