@@ -239,8 +239,8 @@ class RelationExtractor(TorchPipe):
 
     def _id_pair_score(self, probs: Sequence[float]) -> float:
         """An id pair's score without an aggregator: its best mention pair's probability, or, for
-        a reader trained with `pair_loss = "logsumexp"`, the sigmoid of the log-sum-exp of its
-        mention pairs' logits, as in training."""
+        a reader trained on bags (`_pooled`), the sigmoid of the log-sum-exp of its mention pairs'
+        logits, as in training."""
         return pooled_probability(probs) if self._pooled() else max(probs)
 
     def _threshold(self, label: str) -> float:
