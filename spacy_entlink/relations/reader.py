@@ -505,10 +505,8 @@ class RelationReader(nn.Module):
     @staticmethod
     def _pair_logits(x: ReaderInput, logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Every off-diagonal (head, tail, candidate) logit and its target."""
-        n, _, k = logits.shape
-        target = torch.zeros((n, n, k), device=logits.device)
-        for (i, j, c), v in x.gold_relations.items():
-            target[i, j, c] = v
+        n = logits.shape[0]
+        target = _dense_target(logits.shape, x.gold_relations, logits)
         off_diag = ~torch.eye(n, dtype=torch.bool, device=logits.device)
         return logits[off_diag], target[off_diag]
 
@@ -516,7 +514,7 @@ class RelationReader(nn.Module):
     def _bag_logits(x: ReaderInput, logits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Per pair of distinct bags (`x.span_groups`) and candidate: the log-sum-exp of the
         logits of its mention pairs, and its target (1 if any of its mention pairs is gold)."""
-        n, _, k = logits.shape
+        n = logits.shape[0]
         names = sorted(set(x.span_groups))
         index = {g: b for b, g in enumerate(names)}
         bag_of = [index[g] for g in x.span_groups]
@@ -531,12 +529,18 @@ class RelationReader(nn.Module):
         for (i, j, c), v in x.gold_relations.items():
             key = (bag_of[i], bag_of[j], c)
             gold[key] = max(gold.get(key, 0.0), v)
-        target = torch.zeros(pooled.shape)
-        for key, v in gold.items():
-            target[key] = v
-        target = target.to(device=logits.device, dtype=logits.dtype)
+        target = _dense_target(pooled.shape, gold, pooled)
         distinct = ~torch.eye(len(names), dtype=torch.bool, device=logits.device)
         return pooled[distinct], target[distinct]
+
+
+def _dense_target(shape: Sequence[int], gold: Dict[Tuple[int, int, int], float], like: torch.Tensor) -> torch.Tensor:
+    """Zeros of `shape` with the values of `gold` at their (head, tail, candidate) indices, built on
+    the host and moved to `like`'s device and dtype at once (no per-relation device writes)."""
+    target = torch.zeros(tuple(shape))
+    for key, v in gold.items():
+        target[key] = v
+    return target.to(device=like.device, dtype=like.dtype)
 
 
 @contextmanager
