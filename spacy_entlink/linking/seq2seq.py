@@ -210,8 +210,8 @@ class Seq2Seq:
         hidden = self.model.get_encoder()(**batch).last_hidden_state
         rows = torch.arange(len(texts), device=self.device)
         logits, labels = self._decode(hidden, batch["attention_mask"], rows, targets)
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                                                 ignore_index=-100)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                                 ignore_index=-100)  # float32 also under bfloat16 autocast
 
     @torch.no_grad()
     def score(self, texts: Sequence[str], targets: Sequence[Sequence[Sequence[int]]],

@@ -50,10 +50,10 @@ def model_name(name: str = "") -> str:
 PRECISIONS = ("float32", "bfloat16", "auto")
 
 
-def check_precision(precision: str, where: str) -> str:
-    """`precision` if it is one of PRECISIONS, else a ConfigError naming `where`."""
+def check_precision(precision: str, where: str, setting: str = "precision") -> str:
+    """`precision` if it is one of PRECISIONS, else a ConfigError naming `where` and `setting`."""
     if precision not in PRECISIONS:
-        raise ConfigError(f"{where}: precision {precision!r}, expected one of {', '.join(PRECISIONS)}")
+        raise ConfigError(f"{where}: {setting} {precision!r}, expected one of {', '.join(PRECISIONS)}")
     return precision
 
 

@@ -80,6 +80,7 @@ DEFAULT_CONFIG = {
     "learning_rate": 5e-5,
     "grad_clip": 1.0,
     "precision": "auto",
+    "train_precision": "float32",
     "overwrite": True,
     "scorer": {"@scorers": "spacy.entity_linker_scorer.v1"},
 }
@@ -159,7 +160,7 @@ def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], d
                 extra_dense_model: Optional[str], dense_ann: Dict[str, int], trie_k: int, context_window: int,
                 beam_size: int, top_k: int, max_candidates: int, candidate_names: str, fallback: str,
                 trie_aliases: bool, threshold: Optional[float], nil_id: str, labels: List[str],
-                batch_size: int, learning_rate: float, grad_clip: float, precision: str, overwrite: bool,
+                batch_size: int, learning_rate: float, grad_clip: float, precision: str, train_precision: str, overwrite: bool,
                 scorer: Optional[Callable]) -> "GenreLinker":
     """Create an `entlink_linker`.
 
@@ -183,7 +184,9 @@ def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], d
     learning_rate, grad_clip: the optimizer of `train-linker` and of updates without one;
         `spacy train` uses `[training.optimizer]`.
     precision: inference precision, "float32", "bfloat16" (autocast) or "auto" (bfloat16 where
-        the hardware computes it natively); training stays float32.
+        the hardware computes it natively).
+    train_precision: the same choices for the forward passes of `update` (`spacy train`); the
+        weights, gradients and optimizer state stay float32.
     """
     return GenreLinker(nlp.vocab, model, name, candidates=candidates, dense_model=dense_model, dense_k=dense_k,
                        extra_dense_model=extra_dense_model, dense_ann=dense_ann, trie_k=trie_k,
@@ -191,7 +194,8 @@ def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], d
                        beam_size=beam_size, top_k=top_k, max_candidates=max_candidates,
                        candidate_names=candidate_names, fallback=fallback, trie_aliases=trie_aliases,
                        threshold=threshold, nil_id=nil_id, labels=labels, batch_size=batch_size,
-                       learning_rate=learning_rate, grad_clip=grad_clip, precision=precision, overwrite=overwrite,
+                       learning_rate=learning_rate, grad_clip=grad_clip, precision=precision, train_precision=train_precision,
+                       overwrite=overwrite,
                        scorer=scorer)
 
 
@@ -215,6 +219,7 @@ class GenreLinker(TorchPipe):
             if self.cfg.get("precision", "auto") == "auto":
                 self.cfg["precision"] = legacy
         check_precision(self.cfg.get("precision", "auto"), name)
+        check_precision(self.cfg.get("train_precision", "float32"), name, "train_precision")
         th = self.cfg.get("threshold")
         if th is not None and not 0.0 <= float(th) <= 1.0:
             raise ConfigError(f"{name}: threshold must be between 0 and 1 (or null), got {th!r}")
@@ -664,7 +669,8 @@ class GenreLinker(TorchPipe):
         try:
             for start in range(0, len(pairs), bs):
                 part = pairs[start : start + bs]
-                loss = linker.loss(part)
+                with self.training_precision(linker.seq2seq.device):
+                    loss = linker.loss(part)
                 if loss is None:
                     continue
                 (loss * len(part) / len(pairs)).backward()

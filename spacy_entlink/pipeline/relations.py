@@ -66,6 +66,7 @@ DEFAULT_CONFIG = {
     "head_lr_factor": 20.0,
     "grad_clip": 1.0,
     "precision": "auto",
+    "train_precision": "float32",
     "scorer": {"@scorers": "spacy_entlink.relation_scorer.v1"},
 }
 
@@ -134,7 +135,8 @@ def _no_forward(model: Model, X: Any, is_train: bool):
 def make_relations(nlp: Language, name: str, model: Model, relation_types: Any, entities: str,
                    entity_labels: List[str], aggregate: str, threshold: float, type_constraints: bool,
                    at_least_one: bool, window_overlap: int, batch_size: int, learning_rate: float, head_lr_factor: float,
-                   grad_clip: float, precision: str, scorer: Optional[Callable]) -> "RelationExtractor":
+                   grad_clip: float, precision: str, train_precision: str,
+                   scorer: Optional[Callable]) -> "RelationExtractor":
     """Create an `entlink_relations` component.
 
     relation_types: a built-in set ("conll04", "cid"), a JSONL file of
@@ -153,14 +155,17 @@ def make_relations(nlp: Language, name: str, model: Model, relation_types: Any, 
     head_lr_factor: the new layers learn at this many times the optimizer's rate (the
         pretrained encoders at the rate itself), under either optimizer.
     precision: inference precision, "float32", "bfloat16" (autocast) or "auto" (bfloat16 where
-        the hardware computes it natively, e.g. CPUs with AMX); training stays float32.
+        the hardware computes it natively, e.g. CPUs with AMX).
+    train_precision: the same choices for the forward passes of `update` (`spacy train`); the
+        weights, gradients and optimizer state stay float32.
     """
     return RelationExtractor(nlp.vocab, model, name, relation_types=relation_types, entities=entities,
                              entity_labels=entity_labels, aggregate=aggregate, threshold=threshold,
                              type_constraints=type_constraints, at_least_one=at_least_one,
                              window_overlap=window_overlap,
                              batch_size=batch_size, learning_rate=learning_rate, head_lr_factor=head_lr_factor,
-                             grad_clip=grad_clip, precision=precision, scorer=scorer)
+                             grad_clip=grad_clip, precision=precision, train_precision=train_precision,
+                             scorer=scorer)
 
 
 Key = Tuple[int, int]  # doc token offsets of a span
@@ -186,6 +191,7 @@ class RelationExtractor(TorchPipe):
             raise ConfigError(f"{name}: model.pair_loss = {model.attrs['pair_loss']!r} needs aggregate = \"kb_id\" "
                               "(its bags are the mention pairs of one pair of KB ids)")
         check_precision(cfg.get("precision", "auto"), name)
+        check_precision(cfg.get("train_precision", "float32"), name, "train_precision")
         th = float(cfg.get("threshold", 0.5))
         if not 0.0 <= th <= 1.0:
             raise ConfigError(f"{name}: threshold must be between 0 and 1, got {th!r}")
@@ -636,13 +642,15 @@ class RelationExtractor(TorchPipe):
             bs = int(self.cfg.get("batch_size", 8))
             for start in range(0, len(inputs), bs):
                 part = inputs[start : start + bs]
-                loss = reader.loss(part) * len(part) / len(inputs)
-                if self.retriever is not None:
-                    texts = [docs[m[0]][m[1].start : m[1].end].text for m in meta[start : start + bs]]
-                    gold = [{m[3][c] for (_, _, c) in x.gold_relations} for x, m in zip(part, meta[start : start + bs])]
-                    r_loss = self.retriever.loss(texts, gold, [t.text for t in self.types])
-                    if r_loss is not None:
-                        loss = loss + r_loss * len(part) / len(inputs)
+                with self.training_precision(reader.device):
+                    loss = reader.loss(part) * len(part) / len(inputs)
+                    if self.retriever is not None:
+                        texts = [docs[m[0]][m[1].start : m[1].end].text for m in meta[start : start + bs]]
+                        gold = [{m[3][c] for (_, _, c) in x.gold_relations}
+                                for x, m in zip(part, meta[start : start + bs])]
+                        r_loss = self.retriever.loss(texts, gold, [t.text for t in self.types])
+                        if r_loss is not None:
+                            loss = loss + r_loss * len(part) / len(inputs)
                 if loss.requires_grad:  # a part whose windows have < 2 entities and no span targets adds nothing
                     loss.backward()
                 losses[self.name] += float(loss.detach())

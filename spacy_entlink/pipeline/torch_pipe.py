@@ -4,7 +4,9 @@
   thinc model, so they sit on the device of thinc's current ops (`spacy.require_gpu()`,
   `spacy train --gpu-id N`), `spacy train` steps them with `[training.optimizer]`,
   `nlp.use_params(optimizer.averages)` applies to them, and `model.to_gpu()`/`to_cpu()` move them.
-- One inference precision setting per component (`precision`).
+- One inference precision setting per component (`precision`), and one for the forward passes
+  of training (`train_precision`: bfloat16 autocast with float32 weights, gradients and
+  optimizer state, as spacy-transformers' `mixed_precision`; bfloat16 needs no loss scaling).
 - Saving: `to_disk` writes into a temporary sibling folder and swaps it in, so a failed save
   never harms what was there; `to_bytes`/`from_bytes` pack that folder, refusing paths that
   leave it; the saved `cfg` is restored by one rule (saved values win, except run-time
@@ -30,7 +32,7 @@ from ..files import read_json_file, unpack_files
 from ..models.hf import check_precision, check_saved_reference, inference_precision
 from ..models.torch_shim import TorchShim
 
-RUNTIME_SETTINGS = ("precision", "dense_ann")  # chosen by the loading config, never restored from a saved cfg
+RUNTIME_SETTINGS = ("precision", "train_precision", "dense_ann")  # chosen by the loading config, never restored from a saved cfg
 WEIGHT_DECAY = 0.01  # decoupled (AdamW-style), as spaCy's default optimizer
 
 
@@ -88,6 +90,17 @@ class TorchPipe(TrainablePipe):
             yield
 
     # --- training -----------------------------------------------------------------------------
+    @property
+    def train_precision(self) -> str:
+        return check_precision(self.cfg.get("train_precision", "float32"), self.name, "train_precision")
+
+    @contextmanager
+    def training_precision(self, device: torch.device) -> Iterator[None]:
+        """bfloat16 autocast for the forward pass and loss of `update` when `train_precision` asks
+        for it (the backward pass follows the dtypes autocast chose)."""
+        with inference_precision(self.train_precision, device):
+            yield
+
     def create_optimizer(self) -> Optimizer:
         """The optimizer used when the pipe is stepped without one (`finish_update()`, the
         `train-linker` command): thinc's Adam with decoupled weight decay, at the component's

@@ -492,12 +492,13 @@ class RelationReader(nn.Module):
                 if not bags or self.pair_loss == "mention+logsumexp":
                     parts.append(self._pair_logits(x, o.relation_logits))
                 for logits, target in parts:
-                    if logits.numel():
-                        rel_terms.append(nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum")
+                    if logits.numel():  # float32 loss terms also under bfloat16 autocast
+                        rel_terms.append(nn.functional.binary_cross_entropy_with_logits(logits.float(), target.float(),
+                                                                                        reduction="sum")
                                          / max(1, k))
             if o.entity_logits is not None and len(o.entity_spans):
                 gold = torch.tensor([x.gold_entities.get(sp, 0) for sp in o.entity_spans], device=o.entity_logits.device)
-                ent_terms.append(nn.functional.cross_entropy(o.entity_logits, gold, reduction="sum")
+                ent_terms.append(nn.functional.cross_entropy(o.entity_logits.float(), gold, reduction="sum")
                                  / max(1, len(x.gold_entities) + 1))
         total = sum(rel_terms, torch.zeros((), device=self.device)) + sum(ent_terms, torch.zeros((), device=self.device))
         return total / max(1, len(inputs))

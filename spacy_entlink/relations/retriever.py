@@ -106,7 +106,7 @@ class Retriever(nn.Module):
         position = {t: p for p, t in enumerate(pool)}
         q = self.embed([texts[i] for i in rows])
         d = self.embed([type_texts[t] for t in pool])
-        logits = q @ d.T / temperature
+        logits = q.float() @ d.float().T / temperature  # float32 also under bfloat16 autocast
         positive = torch.zeros_like(logits, dtype=torch.bool)
         for r, i in enumerate(rows):
             for t in gold[i]:
