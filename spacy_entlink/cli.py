@@ -227,6 +227,7 @@ def train_linker_cmd(
     max_candidates: int = typer.Option(32, "--max-candidates", help="score at most this many candidates per mention"),
     dense_model: str = typer.Option("", "--dense-model", help="encoder of the dense candidates: a train-retriever folder, a Hugging Face name, or empty for the embedded MiniLM"),
     extra_dense_model: Optional[str] = typer.Option(None, "--extra-dense-model", help="encoder of the \"dense_extra\" candidates (a second index; empty: the embedded MiniLM)"),
+    train_precision: str = typer.Option("float32", "--train-precision", help="forward passes of training: float32, bfloat16 or auto (bf16 autocast where the hardware has it; weights stay float32)"),
     metrics: Optional[Path] = typer.Option(None, "--metrics", help="JSON file for the training history"),
     seed: int = typer.Option(0, help="random seed"),
     gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to run on, as spacy train's --gpu-id (-1: CPU)"),
@@ -253,7 +254,7 @@ def train_linker_cmd(
                   "max_context_tokens": 128, "max_name_tokens": 32},
         "candidates": [c for c in candidates.split(",") if c], "labels": list(labels or []),
         "batch_size": batch_size, "learning_rate": lr, "max_candidates": max_candidates, "dense_model": dense_model,
-        "extra_dense_model": extra_dense_model,
+        "extra_dense_model": extra_dense_model, "train_precision": train_precision,
     })
     if train is None and kb_pairs < 1:
         raise EntlinkError("train-linker: without --train, give --kb-pairs N (self-supervised pairs per KB entity)")

@@ -29,15 +29,18 @@ def setup(tmp_path_factory, demo_kb):
 
 
 @pytest.mark.slow
-def test_spacy_train_with_the_linker_config(setup):
+@pytest.mark.parametrize("train_precision", ["float32", "bfloat16"])
+def test_spacy_train_with_the_linker_config(setup, train_precision):
     from spacy.cli.train import train
 
     tmp, kb = setup
     train(REPO / "configs" / "linker.cfg", tmp / "out", overrides={
         "paths.train": str(tmp / "train.spacy"), "paths.dev": str(tmp / "dev.spacy"), "paths.kb": str(kb.path),
         "paths.model": str(tmp / "bart"), "training.max_steps": 6, "training.eval_frequency": 3,
+        "components.entlink_linker.train_precision": train_precision,
     })
     nlp = spacy.load(tmp / "out" / "model-last")
+    assert nlp.get_pipe("entlink_linker").train_precision == train_precision
     doc = nlp(make_doc(nlp))
     assert [e.kb_id_ for e in doc.ents][0] == "DEMO:D001"
     assert all(e.kb_id_ in kb for e in doc.ents)
@@ -50,9 +53,10 @@ def test_train_linker_cli(setup):
     out = tmp / "cli_out"
     main(["train-linker", str(out), "--kb", str(kb.path), "--train", str(tmp / "train.spacy"), "--dev",
           str(tmp / "dev.spacy"), "--model", str(tmp / "bart"), "--kb-pairs", "1", "--max-steps", "4",
-          "--eval-every", "2", "--batch-size", "8", "--metrics", str(tmp / "m.json")])
+          "--eval-every", "2", "--batch-size", "8", "--metrics", str(tmp / "m.json"), "--train-precision", "bfloat16"])
     nlp = spacy.load(out)
     assert nlp.pipe_names == ["entlink_linker"]
+    assert nlp.get_pipe("entlink_linker").train_precision == "bfloat16"
     assert nlp.get_pipe("entlink_linker").calibration.fitted_on > 0
     assert (tmp / "m.json").exists()
 

@@ -278,3 +278,57 @@ def test_precision_is_a_component_setting_that_the_loading_config_decides(demo_k
         old = spacy.blank("en").add_pipe("entlink_linker", config={
             "model": {"@architectures": "spacy_entlink.GenreLinker.v1", "precision": "float32"}})
     assert old.precision == "float32"
+
+
+def _relations_for_training(demo_kb, tmp_path, train_precision):
+    nlp, rel = make_relations_nlp(tmp_path, train_precision=train_precision)
+    egs = relation_examples(nlp)
+    nlp.initialize(lambda: egs)
+    return nlp, rel, egs, rel.reader
+
+
+def _linker_for_training(demo_kb, tmp_path, train_precision):
+    nlp = spacy.blank("en")
+    linker = nlp.add_pipe("entlink_linker", config={"top_k": 3, "train_precision": train_precision})
+    linker.set_seq2seq(tiny_bart(tmp_path / "m")).set_kb(demo_kb)
+    return nlp, linker, [Example(make_doc(nlp), make_doc(nlp, with_ids=True))], linker.seq2seq.model
+
+
+@pytest.mark.parametrize("build", [_relations_for_training, _linker_for_training], ids=["relations", "linker"])
+@pytest.mark.parametrize("train_precision, dtype", [("float32", torch.float32), ("bfloat16", torch.bfloat16)])
+def test_train_precision_sets_the_dtype_of_the_updates_forward_pass_only(demo_kb, tmp_path, build, train_precision, dtype):
+    nlp, pipe, egs, module = build(demo_kb, tmp_path, train_precision)
+    assert pipe.train_precision == train_precision
+    linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+    seen = []
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(o.dtype)) for m in linears]
+    before = {k: v.detach().clone() for k, v in module.named_parameters()}
+    losses = {}
+    nlp.update(egs, sgd=Adam(1e-3), losses=losses)
+    for h in hooks:
+        h.remove()
+    assert seen and set(seen) == {dtype}
+    assert np.isfinite(losses[pipe.name]) and losses[pipe.name] > 0
+    assert all(v.dtype == torch.float32 for v in module.parameters())  # float32 weights under either
+    assert any(not torch.equal(before[k], v.detach()) for k, v in module.named_parameters())
+
+
+def test_bfloat16_training_learns_and_train_precision_is_a_run_time_setting(tmp_path):
+    nlp, rel = make_relations_nlp(tmp_path, train_precision="bfloat16")
+    egs = relation_examples(nlp)
+    nlp.initialize(lambda: egs)
+    torch.manual_seed(0)
+    losses = []
+    for _ in range(25):
+        out = {}
+        nlp.update(egs, losses=out)
+        losses.append(out["entlink_relations"])
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+    nlp.to_disk(tmp_path / "p")
+    assert spacy.load(tmp_path / "p").get_pipe("entlink_relations").train_precision == "bfloat16"  # config.cfg
+    loaded = spacy.load(tmp_path / "p", config={"components": {"entlink_relations": {"train_precision": "float32"}}})
+    assert loaded.get_pipe("entlink_relations").train_precision == "float32"  # the loading config wins
+    with pytest.raises(ConfigError, match="train_precision 'float16'"):
+        make_relations_nlp(tmp_path, train_precision="float16")
+    with pytest.raises(ConfigError, match="train_precision"):
+        spacy.blank("en").add_pipe("entlink_linker", config={"train_precision": "half"})
