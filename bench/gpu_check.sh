@@ -3,7 +3,7 @@
 # the CID reader and the CoNLL04 reader for a few hundred steps with `spacy train --gpu-id`,
 # assemble the BC5CDR chain, and run bench/pipeline.py, bench/linking.py and bench/relations.py
 # on the GPU (each prints where every torch module ran), with a CPU pass of bench/pipeline.py on
-# the same pipeline beside it.
+# the same pipeline beside it, and bench/train_speed.py: CID reader steps in float32 and bfloat16.
 #
 # Needs: a CUDA build of torch, cupy for that CUDA (pip install cupy-cuda12x) and this package;
 # the inputs the project workflow writes (spacy project run bc5cdr-convert, bc5cdr-kb-ner,
@@ -61,6 +61,8 @@ python bench/linking.py --kb kb/medic_train --train corpus/bc5cdr_train_disease.
   --output "$OUT/linking_gpu.json"
 python bench/relations.py --task conll04 "$RUN/conll04/model-best" corpus/conll04_train.spacy \
   corpus/conll04_dev.spacy --skip-baseline --gpu-id "$GPU" --output "$OUT/relations_gpu.json"
+python bench/train_speed.py configs/relations_cid.cfg --gpu-id "$GPU" --steps 10 --warmup 2 \
+  --paths.train corpus/bc5cdr_train.spacy --paths.dev corpus/bc5cdr_dev.spacy --output "$OUT/train_speed_cid.json"
 python - "$OUT" "$STEPS" <<'EOF'
 import json, sys
 from pathlib import Path
