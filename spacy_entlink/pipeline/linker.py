@@ -160,8 +160,8 @@ def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], d
                 extra_dense_model: Optional[str], dense_ann: Dict[str, int], trie_k: int, context_window: int,
                 beam_size: int, top_k: int, max_candidates: int, candidate_names: str, fallback: str,
                 trie_aliases: bool, threshold: Optional[float], nil_id: str, labels: List[str],
-                batch_size: int, learning_rate: float, grad_clip: float, precision: str, train_precision: str, overwrite: bool,
-                scorer: Optional[Callable]) -> "GenreLinker":
+                batch_size: int, learning_rate: float, grad_clip: float, precision: str, train_precision: str,
+                overwrite: bool, scorer: Optional[Callable]) -> "GenreLinker":
     """Create an `entlink_linker`.
 
     candidates: candidate sources, run in order (see `spacy_entlink.candidates`): "span",
@@ -194,9 +194,8 @@ def make_linker(nlp: Language, name: str, model: Model, candidates: List[str], d
                        beam_size=beam_size, top_k=top_k, max_candidates=max_candidates,
                        candidate_names=candidate_names, fallback=fallback, trie_aliases=trie_aliases,
                        threshold=threshold, nil_id=nil_id, labels=labels, batch_size=batch_size,
-                       learning_rate=learning_rate, grad_clip=grad_clip, precision=precision, train_precision=train_precision,
-                       overwrite=overwrite,
-                       scorer=scorer)
+                       learning_rate=learning_rate, grad_clip=grad_clip, precision=precision,
+                       train_precision=train_precision, overwrite=overwrite, scorer=scorer)
 
 
 class GenreLinker(TorchPipe):

@@ -487,14 +487,14 @@ class RelationReader(nn.Module):
         for x, o in zip(inputs, outputs):
             n, k = len(x.spans), len(x.candidates)
             if n > 1 and k:
+                relation_logits = o.relation_logits.float()  # bags, targets and loss in float32 under bf16 autocast too
                 bags = len(x.span_groups) == n and self.pair_loss != "mention"
-                parts = [self._bag_logits(x, o.relation_logits)] if bags else []
+                parts = [self._bag_logits(x, relation_logits)] if bags else []
                 if not bags or self.pair_loss == "mention+logsumexp":
-                    parts.append(self._pair_logits(x, o.relation_logits))
+                    parts.append(self._pair_logits(x, relation_logits))
                 for logits, target in parts:
-                    if logits.numel():  # float32 loss terms also under bfloat16 autocast
-                        rel_terms.append(nn.functional.binary_cross_entropy_with_logits(logits.float(), target.float(),
-                                                                                        reduction="sum")
+                    if logits.numel():
+                        rel_terms.append(nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="sum")
                                          / max(1, k))
             if o.entity_logits is not None and len(o.entity_spans):
                 gold = torch.tensor([x.gold_entities.get(sp, 0) for sp in o.entity_spans], device=o.entity_logits.device)
