@@ -9,7 +9,8 @@ output is scored against the gold annotations:
   CID        document-level chemical-induced-disease F by (chemical id, disease id) pairs, and
              what bounds its recall: the share of gold (document, id) pairs per label that the
              pipeline's KBs hold and that its entities found, and the share of gold CID pairs
-             with both ids in a KB and with both found.
+             with both ids in a KB and with both found; the misses split by whether both ids
+             were found, the false positives by whether both ids are gold ids of the document.
 Words/second: dev words over the wall time of `nlp.pipe` on the raw texts; a second run, stage
 by stage, gives each component's share. For scale: spaCy publishes about
 684 words/s on CPU for `en_core_web_trf` (https://spacy.io/usage/facts-figures#benchmarks-speed).
@@ -28,7 +29,7 @@ from spacy.scorer import PRFScore, Scorer
 from spacy.tokens import DocBin
 from spacy.training import Example
 
-from spacy_entlink.scoring import score_relations
+from spacy_entlink.scoring import relation_errors, score_relations
 
 from _output import torch_devices, use_gpu, write_json  # bench/_output.py (bench/ is on sys.path when a script runs)
 
@@ -143,6 +144,7 @@ def main() -> None:
     rel = score_relations(examples)
     kbs = list({id(p.kb): p.kb for _, p in nlp.pipeline if getattr(p, "kb", None) is not None}.values())
     coverage = id_coverage(examples, kbs)
+    errors = relation_errors(examples)
     result = {
         "pipeline": str(args.pipeline), "dev": str(args.dev), "docs": len(gold), "words": words,
         "device": device, "torch_devices": devices, "load_s": load_s, "warmup_docs": args.warmup, "seconds": total, "words_per_s": words / total,
@@ -152,7 +154,7 @@ def main() -> None:
         "links_score_links": {"p": links["nel_micro_p"], "r": links["nel_micro_r"], "f": links["nel_micro_f"]},
         "links_strict": strict,
         "cid": {"p": rel["rel_micro_p"], "r": rel["rel_micro_r"], "f": rel["rel_micro_f"]},
-        "id_coverage": coverage,
+        "id_coverage": coverage, "relation_errors": errors,
     }
     print(f"NER          P {100 * ner['ents_p']:.2f}  R {100 * ner['ents_r']:.2f}  F {100 * ner['ents_f']:.2f}")
     for label, s in sorted(ner["ents_per_type"].items()):
@@ -167,6 +169,10 @@ def main() -> None:
     cp = coverage["relation_pairs"]
     print(f"  gold CID pairs {cp['gold']:,}: both ids in a KB {100 * cp['both_in_kb']:.1f} %, both found "
           f"{100 * cp['both_found']:.1f} % (bounds on CID recall)")
+    e = errors
+    print(f"  CID errors: {e['fn']:,} missed ({e['fn_both_ids_found']:,} with both ids found; an id lost: head "
+          f"{e['missed_head_id']:,}, tail {e['missed_tail_id']:,}, both {e['missed_both_ids']:,}); {e['fp']:,} false "
+          f"({e['fp_both_ids_in_gold']:,} between gold ids, {e['fp_id_outside_gold']:,} with an id outside them)")
     print(f"speed        {words / total:,.0f} words/s (median of {len(passes)} pass(es), {total:.1f} s); "
           + ", ".join(f"{k} {100 * v / staged:.0f} %" for k, v in own.items()))
     write_json(args.output, result)

@@ -58,6 +58,35 @@ def score_relations(examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
     return scores
 
 
+def relation_errors(examples: Iterable[Example]) -> Dict[str, int]:
+    """Where document-level (KB-id) relation errors come from when entities are predicted.
+
+    Misses (false negatives) split by whether the predicted entities found both ids (the relation
+    step missed the pair) or not (NER or linking lost an id: `missed_head_id`, `missed_tail_id`,
+    `missed_both_ids`). False positives split by whether both ids are among the reference
+    entities' ids (the relation step joined two right ids) or not (`fp_id_outside_gold`: an
+    entity or id the reference lacks). Relations between spans are not counted."""
+    out = dict.fromkeys(("tp", "fn", "fn_both_ids_found", "missed_head_id", "missed_tail_id",
+                         "missed_both_ids", "fp", "fp_both_ids_in_gold", "fp_id_outside_gold"), 0)
+    for eg in examples:
+        gold = {k for k in relation_keys(eg.reference) if len(k[0]) == 1 and len(k[2]) == 1}
+        pred = {k for k in relation_keys(eg.predicted) if len(k[0]) == 1 and len(k[2]) == 1}
+        found = {e.kb_id_ for e in eg.predicted.ents if e.kb_id_}
+        gold_ids = {e.kb_id_ for e in eg.reference.ents if e.kb_id_}
+        out["tp"] += len(gold & pred)
+        for (head,), _, (tail,) in gold - pred:
+            out["fn"] += 1
+            has_head, has_tail = head in found, tail in found
+            key = ("fn_both_ids_found" if has_head and has_tail else "missed_tail_id" if has_head
+                   else "missed_head_id" if has_tail else "missed_both_ids")
+            out[key] += 1
+        for (head,), _, (tail,) in pred - gold:
+            out["fp"] += 1
+            inside = head in gold_ids and tail in gold_ids
+            out["fp_both_ids_in_gold" if inside else "fp_id_outside_gold"] += 1
+    return out
+
+
 def make_relation_scorer() -> Callable[..., Dict[str, Any]]:
     """`spacy_entlink.relation_scorer.v1`."""
     return score_relations
