@@ -86,7 +86,7 @@ def _under(tree: str, prefixes: Tuple[str, ...]) -> bool:
 def _terms(field: str, name: str) -> List[str]:
     """The `|`-separated terms of `field` (an SCR's may be quoted), without `name` and repeats."""
     out = []
-    for term in field.strip().strip('"').split("|"):
+    for term in field.split("|"):
         term = term.strip().strip('"').strip()
         if term and term != name and term not in out:
             out.append(term)
@@ -101,14 +101,12 @@ def chemical_terms(descriptors: str, supplementary: Optional[str] = None, *,
     every D tree number lies under one of `no_synonyms_under` (e.g. "D08", "D12.776") keeps its
     preferred name only, and SCRs mapped to no other chemical descriptor are left out."""
     prefixes = tuple(no_synonyms_under)
-    chemicals: Set[str] = set()
-    substances: Set[str] = set()
+    substances: Set[str] = set()  # the chemical descriptors that keep their synonyms
     for fields in _tsv_rows(descriptors, DESCRIPTORS_MEMBER, 4):
         ui, name, entry_terms, trees = (f.strip() for f in fields[:4])
         in_d = [t for t in trees.split("|") if t.startswith("D")]
         if name and in_d:
-            chemicals.add(ui)
-            synonyms = not prefixes or not all(_under(t, prefixes) for t in in_d)
+            synonyms = not all(_under(t, prefixes) for t in in_d)
             if synonyms:
                 substances.add(ui)
             yield {"id": f"MESH:{ui}", "name": name, "aliases": _terms(entry_terms, name) if synonyms else [],
